@@ -1,0 +1,74 @@
+"""Counting a model: parameters, nonzeros, fp32 bytes and multiply-accumulates per layer.
+
+MACs are counted per example: a FullyConnected layer of an (n -> m) weight costs m*n, a
+Convolution ``C_out x C_in/g x kh x kw`` producing an ``H x W`` map costs
+``C_out * C_in/g * kh * kw * H * W``. Remaining MACs scale the dense count by the layer's
+weight density (what an ideal sparse kernel would do).
+"""
+import json
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['layer_table', 'model_summary', 'count_params']
+
+_WEIGHTED_OPS = ('FullyConnected', 'Convolution')
+
+
+def count_params(arg_params, exclude=('data', 'softmax_label')):
+    """Total number of elements of ``arg_params``."""
+    return int(sum(v.size for k, v in arg_params.items() if k not in exclude))
+
+
+def _nodes(symbol):
+    return json.loads(symbol.tojson())['nodes']
+
+
+def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
+    """One row per FullyConnected / Convolution layer.
+
+    Returns
+    -------
+    list of dict
+        ``layer``, ``op``, ``weight_shape``, ``params`` (weight + bias), ``nonzeros``
+        (weight), ``sparsity`` (weight), ``dense_macs``, ``remaining_macs``.
+    """
+    internals = symbol.get_internals()
+    out_names = internals.list_outputs()
+    rows = []
+    for node in _nodes(symbol):
+        if node['op'] not in _WEIGHTED_OPS:
+            continue
+        name = node['name']
+        weight = arg_params.get(name + '_weight')
+        if weight is None:
+            continue
+        weight = weight.asnumpy()
+        bias = arg_params.get(name + '_bias')
+        out = internals[out_names.index(name + '_output')]
+        _, out_shapes, _ = out.infer_shape_partial(data=data_shape)
+        out_shape = out_shapes[0]
+        if node['op'] == 'FullyConnected':
+            macs = int(weight.size)
+        else:
+            macs = int(weight.size * np.prod(out_shape[2:]))
+        nonzeros = int(np.count_nonzero(weight))
+        density = nonzeros / weight.size
+        rows.append({'layer': name, 'op': node['op'], 'weight_shape': list(weight.shape),
+                     'params': int(weight.size + (bias.size if bias is not None else 0)),
+                     'nonzeros': nonzeros, 'sparsity': 1.0 - density,
+                     'dense_macs': macs, 'remaining_macs': int(round(macs * density))})
+    return rows
+
+
+def model_summary(symbol, arg_params, aux_params=None, data_shape=(1, 1, 28, 28)):
+    """Totals over the whole model: params, fp32 bytes, weight nonzeros, MACs."""
+    rows = layer_table(symbol, arg_params, data_shape)
+    params = count_params(arg_params) + count_params(aux_params or {})
+    weights = sum(int(np.prod(r['weight_shape'])) for r in rows)
+    nonzeros = sum(r['nonzeros'] for r in rows)
+    return {'params': params, 'fp32_bytes': 4 * params, 'weights': weights,
+            'weight_nonzeros': nonzeros,
+            'weight_density': nonzeros / weights if weights else 0.0,
+            'dense_macs': sum(r['dense_macs'] for r in rows),
+            'remaining_macs': sum(r['remaining_macs'] for r in rows), 'layers': rows}

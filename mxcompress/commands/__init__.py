@@ -1,0 +1,1 @@
+"""Subcommands of the ``mxcompress`` command line (see :mod:`mxcompress.cli`)."""

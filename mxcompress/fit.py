@@ -1,0 +1,238 @@
+"""The one training loop: ``mx.mod.Module.fit`` with arguments, schedules and checkpoints.
+
+Every method of the toolkit (training from scratch, pruning fine-tune, codebook fine-tune,
+distillation, binary training) runs through :func:`fit`. ``add_fit_args`` adds the shared
+command-line options; scripts only ``set_defaults`` and call :func:`fit`.
+"""
+import argparse
+import logging
+import math
+import random
+
+import mxnet as mx
+import numpy as np
+
+from .checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ['add_fit_args', 'add_data_args', 'seed_everything', 'create_kvstore', 'fit',
+           'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'OPTIMIZERS']
+
+OPTIMIZERS = ('sgd', 'nag', 'adam', 'rmsprop')
+LR_SCHEDULES = ('step', 'cosine', 'none')
+KV_STORES = ('local', 'device', 'dist_sync', 'dist_async', 'dist_device_sync')
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError('must be a positive integer, got %s' % text)
+    return value
+
+
+def _non_negative_float(text):
+    value = float(text)
+    if value < 0 or math.isnan(value):
+        raise argparse.ArgumentTypeError('must be >= 0, got %s' % text)
+    return value
+
+
+def add_data_args(parser):
+    """Add the MNIST data options (``--data-dir``, ``--num-examples``, ...) to ``parser``."""
+    data = parser.add_argument_group('Data')
+    data.add_argument('--data-dir', default=None,
+                      help='directory with the MNIST IDX files (raw or .gz); default: '
+                           '$MXCOMPRESS_DATA, then ~/.mxnet/datasets/mnist')
+    data.add_argument('--num-examples', type=_positive_int, default=None,
+                      help='train on the first N training images only (quick runs)')
+    data.add_argument('--num-test-examples', type=_positive_int, default=None,
+                      help='evaluate on the first N test images only')
+    data.add_argument('--jitter', type=int, default=0,
+                      help='shift training images by up to this many pixels each epoch')
+    return data
+
+
+def add_fit_args(parser):
+    """Add the training options shared by every train script and CLI command.
+
+    Groups: *Training* (epochs, batch, optimizer, learning rate schedule, seed) and
+    *Checkpoints* (prefix, resume epoch, kvstore).
+    """
+    train = parser.add_argument_group('Training')
+    train.add_argument('--num-epochs', type=int, default=10, help='epochs to train (total, '
+                       'counting those before --load-epoch)')
+    train.add_argument('--batch-size', type=_positive_int, default=64, help='batch size')
+    train.add_argument('--optimizer', choices=OPTIMIZERS, default='sgd', help='optimizer')
+    train.add_argument('--lr', type=_non_negative_float, default=0.05, help='initial learning rate')
+    train.add_argument('--lr-schedule', choices=LR_SCHEDULES, default='step',
+                       help='step: multiply by --lr-factor at --lr-step-epochs; cosine: cosine '
+                            'decay to 0 over --num-epochs; none: constant')
+    train.add_argument('--lr-factor', type=float, default=0.1, help='step schedule factor')
+    train.add_argument('--lr-step-epochs', default='', help='comma-separated epochs where the '
+                       'step schedule multiplies the rate by --lr-factor, e.g. 10,15')
+    train.add_argument('--mom', type=float, default=0.9, help='momentum (sgd, nag)')
+    train.add_argument('--wd', type=_non_negative_float, default=1e-4, help='weight decay')
+    train.add_argument('--initializer', choices=('xavier', 'msra', 'uniform'), default='xavier',
+                       help='weight initialisation for parameters not loaded from a checkpoint')
+    train.add_argument('--seed', type=int, default=0, help='seed of every random generator '
+                       '(data order, initialisation, dropout), so a run is repeatable')
+    train.add_argument('--disp-batches', type=_positive_int, default=100,
+                       help='print speed and metrics every N batches')
+    ckpt = parser.add_argument_group('Checkpoints and distribution')
+    ckpt.add_argument('--model-prefix', default=None, help='save PREFIX-symbol.json and '
+                      'PREFIX-NNNN.params after every epoch (atomically)')
+    ckpt.add_argument('--load-epoch', type=int, default=None,
+                      help='resume from PREFIX-NNNN.params of --model-prefix at this epoch')
+    ckpt.add_argument('--kv-store', choices=KV_STORES, default='local',
+                      help="kvstore; dist_* use MXNet's parameter server "
+                           '(launch with scripts/launch_local.sh or tools/launch.py)')
+    return train
+
+
+def seed_everything(seed):
+    """Seed Python's, numpy's and MXNet's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def create_kvstore(kv_store):
+    """Create the kvstore and return ``(kv, num_parts, part_index)`` for sharding data."""
+    kv = mx.kvstore.create(kv_store)
+    if 'dist' in kv.type:
+        return kv, kv.num_workers, kv.rank
+    return kv, 1, 0
+
+
+def make_lr_scheduler(args, epoch_size, begin_epoch=0):
+    """The learning-rate scheduler of ``args`` in updates, or None for a constant rate.
+
+    Parameters
+    ----------
+    epoch_size : int
+        Optimizer updates per epoch (batches per epoch on this worker).
+    begin_epoch : int
+        Resume point: steps already passed are applied to the initial rate.
+    """
+    epoch_size = max(1, int(epoch_size))
+    if args.lr_schedule == 'none':
+        return None
+    if args.lr_schedule == 'cosine':
+        return mx.lr_scheduler.CosineScheduler(max_update=epoch_size * args.num_epochs,
+                                               base_lr=args.lr, final_lr=0.0)
+    steps = [int(s) for s in str(args.lr_step_epochs).split(',') if s.strip()]
+    if not steps:
+        return None
+    if sorted(steps) != steps or steps[0] < 1:
+        raise ValueError('--lr-step-epochs must be increasing positive epochs, got %r'
+                         % args.lr_step_epochs)
+    remaining = [epoch_size * (s - begin_epoch) for s in steps if s > begin_epoch]
+    if not remaining:
+        return None
+    return mx.lr_scheduler.MultiFactorScheduler(step=remaining, factor=args.lr_factor)
+
+
+def checkpoint_callback(prefix, symbol=None):
+    """Epoch-end callback saving ``PREFIX-symbol.json`` and ``PREFIX-(epoch+1).params`` atomically.
+
+    ``symbol`` overrides the symbol saved (e.g. a deployment graph); by default the training
+    symbol is saved.
+    """
+    def _callback(epoch, sym, arg_params, aux_params):
+        save_checkpoint(prefix, epoch + 1, symbol if symbol is not None else sym,
+                        arg_params, aux_params)
+    return _callback
+
+
+def _initializer(name):
+    if name == 'msra':
+        return mx.init.MSRAPrelu(factor_type='in', slope=0.0)
+    if name == 'uniform':
+        return mx.init.Uniform(0.07)
+    return mx.init.Xavier(rnd_type='gaussian', factor_type='in', magnitude=2)
+
+
+def default_metric(output_name='softmax_output', label_name='softmax_label'):
+    """Accuracy and cross-entropy on one named output."""
+    metric = mx.metric.CompositeEvalMetric()
+    metric.add(mx.metric.Accuracy(output_names=[output_name], label_names=[label_name]))
+    metric.add(mx.metric.CrossEntropy(output_names=[output_name], label_names=[label_name]))
+    return metric
+
+
+def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=None,
+        fixed_param_names=None, eval_metric=None, batch_end_callback=None,
+        epoch_end_callback=None, optimizer_params=None, kv=None, logger=None,
+        allow_missing=True):
+    """Train ``symbol`` with ``mx.mod.Module.fit``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Options from :func:`add_fit_args`.
+    symbol : mx.sym.Symbol
+        Training graph (its loss outputs, e.g. ``SoftmaxOutput``).
+    train_iter, val_iter : mx.io.DataIter
+    arg_params, aux_params : dict or None
+        Starting params (e.g. a checkpoint being compressed); missing ones are initialised.
+    fixed_param_names : list of str or None
+        Params the optimizer never updates (masks, codebook indices, a frozen teacher).
+    eval_metric : mx.metric.EvalMetric or None
+        Default: accuracy and cross-entropy on ``softmax_output``.
+    batch_end_callback, epoch_end_callback : callable or list of callables
+        Added after the Speedometer and the checkpoint callback.
+    optimizer_params : dict or None
+        Extra optimizer settings (override those from ``args``).
+    kv : mx.kvstore.KVStore or None
+        Default: created from ``args.kv_store``.
+
+    Returns
+    -------
+    mx.mod.Module
+        The trained module; ``module.get_params()`` gives the final params.
+    """
+    logger = logger or logging.getLogger('mxcompress')
+    seed_everything(args.seed)
+    if kv is None:
+        kv = mx.kvstore.create(args.kv_store)
+    begin_epoch = 0
+    if args.load_epoch is not None:
+        if not args.model_prefix:
+            raise ValueError('--load-epoch needs --model-prefix')
+        _, arg_params, aux_params = load_checkpoint(args.model_prefix, args.load_epoch)
+        begin_epoch = args.load_epoch
+        logger.info('resumed from %s at epoch %d', args.model_prefix, begin_epoch)
+    if begin_epoch >= args.num_epochs:
+        raise ValueError('--num-epochs (%d) must exceed the resumed epoch (%d)'
+                         % (args.num_epochs, begin_epoch))
+
+    num_examples = getattr(train_iter, 'num_data', None) or args.num_examples or 60000
+    epoch_size = num_examples // args.batch_size
+    opt = {'learning_rate': args.lr, 'wd': args.wd, 'rescale_grad': 1.0 / args.batch_size}
+    if 'dist' in kv.type:
+        opt['rescale_grad'] = 1.0 / (args.batch_size * kv.num_workers)
+    if args.optimizer in ('sgd', 'nag'):
+        opt['momentum'] = args.mom
+    scheduler = make_lr_scheduler(args, epoch_size, begin_epoch)
+    if scheduler is not None:
+        opt['lr_scheduler'] = scheduler
+    opt.update(optimizer_params or {})
+
+    label_names = [d.name for d in train_iter.provide_label]
+    module = mx.mod.Module(symbol, data_names=[d.name for d in train_iter.provide_data],
+                           label_names=label_names, context=mx.cpu(), logger=logger,
+                           fixed_param_names=fixed_param_names)
+    batch_cbs = [mx.callback.Speedometer(args.batch_size, args.disp_batches)]
+    epoch_cbs = []
+    if args.model_prefix:
+        epoch_cbs.append(checkpoint_callback(args.model_prefix))
+    for extra, target in ((batch_end_callback, batch_cbs), (epoch_end_callback, epoch_cbs)):
+        if extra:
+            target.extend(extra if isinstance(extra, (list, tuple)) else [extra])
+    module.fit(train_iter, eval_data=val_iter,
+               eval_metric=eval_metric or default_metric(label_name=label_names[0]),
+               kvstore=kv, optimizer=args.optimizer, optimizer_params=opt,
+               initializer=_initializer(args.initializer), arg_params=arg_params,
+               aux_params=aux_params, allow_missing=allow_missing,
+               batch_end_callback=batch_cbs, epoch_end_callback=epoch_cbs,
+               begin_epoch=begin_epoch, num_epoch=args.num_epochs)
+    return module

@@ -1,0 +1,111 @@
+"""Measuring a model: predictions, test error and inference latency.
+
+Latency follows the project's benchmark rule: the models compared run side by side in one
+process with the same threads and batch, warm-up first, and the median of repeated runs is
+reported.
+"""
+import platform
+import statistics
+import time
+
+import mxnet as mx
+import numpy as np
+
+__all__ = ['bind_predictor', 'predict', 'classification_error', 'time_inference',
+           'machine_info']
+
+
+def bind_predictor(symbol, arg_params, aux_params, batch_size, data_shape=(1, 28, 28)):
+    """Bind ``symbol``'s first output for inference; returns an ``mx.mod.Module``.
+
+    Loss heads (``SoftmaxOutput``) output probabilities in inference, so a training symbol
+    can be passed as it is; labels are not needed.
+    """
+    out = symbol[0] if len(symbol.list_outputs()) > 1 else symbol
+    labels = [a for a in out.list_arguments() if a.endswith('label')]
+    module = mx.mod.Module(out, data_names=['data'], label_names=labels, context=mx.cpu())
+    module.bind(data_shapes=[('data', (batch_size,) + tuple(data_shape))],
+                label_shapes=[(name, (batch_size,)) for name in labels] or None,
+                for_training=False)
+    module.set_params(arg_params, aux_params, allow_missing=False, allow_extra=True)
+    return module
+
+
+def predict(symbol, arg_params, aux_params, images, batch_size=500):
+    """Class probabilities of ``symbol``'s first output.
+
+    Parameters
+    ----------
+    images : numpy.ndarray, float32, shape (N, 1, 28, 28)
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, num_classes)
+    """
+    module = bind_predictor(symbol, arg_params, aux_params, batch_size, images.shape[1:])
+    it = mx.io.NDArrayIter(images, batch_size=batch_size, last_batch_handle='pad')
+    return module.predict(it).asnumpy()[:len(images)]
+
+
+def classification_error(symbol, arg_params, aux_params, images, labels, batch_size=500):
+    """Fraction of ``images`` misclassified (argmax of the first output vs ``labels``)."""
+    probs = predict(symbol, arg_params, aux_params, images, batch_size)
+    return float(np.mean(probs.argmax(axis=1) != labels.astype(np.int64)))
+
+
+def time_inference(models, batch_size, repeats=20, warmup=3, data_shape=(1, 28, 28)):
+    """Median forward time of each model, interleaved in one process.
+
+    Parameters
+    ----------
+    models : dict of str -> (symbol, arg_params, aux_params)
+    batch_size : int
+    repeats : int
+        Timed runs per model (the median is reported).
+    warmup : int
+        Untimed runs first.
+
+    Returns
+    -------
+    dict of str -> dict
+        ``median_ms``, ``min_ms``, ``max_ms``, ``images_per_s`` per model.
+    """
+    rng = np.random.RandomState(0)
+    batch = mx.io.DataBatch([mx.nd.array(rng.rand(batch_size, *data_shape).astype(np.float32))])
+    bound = {name: bind_predictor(*m, batch_size=batch_size, data_shape=data_shape)
+             for name, m in models.items()}
+    samples = {name: [] for name in models}
+    for i in range(warmup + repeats):
+        for name, module in bound.items():  # interleaved, so drift hits every model alike
+            start = time.perf_counter()
+            module.forward(batch, is_train=False)
+            module.get_outputs()[0].wait_to_read()
+            elapsed = time.perf_counter() - start
+            if i >= warmup:
+                samples[name].append(elapsed)
+    result = {}
+    for name, times in samples.items():
+        median = statistics.median(times)
+        result[name] = {'median_ms': 1e3 * median, 'min_ms': 1e3 * min(times),
+                        'max_ms': 1e3 * max(times), 'images_per_s': batch_size / median,
+                        'repeats': repeats}
+    return result
+
+
+def machine_info():
+    """Processor, cores, thread settings and library versions, for benchmark records."""
+    import os
+    info = {'machine': platform.machine(), 'processor': platform.processor(),
+            'cpu_count': os.cpu_count(), 'python': platform.python_version(),
+            'mxnet': mx.__version__, 'numpy': np.__version__,
+            'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
+            'mxnet_features_mkldnn': mx.runtime.Features().is_enabled('MKLDNN')}
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    info['cpu_model'] = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return info

@@ -1,0 +1,36 @@
+"""Benchmark result files (``benchmarks/results/*.json``): merged and written atomically."""
+import datetime
+import json
+import os
+
+from .checkpoint import atomic_path
+
+__all__ = ['update_results', 'read_results']
+
+
+def read_results(path):
+    """The JSON object in ``path``, or an empty dict when the file does not exist."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def update_results(path, entries, machine=None):
+    """Merge ``entries`` (name -> record) into the results file ``path`` atomically.
+
+    Records under other names are kept, so benchmarks can fill one file piece by piece.
+    Each record gets a UTC ``measured_at`` time; ``machine`` (see
+    :func:`mxcompress.measure.machine_info`) is stored at the top level.
+    """
+    results = read_results(path)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    for name, record in entries.items():
+        results[name] = dict(record, measured_at=stamp)
+    if machine is not None:
+        results['machine'] = machine
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+            f.write('\n')
+    return results

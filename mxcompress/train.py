@@ -1,0 +1,52 @@
+"""Training a network of ``symbols`` on MNIST from the command line.
+
+Used by ``train/train_mnist.py`` and ``mxcompress train``.
+"""
+import argparse
+import logging
+
+from . import data as mnist_data
+from .fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
+from .measure import classification_error
+
+__all__ = ['add_train_args', 'run_train', 'main']
+
+
+def add_train_args(parser):
+    """Options of ``train``: the network plus every data and fit option."""
+    parser.add_argument('--network', default='lenet5',
+                        help='network name (see `mxcompress networks`), e.g. lenet5, lenet300, '
+                             'mlp, kd-teacher, mobilenetv2_0.25')
+    parser.add_argument('--num-classes', type=int, default=10, help='number of classes')
+    add_data_args(parser)
+    add_fit_args(parser)
+    return parser
+
+
+def run_train(args):
+    """Train ``args.network`` and return ``(module, test_error)`` on the test iterator's images."""
+    import symbols
+    symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
+    seed_everything(args.seed)
+    kv, num_parts, part_index = create_kvstore(args.kv_store)
+    train_iter, test_iter = mnist_data.mnist_iterators(
+        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
+        num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed,
+        num_parts=num_parts, part_index=part_index)
+    module = fit(args, symbol, train_iter, test_iter, kv=kv)
+    arg_params, aux_params = module.get_params()
+    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    error = classification_error(symbol, arg_params, aux_params, images, labels)
+    return module, error
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a network on MNIST with mx.mod.Module and print its test error.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_args(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    _, error = run_train(args)
+    print('test error: %.2f%% (%s)' % (100 * error, args.network))
+    return 0

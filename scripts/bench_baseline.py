@@ -1,0 +1,97 @@
+#!/usr/bin/env python
+"""Baseline benchmark: train LeNet-300-100 and LeNet-5 on MNIST to convergence.
+
+Writes ``benchmarks/results/baseline.json`` (per network: test error on the full 10,000
+test images, params, fp32 bytes, epochs, wall seconds, training samples/s, the recipe and
+the command) and the final models as standard checkpoints ``benchmarks/models/NAME`` at
+epoch 0. Targets (Han et al. 2015): LeNet-300-100 <= 1.64 %, LeNet-5 <= 0.80 % error.
+
+Example::
+
+    python scripts/bench_baseline.py            # both networks, the recipes below
+    python scripts/bench_baseline.py --networks lenet5 --num-epochs 2   # a quick look
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+import mxnet as mx
+
+import symbols
+from mxcompress import data as mnist_data
+from mxcompress.analysis import count_params
+from mxcompress.checkpoint import save_checkpoint
+from mxcompress.fit import add_fit_args, fit, seed_everything
+from mxcompress.measure import classification_error, machine_info
+from mxcompress.results import update_results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: network -> fit options of its recipe (SGD + momentum, cosine decay, +-2 px jitter)
+RECIPES = {
+    'lenet300': dict(num_epochs=40, batch_size=64, lr=0.05, wd=1e-4, jitter=2),
+    'lenet5': dict(num_epochs=30, batch_size=64, lr=0.02, wd=5e-4, jitter=2),
+}
+TARGETS = {'lenet300': 0.0164, 'lenet5': 0.0080}
+
+
+def train_one(name, recipe, data_dir, quick_epochs=None):
+    parser = argparse.ArgumentParser()
+    add_fit_args(parser)
+    args = parser.parse_args([])
+    for key, value in recipe.items():
+        setattr(args, key, value)
+    args.lr_schedule, args.disp_batches, args.num_examples = 'cosine', 200, None
+    if quick_epochs:
+        args.num_epochs = quick_epochs
+    seed_everything(args.seed)
+    train_iter, test_iter = mnist_data.mnist_iterators(
+        args.batch_size, data_dir=data_dir, jitter=recipe['jitter'], seed=args.seed)
+    symbol = symbols.get_symbol(name)
+    start = time.time()
+    module = fit(args, symbol, train_iter, test_iter)
+    wall = time.time() - start
+    arg_params, aux_params = module.get_params()
+    images, labels = mnist_data.load_mnist('test', data_dir)
+    error = classification_error(symbol, arg_params, aux_params, images, labels)
+    return symbol, arg_params, aux_params, {
+        'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
+        'target_error': TARGETS[name], 'target_met': error <= TARGETS[name],
+        'params': count_params(arg_params), 'fp32_bytes': 4 * count_params(arg_params),
+        'epochs': args.num_epochs, 'wall_seconds': wall,
+        'train_samples_per_s': 60000 * args.num_epochs / wall,
+        'recipe': dict(recipe, optimizer=args.optimizer, momentum=args.mom,
+                       lr_schedule='cosine', initializer=args.initializer, seed=args.seed)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--networks', nargs='+', choices=sorted(RECIPES), default=sorted(RECIPES))
+    parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
+    parser.add_argument('--num-epochs', type=int, default=None,
+                        help='override the recipes (quick look; results are then not written)')
+    parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
+                                                         'baseline.json'))
+    parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    for name in args.networks:
+        symbol, arg_params, aux_params, record = train_one(name, RECIPES[name], args.data_dir,
+                                                           args.num_epochs)
+        print('%s: test error %.2f%% (target %.2f%%), %d params, %.0f s'
+              % (name, 100 * record['test_error'], 100 * record['target_error'],
+                 record['params'], record['wall_seconds']), flush=True)
+        if args.num_epochs:
+            continue
+        save_checkpoint(os.path.join(args.models_dir, name), 0, symbol, arg_params, aux_params)
+        record['model'] = 'benchmarks/models/%s' % name
+        record['command'] = 'python scripts/bench_baseline.py --networks %s' % name
+        update_results(args.output, {name: record}, machine=machine_info())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""Symbol-API network builders, one network per module, each with ``get_symbol(num_classes, ...)``.
+
+``get_symbol(name, ...)`` here looks a network up by name; an unknown name raises ``ValueError``
+listing the known ones.
+"""
+import importlib
+
+from .gluoncv_backbones import GLUONCV_MODELS
+
+#: network name -> (module, fixed keyword arguments)
+_LOCAL = {
+    'lenet300': ('lenet300', {}),
+    'lenet5': ('lenet5', {}),
+    'mlp': ('mlp', {}),
+    'kd-teacher': ('mlp', {'hidden': (1200, 1200), 'dropout': 0.5, 'input_dropout': 0.2}),
+    'kd-student': ('mlp', {'hidden': (800, 800)}),
+}
+_EXTRA = {}
+
+
+def register_network(name, module, **fixed):
+    """Register a builder module of this package (``symbols.<module>.get_symbol``) under ``name``."""
+    _EXTRA[name] = (module, fixed)
+
+
+def known_networks():
+    """Sorted list of every network name :func:`get_symbol` accepts."""
+    return sorted(set(_LOCAL) | set(_EXTRA) | set(GLUONCV_MODELS))
+
+
+def get_symbol(network, num_classes=10, **kwargs):
+    """Build network ``network`` with ``num_classes`` outputs.
+
+    Returns
+    -------
+    mx.sym.Symbol
+        Input ``data`` (N, 1, 28, 28) in [0, 1]; first output ``softmax`` probabilities.
+
+    Raises
+    ------
+    ValueError
+        ``network`` is not a known network (the message lists them).
+    """
+    table = dict(_LOCAL, **_EXTRA)
+    if network in table:
+        module, fixed = table[network]
+        builder = importlib.import_module('.' + module, __name__).get_symbol
+        return builder(num_classes=num_classes, **dict(fixed, **kwargs))
+    if network in GLUONCV_MODELS:
+        from .gluoncv_backbones import get_symbol as gluoncv_symbol
+        return gluoncv_symbol(num_classes=num_classes, model=network, **kwargs)
+    raise ValueError('unknown network %r; known networks: %s'
+                     % (network, ', '.join(known_networks())))

@@ -1,0 +1,51 @@
+"""Shared fixtures: the real MNIST directory and generated IDX files."""
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_MNIST = os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'mnist')
+
+
+def pytest_configure(config):
+    # mxnet 1.9 and gluoncv use APIs that newer numpy/scipy/distutils mark deprecated
+    config.addinivalue_line('filterwarnings', 'ignore::DeprecationWarning')
+
+
+@pytest.fixture(scope='session')
+def mnist_dir():
+    """Directory of the real MNIST files: $MXCOMPRESS_DATA, else ../shared/data/mnist."""
+    path = os.environ.get('MXCOMPRESS_DATA') or SHARED_MNIST
+    if not os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')):
+        pytest.fail('MNIST not found in %s: set MXCOMPRESS_DATA (the suite needs real MNIST)'
+                    % path)
+    os.environ['MXCOMPRESS_DATA'] = path
+    return path
+
+
+def write_idx(path, array, dtype_code=0x08, compress=None):
+    """Write ``array`` as an IDX file (gzipped when the name ends in .gz)."""
+    header = struct.pack('>HBB', 0, dtype_code, array.ndim)
+    header += struct.pack('>' + 'I' * array.ndim, *array.shape)
+    payload = header + array.astype(np.uint8).tobytes()
+    compress = path.endswith('.gz') if compress is None else compress
+    with (gzip.open if compress else open)(path, 'wb') as f:
+        f.write(payload)
+    return path
+
+
+def fit_args(**overrides):
+    """Default fit options (as the command line gives them) with ``overrides``."""
+    import argparse
+    from mxcompress.fit import add_data_args, add_fit_args
+    parser = argparse.ArgumentParser()
+    add_data_args(parser)
+    add_fit_args(parser)
+    args = parser.parse_args([])
+    args.disp_batches = 1000
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
