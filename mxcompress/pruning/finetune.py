@@ -11,6 +11,8 @@ the result has no mask ops and stores pruned weights as exact zeros.
 import copy
 import logging
 
+import numpy as np
+
 from ..fit import fit
 from .criteria import check_sparsity, global_masks, level_mask, threshold_mask
 from .masks import insert_masks, masks_from_zeros, resolve_layers, strip_masks
@@ -217,7 +219,7 @@ def _agp(symbol, arg_params, aux_params, args, train_iter, val_iter, chosen, spa
     callback = AGPCallback({by_name[n].weight: s for n, s in targets.items()},
                            begin_step=0, end_step=max(1, int(0.75 * total)),
                            frequency=frequency, logger=logger)
-    ones = {by_name[n].weight: (arg_params[by_name[n].weight].asnumpy() * 0 + 1)
+    ones = {by_name[n].weight: np.ones(arg_params[by_name[n].weight].shape, np.float32)
             for n in targets}
     return finetune_with_masks(symbol, arg_params, aux_params, ones, args, train_iter, val_iter,
                                lr_scale=lr_scale, batch_end_callback=callback, logger=logger)
