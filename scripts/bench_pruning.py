@@ -62,7 +62,7 @@ def fit_options(network, **overrides):
     recipe = RECIPES[network]
     for key in ('batch_size', 'lr', 'wd'):
         setattr(args, key, recipe[key])
-    args.lr_schedule, args.disp_batches = 'cosine', 300
+    args.lr_schedule, args.disp_batches, args.num_examples = 'cosine', 300, None
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
@@ -71,6 +71,7 @@ def fit_options(network, **overrides):
 def iterators(network, args, data_dir):
     seed_everything(args.seed)
     return mnist_data.mnist_iterators(args.batch_size, data_dir=data_dir,
+                                      num_examples=args.num_examples,
                                       jitter=RECIPES[network]['jitter'], seed=args.seed)
 
 
@@ -101,11 +102,12 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
     base_error = test_error(baseline, data_dir)
     if network == 'lenet300':
         method, targets, steps = 'level', LENET300_TARGETS, cli.steps
-        args = fit_options(network, num_epochs=cli.epochs_lenet300)
+        args = fit_options(network, num_epochs=cli.epochs_lenet300,
+                           num_examples=cli.num_examples)
         lr_scale = cli.lr_scale
     else:
         method, targets, steps = 'agp', LENET5_TARGETS, 1
-        args = fit_options(network, num_epochs=cli.epochs_lenet5)
+        args = fit_options(network, num_epochs=cli.epochs_lenet5, num_examples=cli.num_examples)
         lr_scale = cli.agp_lr_scale
     train_iter, test_iter = iterators(network, args, data_dir)
     start = time.time()
@@ -140,7 +142,7 @@ def run_thinning(name, cli, baseline_dir, data_dir):
     keep = plan_filters(baseline[0], baseline[1], LENET5_FILTERS, norm='l1')
     thinned = thin_network(*baseline, keep)
     error_before_ft = test_error(thinned, data_dir)
-    args = fit_options('lenet5', num_epochs=cli.epochs_thinned)
+    args = fit_options('lenet5', num_epochs=cli.epochs_thinned, num_examples=cli.num_examples)
     train_iter, test_iter = iterators('lenet5', args, data_dir)
     start = time.time()
     module = fit(_finetune_args(args, cli.thin_lr_scale), thinned[0], train_iter, test_iter,
@@ -228,6 +230,8 @@ def main(argv=None):
                         help='lenet5 AGP: lr = recipe lr x this')
     parser.add_argument('--thin-lr-scale', type=float, default=0.5,
                         help='filter pruning: fine-tune lr = recipe lr x this')
+    parser.add_argument('--num-examples', type=int, default=None,
+                        help='fine-tune on the first N training images (quick looks only)')
     parser.add_argument('--repeats', type=int, default=50, help='timing repeats (median)')
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
