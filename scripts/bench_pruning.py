@@ -111,9 +111,9 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
         method, targets, steps = 'agp', LENET5_TARGETS, 1
         args = fit_options(network, num_epochs=cli.epochs_lenet5, num_examples=cli.num_examples)
         lr_scale = cli.agp_lr_scale
-    train_iter, test_iter = iterators(network, args, data_dir)
+    train_iter, _ = iterators(network, args, data_dir)  # test error measured once at the end
     start = time.time()
-    model = prune_and_finetune(*baseline, args, train_iter, test_iter, method=method,
+    model = prune_and_finetune(*baseline, args, train_iter, None, method=method,
                                sparsity=targets, steps=steps, lr_scale=lr_scale,
                                agp_frequency=50)
     wall = time.time() - start
@@ -148,9 +148,9 @@ def run_thinning(name, cli, baseline_dir, data_dir):
     thinned = thin_network(*baseline, keep)
     error_before_ft = test_error(thinned, data_dir)
     args = fit_options('lenet5', num_epochs=cli.epochs_thinned, num_examples=cli.num_examples)
-    train_iter, test_iter = iterators('lenet5', args, data_dir)
+    train_iter, _ = iterators('lenet5', args, data_dir)  # test error measured once at the end
     start = time.time()
-    module = fit(_finetune_args(args, cli.thin_lr_scale), thinned[0], train_iter, test_iter,
+    module = fit(_finetune_args(args, cli.thin_lr_scale), thinned[0], train_iter, None,
                  arg_params=thinned[1], aux_params=thinned[2], allow_missing=False)
     wall = time.time() - start
     model = (thinned[0],) + module.get_params()
