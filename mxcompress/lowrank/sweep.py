@@ -5,6 +5,7 @@ Layer time is measured on the layer alone (the original op against its two facto
 weights, the layer's real input shape), interleaved in one process by
 :func:`mxcompress.measure.time_inference`, median of the repeats.
 """
+import contextlib
 import csv
 import os
 
@@ -84,7 +85,8 @@ def time_layer(spec, arg_params, ranks, batch_sizes=(1, 64), repeats=20):
 
 
 def rank_sweep(symbol, arg_params, aux_params, layer, ranks, evaluate, finetune=None,
-               scheme=None, batch_sizes=(1, 64), repeats=20, data_shape=(1, 1, 28, 28)):
+               scheme=None, batch_sizes=(1, 64), repeats=20, data_shape=(1, 1, 28, 28),
+               timing_context=None):
     """Factorise one layer at each rank; error before / after fine-tuning; layer time.
 
     Parameters
@@ -99,6 +101,8 @@ def rank_sweep(symbol, arg_params, aux_params, layer, ranks, evaluate, finetune=
     scheme : str or None
         Default ``svd`` / ``channel``.
     batch_sizes, repeats : timing settings (:func:`time_layer`).
+    timing_context : callable or None
+        Context manager factory held while timing (e.g. a machine-wide timing lock).
 
     Returns
     -------
@@ -107,7 +111,8 @@ def rank_sweep(symbol, arg_params, aux_params, layer, ranks, evaluate, finetune=
     """
     spec = describe_layers(symbol, arg_params, [layer], {layer: scheme} if scheme else None,
                            data_shape=data_shape)[0]
-    timing = time_layer(spec, arg_params, ranks, batch_sizes, repeats)
+    with (timing_context or contextlib.nullcontext)():
+        timing = time_layer(spec, arg_params, ranks, batch_sizes, repeats)
     rows = []
     for rank in ranks:
         sym, args, aux, report = factorize(symbol, arg_params, aux_params, {layer: rank},
