@@ -177,7 +177,7 @@ def plot_sweep(rows, path, title='rank sweep'):
         for batch in batches:
             sel = [r for r in mine if r['batch'] == batch]
             ax.plot(ranks, [r['speedup'] for r in sel], 'o-', label='measured, batch %d' % batch)
-        ax.plot(ranks, [1.0 / r['macs_ratio'] for r in first], 'k--', label='MAC ratio')
+        ax.plot(ranks, [1.0 / r['macs_ratio'] for r in first], 'k--', label='MAC reduction (ideal)')
         ax.axhline(1.0, color='grey', lw=0.5)
         ax.set_xlabel('rank')
         ax.set_ylabel('speed-up vs original layer')
