@@ -60,7 +60,7 @@ CONFIGS = {
     'lenet5-lowrank': dict(
         base='lenet5', layers=['lenet5_conv1', 'lenet5_conv2'],
         schemes={'lenet5_conv1': 'channel', 'lenet5_conv2': 'spatial'},
-        compression=2.4, cost='macs',
+        compression=2.2, cost='macs', sweep_examples=10000,
         recipe=dict(num_epochs=10, batch_size=64, lr=0.005, wd=5e-4, jitter=2),
         sweep=[('lenet5_conv2', 'spatial', [2, 5, 10, 20, 40, 100]),
                ('lenet5_conv2', 'channel', [2, 5, 10, 20, 50])],
@@ -184,6 +184,7 @@ def run_model(name, cfg, args, images, labels):
                           wall_seconds=wall),
         'command': 'OMP_NUM_THREADS=%s python scripts/bench_lowrank.py %s'
                    % (os.environ.get('OMP_NUM_THREADS', ''), ' '.join(args.argv))}
+    derived_fields(record, cfg['base'])
     save_checkpoint(os.path.join(args.models_dir, name), 0, sym, tuned_args, tuned_aux)
     log.info('%s: error %.2f%% -> %.2f%% -> %.2f%% (baseline %.2f%%), reduction %.2fx, '
              'target met %s', name, 100 * errors['baseline'], 100 * errors['factorised'],
@@ -191,6 +192,16 @@ def run_model(name, cfg, args, images, labels):
     if args.prune:
         record['with_pruning'] = combine_with_pruning(name, cfg, (sym, tuned_args, tuned_aux),
                                                       fit_args, args, error)
+    return record
+
+
+def derived_fields(record, base_network):
+    """Fields the project report reads (see ``mxcompress.report``), from measured values."""
+    before, after = record['before'], record['after']
+    record.update(method='low rank', base_network=base_network,
+                  size_bytes=4 * after['params'], flop_ratio=before['macs'] / after['macs'],
+                  speedup_b64=record['whole_model_speedup']['64'],
+                  speedup_b1=record['whole_model_speedup']['1'])
     return record
 
 
@@ -224,9 +235,10 @@ def run_sweep(name, cfg, args, images, labels):
     base = load_checkpoint(os.path.join(args.models_dir, cfg['base']), 0)
     error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
     ft = fit_options(cfg['recipe'], num_epochs=1, lr=cfg['recipe']['lr'] / 2)
+    examples = args.sweep_examples or cfg.get('sweep_examples', 60000)
 
     def short_finetune(sym, arg_params, aux_params):
-        train_iter, _ = iterators(ft, args.data_dir, num_examples=args.sweep_examples)
+        train_iter, _ = iterators(ft, args.data_dir, num_examples=examples)
         return finetune(sym, arg_params, aux_params, ft, train_iter)
 
     rows = []
@@ -236,10 +248,10 @@ def run_sweep(name, cfg, args, images, labels):
     stem = os.path.join(ROOT, 'benchmarks', 'results', 'lowrank_sweep_%s' % name)
     write_csv(rows, stem + '.csv')
     plot_sweep(rows, stem + '.png', title='%s: rank sweep (short fine-tune: 1 epoch on %d '
-               'images)' % (name, args.sweep_examples))
+               'images)' % (name, examples))
     return {'csv': os.path.relpath(stem + '.csv', ROOT),
             'png': os.path.relpath(stem + '.png', ROOT), 'rows': rows,
-            'short_fine_tune': {'lr': ft.lr, 'epochs': 1, 'examples': args.sweep_examples,
+            'short_fine_tune': {'lr': ft.lr, 'epochs': 1, 'examples': examples,
                                 'jitter': ft.jitter, 'lr_schedule': 'cosine'}}
 
 
@@ -260,8 +272,9 @@ def main(argv=None):
     parser.add_argument('--prune-epochs', type=int, default=5)
     parser.add_argument('--sweep', action='store_true', help='run the rank sweeps too')
     parser.add_argument('--sweep-only', action='store_true', help='only the rank sweeps')
-    parser.add_argument('--sweep-examples', type=int, default=60000,
-                        help='training images of the sweep\'s 1-epoch fine-tune')
+    parser.add_argument('--sweep-examples', type=int, default=None,
+                        help='training images of the sweep\'s 1-epoch fine-tune (default: '
+                             'per model, 60000 for lenet300-svd, 10000 for lenet5-lowrank)')
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.repeats < 20:
