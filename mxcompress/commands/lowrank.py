@@ -1,0 +1,159 @@
+"""``mxcompress lowrank``: factorise the FullyConnected / Convolution layers of a checkpoint."""
+import argparse
+import json
+import logging
+
+from ..fit import add_data_args, add_fit_args
+
+DESCRIPTION = """\
+Replace layers of a checkpoint by low-rank factorisations, optionally fine-tune, and save a
+standard checkpoint OUTPUT-symbol.json + OUTPUT-0000.params.
+
+FullyConnected layers use the SVD W ~ U_r S_r V_r^T (Denton et al. 2014): layer NAME becomes
+NAME_v (n -> r, no bias) and NAME_u (r -> m, the original bias). Convolution layers use
+--conv-scheme: 'channel' (k x k conv with r filters, then a 1 x 1 conv to N) or 'spatial'
+(Jaderberg et al. 2014: k x 1 conv with r filters, then a 1 x k conv). Grouped convolutions
+are not supported.
+
+Ranks: exactly one of --rank (every layer), --ratio (kept fraction of each layer's weight
+params or MACs), --energy (kept fraction of each layer's squared singular values) or
+--compression (overall factor over the chosen layers, same kept energy in every layer); --ranks
+NAME=R,... overrides single layers. Ranks must be in 1..min(rows, cols) of the layer's matrix.
+
+--num-epochs is the number of fine-tuning epochs (0: none) with the Training options below;
+fine-tuning reads MNIST (Data options) and prints the test error before and after.
+Everything is checked before anything is written.
+
+example:
+  mxcompress lowrank benchmarks/models/lenet300 --output out/lenet300-svd \\
+      --layers lenet300_fc1,lenet300_fc2 --ranks lenet300_fc1=40,lenet300_fc2=20 \\
+      --num-epochs 10 --lr 0.01 --lr-schedule cosine --jitter 2
+"""
+
+
+def _name_map(text, value_type, option):
+    result = {}
+    for item in filter(None, (s.strip() for s in text.split(','))):
+        name, sep, value = item.partition('=')
+        if not sep or not name:
+            raise ValueError('%s: expected NAME=VALUE[,NAME=VALUE...], got %r' % (option, item))
+        try:
+            result[name] = value_type(value)
+        except ValueError:
+            raise ValueError('%s: bad value %r for layer %s' % (option, value, name)) from None
+    return result
+
+
+def add_parser(sub):
+    parser = sub.add_parser('lowrank', help='low-rank factorisation of FC / conv layers',
+                            description=DESCRIPTION,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('prefix', help='input checkpoint prefix (PREFIX-symbol.json)')
+    parser.add_argument('--epoch', type=int, default=0, help='input checkpoint epoch (default 0)')
+    parser.add_argument('--output', required=True, help='output checkpoint prefix (epoch 0)')
+    low = parser.add_argument_group('Low rank')
+    low.add_argument('--layers', default=None, help='comma-separated layer names (default: '
+                     'every FullyConnected and Convolution layer)')
+    low.add_argument('--conv-scheme', choices=('channel', 'spatial'), default='channel',
+                     help='scheme of Convolution layers (default channel)')
+    low.add_argument('--schemes', default='', help='per-layer schemes NAME=SCHEME,... '
+                     '(svd, channel, spatial)')
+    low.add_argument('--rank', type=int, default=None, help='one rank for every layer')
+    low.add_argument('--ranks', default='', help='per-layer ranks NAME=R,...')
+    low.add_argument('--ratio', type=float, default=None,
+                     help='keep this fraction (0, 1] of each layer\'s --cost')
+    low.add_argument('--energy', type=float, default=None,
+                     help='keep this fraction (0, 1] of each layer\'s singular-value energy')
+    low.add_argument('--compression', type=float, default=None,
+                     help='overall compression factor (> 1) of the chosen layers\' --cost')
+    low.add_argument('--cost', choices=('params', 'macs'), default='params',
+                     help='what --ratio / --compression count (default params)')
+    low.add_argument('--input-shape', default='1,28,28',
+                     help='per-example input shape, for feature-map sizes (default 1,28,28)')
+    low.add_argument('--json', action='store_true', help='print the report as JSON')
+    add_data_args(parser)
+    add_fit_args(parser)
+    parser.set_defaults(func=run, num_epochs=0, lr=0.01, lr_schedule='cosine')
+
+
+def plan(args, symbol, arg_params):
+    """Check the options against the checkpoint: ``(ranks, schemes, data_shape)``.
+
+    Raises ValueError (LowRankError) naming the layer or option at fault.
+    """
+    from ..lowrank import choose_ranks, describe_layers
+    explicit = _name_map(args.ranks, int, '--ranks')
+    schemes = _name_map(args.schemes, str, '--schemes')
+    criteria = [o for o, v in (('--rank', args.rank), ('--ratio', args.ratio),
+                               ('--energy', args.energy), ('--compression', args.compression))
+                if v is not None]
+    if len(criteria) > 1:
+        raise ValueError('give only one of --rank, --ratio, --energy, --compression (got %s)'
+                         % ', '.join(criteria))
+    if args.layers:
+        names = [n.strip() for n in args.layers.split(',') if n.strip()]
+    elif explicit and not criteria:
+        names = list(explicit)
+    else:
+        names = None
+    try:
+        data_shape = (1,) + tuple(int(v) for v in args.input_shape.split(','))
+    except ValueError:
+        raise ValueError('--input-shape: expected integers like 1,28,28, got %r'
+                         % args.input_shape) from None
+    specs = describe_layers(symbol, arg_params, names, schemes, args.conv_scheme, data_shape)
+    known = {s.name for s in specs}
+    for name in explicit:
+        if name not in known:  # names the problem: not a layer, wrong op, or not selected
+            describe_layers(symbol, arg_params, [name], schemes, args.conv_scheme, data_shape)
+    if args.rank is not None:
+        explicit = dict({s.name: args.rank for s in specs}, **explicit)
+    ranks = choose_ranks(specs, ranks=explicit or None, ratio=args.ratio, energy=args.energy,
+                         compression=args.compression, cost=args.cost)
+    return ranks, {s.name: s.scheme.name for s in specs}, data_shape
+
+
+def run(args):
+    from .. import data as mnist_data
+    from ..analysis import model_summary
+    from ..checkpoint import load_checkpoint, save_checkpoint
+    from ..lowrank import factorize
+    from ..lowrank.finetune import finetune
+    from ..measure import classification_error
+    if args.num_epochs > 0:  # fine-tuning reports progress (Speedometer, epoch metrics)
+        logging.getLogger().setLevel(logging.INFO)
+    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
+    ranks, schemes, data_shape = plan(args, symbol, arg_params)
+    new_sym, new_args, new_aux, report = factorize(symbol, arg_params, aux_params, ranks,
+                                                  schemes, args.conv_scheme, data_shape)
+    errors = {}
+    if args.num_epochs > 0:
+        images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+        errors['original'] = classification_error(symbol, arg_params, aux_params, images, labels)
+        errors['factorised'] = classification_error(new_sym, new_args, new_aux, images, labels)
+        train_iter, test_iter = mnist_data.mnist_iterators(
+            args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
+            num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed)
+        new_args, new_aux = finetune(new_sym, new_args, new_aux, args, train_iter, test_iter)
+        errors['fine_tuned'] = classification_error(new_sym, new_args, new_aux, images, labels)
+    save_checkpoint(args.output, 0, new_sym, new_args, new_aux)
+    before = model_summary(symbol, arg_params, aux_params, data_shape)
+    after = model_summary(new_sym, new_args, new_aux, data_shape)
+    summary = {'layers': report, 'params': [before['params'], after['params']],
+               'macs': [before['dense_macs'], after['dense_macs']], 'test_error': errors,
+               'output': args.output}
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print('%-20s %-8s %6s %6s %10s %10s %8s' % ('layer', 'scheme', 'rank', 'max', 'params',
+                                                'factored', 'energy'))
+    for r in report:
+        print('%-20s %-8s %6d %6d %10d %10d %7.2f%%' % (
+            r['layer'], r['scheme'], r['rank'], r['max_rank'], r['params'],
+            r['factored_params'], 100 * r['kept_energy']))
+    print('model params %d -> %d (%.2fx), MACs %d -> %d (%.2fx)' % (
+        before['params'], after['params'], before['params'] / after['params'],
+        before['dense_macs'], after['dense_macs'], before['dense_macs'] / after['dense_macs']))
+    for key, value in errors.items():
+        print('test error %-10s %.2f%%' % (key, 100 * value))
+    print('saved %s-symbol.json, %s-0000.params' % (args.output, args.output))
