@@ -213,7 +213,7 @@ def codebook_rewrite(symbol, arg_params, plan):
         k = len(p['codebook'])
         weight = codebook_weight(mx.sym, mx.sym.Variable(cb, shape=(k,)),
                                  mx.sym.Variable(mask, shape=(k,)),
-                                 mx.sym.Variable(idx, shape=p['index'].shape))
+                                 mx.sym.Variable(idx, shape=p['index'].shape, dtype='float32'))
         return _build_op(node, [inputs[0], weight] + list(inputs[2:]))
 
     new_symbol = rewrite(symbol, replace)
