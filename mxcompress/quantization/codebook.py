@@ -66,7 +66,7 @@ class _CodebookBase(HybridBlock):
         with self.name_scope():
             self.codebook = self.params.get('weight_codebook', shape=(k,), init=mx.init.Zero())
             self.codemask = self.params.get('weight_codemask', shape=(k,), grad_req='null',
-                                            init=mx.init.Constant(_mask_for(np.zeros(k)).tolist()))
+                                            init=mx.init.Constant(_mask_for(np.zeros(k))))
             self.index = self.params.get('weight_index', shape=weight_shape, grad_req='null',
                                          init=mx.init.Zero(), differentiable=False)
             self.bias = self.params.get('bias', shape=(weight_shape[0],), init=mx.init.Zero()) \
