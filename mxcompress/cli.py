@@ -12,7 +12,7 @@ from .checkpoint import CheckpointError
 from .data import MNISTError
 
 #: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'pack', 'unpack', 'info', 'deep-compress']
+COMMANDS = ['train', 'networks', 'summary', 'prune', 'pack', 'unpack', 'info', 'deep-compress']
 
 
 def build_parser():
