@@ -38,8 +38,12 @@ def add_deep_args(parser):
                        help='default sparsity of FullyConnected layers')
     prune.add_argument('--sparsity-conv', type=_fraction, default=0.6,
                        help='default sparsity of Convolution layers')
+    prune.add_argument('--prune-method', choices=('level', 'agp'), default='level',
+                       help='level: per-layer magnitude targets in --prune-steps rounds; '
+                            'agp: gradual (Zhu & Gupta) during --prune-steps x --prune-epochs '
+                            'epochs')
     prune.add_argument('--prune-steps', type=int, default=3,
-                       help='reach the target in this many equal steps')
+                       help="Han's iterative pruning: prune -> fine-tune rounds (cubic ramp)")
     prune.add_argument('--prune-epochs', type=int, default=2,
                        help='masked fine-tuning epochs after each step')
     quant = parser.add_argument_group('Quantisation stage')
@@ -102,6 +106,7 @@ def compress(args):
                            quant_lr=args.quant_lr, conv_bits=args.conv_bits,
                            fc_bits=args.fc_bits, bits=bits, init=args.init,
                            gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,
+                           prune_method=args.prune_method,
                            echo=lambda line: print(line, flush=True))
     if args.save_prefix:
         from ..container import unpack

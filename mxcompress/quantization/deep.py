@@ -26,16 +26,28 @@ __all__ = ['prune_stage', 'quantize_stage', 'stage_sizes', 'deep_compress']
 
 
 def prune_stage(args, symbol, arg_params, aux_params, sparsity, train_iter, val_iter,
-                steps, epochs_per_step, logger):
-    """Prune with fine-tuning; uses ``mxcompress.pruning`` when available, else the stop-gap.
+                steps, epochs_per_step, logger, method='level'):
+    """Prune with masked fine-tuning (:func:`mxcompress.pruning.prune_and_finetune`).
 
-    Returns ``(arg_params, aux_params, implementation)``.
+    Parameters
+    ----------
+    sparsity : dict
+        Layer name -> target sparsity, reached in ``steps`` prune -> fine-tune rounds
+        (Han's iterative pruning, cubic ramp) of ``epochs_per_step`` epochs at ``args.lr``.
+    method : {'level', 'agp'}
+        See :func:`mxcompress.pruning.prune_and_finetune`.
+
+    Returns ``(arg_params, aux_params, description)``.
     """
-    from .prune_stopgap import prune_finetune
-    params, aux = prune_finetune(args, symbol, arg_params, aux_params, sparsity, train_iter,
-                                 val_iter, steps=steps, epochs_per_step=epochs_per_step,
-                                 logger=logger)
-    return params, aux, 'mxcompress.quantization.prune_stopgap'
+    from ..pruning import prune_and_finetune
+    step_args = copy.copy(args)
+    step_args.num_epochs = epochs_per_step * (steps if method == 'agp' else 1)
+    _, params, aux = prune_and_finetune(
+        symbol, arg_params, aux_params, step_args, train_iter, val_iter, method=method,
+        sparsity=sparsity, layers=list(sparsity), steps=1 if method == 'agp' else steps,
+        lr_scale=1.0, logger=logger)
+    return params, aux, 'mxcompress.pruning.prune_and_finetune(method=%s, steps=%d)' % (
+        method, steps)
 
 
 def quantize_stage(args, symbol, arg_params, aux_params, train_iter, val_iter, conv_bits=8,
@@ -96,7 +108,8 @@ def stage_sizes(symbol, pruned, aux, quantized, plan, gap_bits_conv=8, gap_bits_
 def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, test_data,
                   sparsity, output, prune_steps=3, prune_epochs=2, quant_epochs=2,
                   quant_lr=None, conv_bits=8, fc_bits=5, bits=None, init='linear',
-                  gap_bits_conv=8, gap_bits_fc=5, logger=None, echo=print):
+                  gap_bits_conv=8, gap_bits_fc=5, prune_method='level', logger=None,
+                  echo=print):
     """Run prune -> quantise -> Huffman and write ``output`` (.mxc), atomically.
 
     Parameters
@@ -130,9 +143,11 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     echo('baseline: test error %.2f%%' % (100 * base_err))
     t0 = time.time()
     pruned, aux, impl = prune_stage(args, symbol, arg_params, aux_params, sparsity, train_iter,
-                                    val_iter, prune_steps, prune_epochs, logger)
+                                    val_iter, prune_steps, prune_epochs, logger,
+                                    method=prune_method)
     report['prune_implementation'] = impl
     report['stages']['P'] = {'test_error': error(pruned, aux), 'seconds': time.time() - t0}
+    echo('P      test error %.2f%% after pruning' % (100 * report['stages']['P']['test_error']))
     q_args = copy.copy(args)
     if quant_lr is not None:
         q_args.lr = quant_lr
@@ -143,6 +158,9 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     report['stages']['P+Q'] = {'test_error': error(quantized, aux),
                                'test_error_before_centroid_finetune': error(before, aux),
                                'seconds': time.time() - t0}
+    echo('P+Q    test error %.2f%% after centroid fine-tuning (%.2f%% right after k-means)'
+         % (100 * report['stages']['P+Q']['test_error'],
+            100 * report['stages']['P+Q']['test_error_before_centroid_finetune']))
     sizes = stage_sizes(symbol, pruned, aux, quantized, plan, gap_bits_conv, gap_bits_fc)
     with atomic_path(output) as tmp:
         with open(tmp, 'wb') as f:
