@@ -41,6 +41,8 @@ __all__ = ['MAGIC', 'VERSION', 'ContainerError', 'encode_model', 'decode_model',
 MAGIC = b'MXCPACK\x00'
 VERSION = 1
 _HEADER = struct.Struct('<8sHII')
+#: gap widths tried by ``gap_bits_*='auto'``
+AUTO_GAP_BITS = tuple(range(2, 13))
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8}
 _DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 
@@ -179,8 +181,10 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
         nonzero values, else by k-means (``quantize='auto'``) or an error (``'never'``).
     conv_bits, fc_bits, bits
         Index widths (default by op; ``bits`` maps layer names to overrides).
-    gap_bits_conv, gap_bits_fc : int
-        Widths of the relative sparse indices (Han et al.: 8 conv, 5 fc), 1..16.
+    gap_bits_conv, gap_bits_fc : int or 'auto'
+        Widths of the relative sparse indices (Han et al.: 8 conv, 5 fc), 1..16. ``'auto'``
+        encodes the layer with every width in 2..12 and keeps the smallest (with Huffman
+        coding a wider gap alphabet costs little, while fewer fillers save entries).
     huffman : bool
         Huffman-code index and gap streams (else bit-pack them).
     storage : {'codebook', 'float'}
@@ -203,14 +207,15 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
     sections = [('graph', symbol.tojson().encode('utf-8'))]
     for w, layer in layers.items():
         gap_bits = gap_bits_conv if layer.op == 'Convolution' else gap_bits_fc
+        candidates = AUTO_GAP_BITS if gap_bits == 'auto' else (gap_bits,)
         if storage == 'codebook':
             p = plan[w]
-            payload = encode_layer(p['index'], p['bits'], gap_bits, huffman,
-                                   codebook=p['codebook'], name=layer.name)
+            payloads = [encode_layer(p['index'], p['bits'], g, huffman, codebook=p['codebook'],
+                                     name=layer.name) for g in candidates]
         else:
-            payload = encode_layer(arg_params[w].asnumpy(), 0, gap_bits, huffman,
-                                   name=layer.name)
-        sections.append(('w:' + w, payload))
+            payloads = [encode_layer(arg_params[w].asnumpy(), 0, g, huffman, name=layer.name)
+                        for g in candidates]
+        sections.append(('w:' + w, min(payloads, key=len)))
     dense = [((0, k), v.asnumpy()) for k, v in sorted(arg_params.items()) if k not in layers]
     dense += [((1, k), v.asnumpy()) for k, v in sorted((aux_params or {}).items())]
     sections.append(('dense', _encode_dense(dense)))

@@ -37,7 +37,7 @@ from mxcompress import cli
 from mxcompress import data as mnist_data
 from mxcompress.checkpoint import load_checkpoint
 from mxcompress.commands.deep_compress import compress
-from mxcompress.container import unpack
+from mxcompress.container import container_info, encode_model, unpack
 from mxcompress.measure import classification_error, machine_info, time_inference
 from mxcompress.results import update_results
 
@@ -48,10 +48,12 @@ MODELS = os.path.join(ROOT, 'benchmarks', 'models')
 RECIPES = {
     'lenet300': ['--sparsity', 'lenet300_fc1=0.96,lenet300_fc2=0.9,lenet300_fc3=0.7',
                  '--prune-steps', '4', '--prune-epochs', '3', '--quant-epochs', '3',
-                 '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2'],
+                 '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
+                 '--gap-bits-fc', 'auto'],
     'lenet5': ['--sparsity', 'lenet5_conv1=0.5,lenet5_conv2=0.85,lenet5_fc1=0.97,lenet5_fc2=0.85',
                '--prune-steps', '3', '--prune-epochs', '2', '--quant-epochs', '2',
-               '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2'],
+               '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
+               '--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto'],
 }
 TARGETS = {'lenet300': {'ratio': 40.0, 'error': 0.0164, 'aim_ratio': 60.0},
            'lenet5': {'ratio': 39.0, 'error': 0.0080, 'aim_ratio': 100.0}}
@@ -82,7 +84,13 @@ def run_deep(name, data_dir, extra):
             'real_bits_per_nonzero': m['real_bits_per_nonzero'],
             'components': {c: m[c] for c in ('codebook', 'indices', 'gaps', 'huffman_tables',
                                              'layer_header')}}
+    # the same weights with Han et al.'s fixed gap widths (8 conv / 5 fc), for comparison
+    symbol, params, aux = unpack(output)
+    han_blob, _ = encode_model(symbol, params, aux, quantize='never')
+    han_bytes = container_info(han_blob)['param_bytes']
     record = {
+        'ratio_with_han_gap_bits_8conv_5fc': report['fp32_bytes'] / han_bytes,
+        'param_bytes_with_han_gap_bits': han_bytes,
         'file': 'benchmarks/models/%s.mxc' % name, 'ratio': final['ratio'],
         'test_error': final['test_error'], 'test_error_measured_after': 'unpack of the file',
         'total_bytes': report['info']['total_bytes'],
@@ -147,7 +155,7 @@ def run_table(data_dir):
 
     settings = [('scalar k-means', 'bits=%d' % b, lambda w, n, b=b: scalar(w, b))
                 for b in (1, 2, 3, 4, 5, 6, 8)]
-    for d, k in ((4, 16), (4, 64), (4, 256), (2, 16), (2, 64), (2, 256)):
+    for d, k in ((8, 16), (8, 64), (4, 8), (4, 16), (4, 32), (2, 8), (2, 16)):
         settings.append(('PQ', 'd=%d k=%d' % (d, k), lambda w, n, d=d, k=k: pq(w, d, k, n)))
         settings.append(('Q-CNN', 'd=%d k=%d' % (d, k), lambda w, n, d=d, k=k: qcnn(w, d, k, n)))
     settings += [('fixed point', 'bits=%d' % b, lambda w, n, b=b: fixed(w, b))

@@ -181,3 +181,15 @@ def test_cli_pack_info_unpack_roundtrip(tmp_path, capsys):
     assert "section" in capsys.readouterr().err
     assert not os.path.exists(str(tmp_path / 's-symbol.json'))
     assert read_info.__doc__
+
+
+def test_auto_gap_bits_picks_the_smallest_and_roundtrips():
+    sym, args, _ = quantised_model('lenet300', density=0.05)
+    sizes = {g: len(encode_model(sym, args, {}, gap_bits_fc=g)[0]) for g in (3, 5, 8)}
+    blob, _ = encode_model(sym, args, {}, gap_bits_fc='auto')
+    assert len(blob) <= min(sizes.values())
+    _, back, _ = decode_model(blob)
+    for k in args:
+        np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
+    assert cli.build_parser().parse_args(['pack', 'a', 'b', '--gap-bits-fc', 'auto']
+                                         ).gap_bits_fc == 'auto'

@@ -3,7 +3,7 @@ import argparse
 
 from ..quantization.scalar import MAX_BITS, MIN_BITS
 
-__all__ = ['bits_type', 'add_bits_args', 'bits_overrides', 'parse_layer_values']
+__all__ = ['bits_type', 'gap_bits_type', 'add_bits_args', 'bits_overrides', 'parse_layer_values']
 
 
 def bits_type(text):
@@ -40,6 +40,11 @@ def bits_overrides(items):
     return parse_layer_values(items, bits_type, '--bits')
 
 
+def gap_bits_type(text):
+    """argparse type: an integer in 1..16 or ``auto``."""
+    return 'auto' if text == 'auto' else bits_type(text)
+
+
 def add_bits_args(parser):
     """``--conv-bits``, ``--fc-bits``, ``--bits``, ``--gap-bits-conv``, ``--gap-bits-fc``."""
     group = parser.add_argument_group('Bit widths (Han et al.: 8 conv / 5 fc)')
@@ -50,8 +55,10 @@ def add_bits_args(parser):
                        help='codebook index bits of FullyConnected layers')
     group.add_argument('--bits', action='append', metavar='LAYER=BITS',
                        help='per-layer override, e.g. lenet5_fc2=6 (repeat or comma-separate)')
-    group.add_argument('--gap-bits-conv', type=bits_type, default=8,
-                       help='bits of the relative sparse index of Convolution layers')
-    group.add_argument('--gap-bits-fc', type=bits_type, default=5,
-                       help='bits of the relative sparse index of FullyConnected layers')
+    group.add_argument('--gap-bits-conv', type=gap_bits_type, default=8,
+                       help='bits of the relative sparse index of Convolution layers (1..16, '
+                            'or auto: the smallest file over 2..12 per layer)')
+    group.add_argument('--gap-bits-fc', type=gap_bits_type, default=5,
+                       help='bits of the relative sparse index of FullyConnected layers '
+                            '(1..16 or auto)')
     return group
