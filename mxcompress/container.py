@@ -86,12 +86,15 @@ def _read_sections(blob, where='file'):
         raise ContainerError('%s: table of contents checksum mismatch (corrupt section table)'
                              % where)
     entries, pos = [], 0
-    for _ in range(count):
-        (n,) = struct.unpack_from('<H', toc, pos)
-        name = toc[pos + 2:pos + 2 + n].decode('utf-8')
-        length, crc = struct.unpack_from('<QI', toc, pos + 2 + n)
-        entries.append((name, length, crc))
-        pos += 2 + n + 12
+    try:
+        for _ in range(count):
+            (n,) = struct.unpack_from('<H', toc, pos)
+            name = toc[pos + 2:pos + 2 + n].decode('utf-8')
+            length, crc = struct.unpack_from('<QI', toc, pos + 2 + n)
+            entries.append((name, length, crc))
+            pos += 2 + n + 12
+    except (struct.error, UnicodeDecodeError) as err:
+        raise ContainerError('%s: malformed table of contents (%s)' % (where, err)) from err
     offset = hsize + toc_len
     sections = []
     for i, (name, length, crc) in enumerate(entries):
@@ -238,9 +241,13 @@ def decode_model(blob, where='file'):
             raise ContainerError('%s: unknown section %r' % (where, name))
         try:
             arg_params[name[2:]] = mx.nd.array(decode_layer(payload)[0], dtype=np.float32)
-        except ValueError as err:
+        except (ValueError, struct.error, KeyError) as err:
             raise ContainerError('%s: section %r: %s' % (where, name, err)) from err
-    for kind, name, value, _ in _decode_dense(sections[-1][1]):
+    try:
+        dense = _decode_dense(sections[-1][1])
+    except (ValueError, struct.error, KeyError) as err:
+        raise ContainerError("%s: section 'dense': %s" % (where, err)) from err
+    for kind, name, value, _ in dense:
         (aux_params if kind else arg_params)[name] = mx.nd.array(value, dtype=value.dtype)
     return symbol, arg_params, aux_params
 

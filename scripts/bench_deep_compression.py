@@ -141,11 +141,16 @@ def run_table(data_dir):
         cb, idx = scalar_quantize(w, bits)
         return dequantize(cb, idx), bits + 32.0 * len(cb) / w.size
 
+    def divisor(d, size):  # the largest sub-vector length <= d dividing the layer's input
+        return max(v for v in range(1, d + 1) if size % v == 0)
+
     def pq(w, d, k, name):
+        d = divisor(d, w.shape[1])
         cb, codes = product_quantize(w, d, k, layer=name)
         return pq_reconstruct(cb, codes), pq_bits_per_weight(w.shape, d, cb.shape[1])
 
     def qcnn(w, d, k, name):
+        d = divisor(d, w.shape[1])
         cb, codes = qcnn_quantize(w, inputs[name], d, k, layer=name)
         return pq_reconstruct(cb, codes), pq_bits_per_weight(w.shape, d, cb.shape[1])
 
@@ -182,7 +187,10 @@ def run_table(data_dir):
     _plot_table(rows, base_error, plot)
     return {'quantizer_table_lenet300': {
         'baseline_test_error': base_error, 'rows': rows, 'fine_tuning': 'none',
-        'layers': sorted(weights), 'calibration': 'Q-CNN: fc inputs of 4000 training images',
+        'layers': sorted(weights),
+        'pq_note': 'd = sub-vector length, or the largest divisor of the input size below it '
+                   '(d=8 -> 4 for the 300- and 100-input layers); k capped at the row count',
+        'calibration': 'Q-CNN: fc inputs of 4000 training images',
         'bits_per_weight_includes': 'codebooks (float32) / per-channel scales',
         'plot': os.path.relpath(plot, ROOT),
         'command': 'python scripts/bench_deep_compression.py --parts table'}}
