@@ -35,7 +35,7 @@ import mxnet as mx
 
 from mxcompress import cli
 from mxcompress import data as mnist_data
-from mxcompress.checkpoint import load_checkpoint
+from mxcompress.checkpoint import load_checkpoint, sha256_file
 from mxcompress.commands.deep_compress import compress
 from mxcompress.container import container_info, encode_model, unpack
 from mxcompress.measure import classification_error, machine_info, time_inference
@@ -50,7 +50,7 @@ RECIPES = {
                  '--prune-steps', '4', '--prune-epochs', '3', '--quant-epochs', '3',
                  '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
                  '--gap-bits-fc', 'auto'],
-    'lenet5': ['--sparsity', 'lenet5_conv1=0.5,lenet5_conv2=0.85,lenet5_fc1=0.97,lenet5_fc2=0.85',
+    'lenet5': ['--sparsity', 'lenet5_conv1=0.4,lenet5_conv2=0.8,lenet5_fc1=0.95,lenet5_fc2=0.8',
                '--prune-steps', '3', '--prune-epochs', '2', '--quant-epochs', '2',
                '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
                '--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto'],
@@ -61,9 +61,9 @@ PUBLISHED = {'lenet300': 'Han et al. 2016: 1.64% -> 1.58%, 40x (P 12x / P+Q 32x 
              'lenet5': 'Han et al. 2016: 0.80% -> 0.74%, 39x (P 12x / P+Q 33x / P+Q+H 39x)'}
 
 
-def run_deep(name, data_dir, extra):
+def run_deep(name, data_dir, extra, baseline_dir=MODELS):
     output = os.path.join(MODELS, name + '.mxc')
-    argv = ['deep-compress', os.path.join(MODELS, name), '--output', output,
+    argv = ['deep-compress', os.path.join(baseline_dir, name), '--output', output,
             '--disp-batches', '400'] + RECIPES[name] + list(extra)
     if data_dir:
         argv += ['--data-dir', data_dir]
@@ -102,6 +102,8 @@ def run_deep(name, data_dir, extra):
         and final['test_error'] <= target['error'],
         'aim_met': final['ratio'] >= target['aim_ratio'] and final['test_error'] <= target['error'],
         'published': PUBLISHED[name], 'wall_seconds': time.time() - start,
+        'baseline': 'benchmarks/models/%s (sha256 %s)' % (name, sha256_file(
+            os.path.join(baseline_dir, name + '-0000.params'))),
         'command': 'python scripts/bench_deep_compression.py --parts %s  (= mxcompress %s)'
                    % (name, ' '.join(argv))}
     print('%s: %.1fx at %.2f%% error (target >= %.0fx at <= %.2f%%): %s'
@@ -216,9 +218,9 @@ def _plot_table(rows, base_error, path):
     plt.close(fig)
 
 
-def run_int8(data_dir, batch_size, repeats):
+def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
     from mxcompress.quantization.int8 import fuse_fp32, quantize_int8
-    symbol, arg_params, aux_params = load_checkpoint(os.path.join(MODELS, 'lenet5'), 0)
+    symbol, arg_params, aux_params = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0)
     images, labels = mnist_data.load_mnist('test', data_dir)
     calib_x, calib_y = mnist_data.load_mnist('train', data_dir, num_examples=1000)
     models = {'fp32': (symbol, arg_params, aux_params),
@@ -254,15 +256,18 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=30, help='int8 timing repeats')
     parser.add_argument('--output', default=RESULTS)
     parser.add_argument('--extra', default='', help='extra deep-compress options (quoted)')
+    parser.add_argument('--baseline-dir', default=MODELS,
+                        help='where the baseline checkpoints NAME-symbol.json / NAME-0000.params '
+                             'are read from (default benchmarks/models)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     for part in args.parts:
         if part in RECIPES:
-            entries = run_deep(part, args.data_dir, args.extra.split())
+            entries = run_deep(part, args.data_dir, args.extra.split(), args.baseline_dir)
         elif part == 'table':
             entries = run_table(args.data_dir)
         else:
-            entries = run_int8(args.data_dir, args.batch_size, args.repeats)
+            entries = run_int8(args.data_dir, args.batch_size, args.repeats, args.baseline_dir)
         update_results(args.output, entries, machine=dict(machine_info(), shared=True))
     return 0
 
