@@ -203,10 +203,15 @@ def _plot_table(rows, base_error, path):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in ('scalar k-means', 'PQ', 'Q-CNN', 'fixed point'):
-        pts = sorted((r['bits_per_weight'], 100 * r['test_error']) for r in rows
+    for method, style in (('scalar k-means', 'o-'), ('fixed point', 's-'), ('PQ', '^'),
+                          ('Q-CNN', 'v')):
+        pts = sorted((r['bits_per_weight'], 100 * r['test_error'], r['setting']) for r in rows
                      if r['method'] == method)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], 'o-', label=method)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label=method)
+        if method in ('PQ', 'Q-CNN'):  # settings differ in d and k: label the points
+            for x, y, setting in pts:
+                ax.annotate(setting, (x, y), fontsize=6, xytext=(3, 2),
+                            textcoords='offset points')
     ax.axhline(100 * base_error, color='grey', ls='--', label='fp32 baseline')
     ax.set_xlabel('bits per weight (codebooks included)')
     ax.set_ylabel('MNIST test error (%)')
