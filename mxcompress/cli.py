@@ -12,7 +12,8 @@ from .checkpoint import CheckpointError
 from .data import MNISTError
 
 #: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'prune', 'pack', 'unpack', 'info', 'deep-compress']
+COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'pack', 'unpack', 'info',
+            'deep-compress']
 
 
 def build_parser():
