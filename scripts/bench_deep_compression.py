@@ -89,6 +89,9 @@ def run_deep(name, data_dir, extra, baseline_dir=MODELS):
     han_blob, _ = encode_model(symbol, params, aux, quantize='never')
     han_bytes = container_info(han_blob)['param_bytes']
     record = {
+        'method': 'Deep Compression (P+Q+H)', 'base_network': name,
+        'size_bytes': final['param_bytes'],
+        'size_note': 'file bytes without the graph JSON (total_bytes - graph_bytes)',
         'ratio_with_han_gap_bits_8conv_5fc': report['fp32_bytes'] / han_bytes,
         'param_bytes_with_han_gap_bits': han_bytes,
         'file': 'benchmarks/models/%s.mxc' % name, 'ratio': final['ratio'],
@@ -224,6 +227,7 @@ def _plot_table(rows, base_error, path):
 
 
 def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
+    from mxcompress.graph import find_layers
     from mxcompress.quantization.int8 import fuse_fp32, quantize_int8
     symbol, arg_params, aux_params = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0)
     images, labels = mnist_data.load_mnist('test', data_dir)
@@ -234,6 +238,8 @@ def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
         models['int8_' + mode] = quantize_int8(symbol, arg_params, aux_params, calib_x,
                                                calib_y, calib_mode=mode)
     errors = {n: classification_error(*m, images, labels) for n, m in models.items()}
+    weights = {l.weight for l in find_layers(symbol)}
+    int8_bytes = sum(v.size if k in weights else 4 * v.size for k, v in arg_params.items())
     timing = time_inference(models, batch_size, repeats=repeats)
     for n in models:
         timing[n]['test_error'] = errors[n]
@@ -241,14 +247,23 @@ def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
         print('%-18s error %.2f%%  %.2f ms / batch of %d  (%.2fx)' % (
             n, 100 * errors[n], timing[n]['median_ms'], batch_size,
             timing[n]['speedup_vs_fp32']), flush=True)
-    return {'int8_vs_fp32_lenet5': {
+    records = {}
+    for n in models:
+        if n.startswith('int8'):
+            records['lenet5-' + n.replace('_', '-')] = {
+                'method': 'MXNet int8 (%s calibration)' % n.split('_')[1],
+                'base_network': 'lenet5', 'test_error': errors[n], 'flop_ratio': 1.0,
+                'size_bytes': int8_bytes,
+                'size_note': '1 byte per FC/conv weight (int8) + 4 per other param',
+                'speedup_b%d' % batch_size: timing[n]['speedup_vs_fp32']}
+    return dict(records, int8_vs_fp32_lenet5={
         'models': timing, 'batch_size': batch_size, 'calibration_examples': 1000,
         'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
         'note': 'interleaved in one process, median of repeats; machine shared with other '
                 'jobs (2 cores)',
         'command': 'OMP_NUM_THREADS=%s flock /tmp/mxcompress-timing.lock python '
                    'scripts/bench_deep_compression.py --parts int8 --batch-size %d'
-                   % (os.environ.get('OMP_NUM_THREADS'), batch_size)}}
+                   % (os.environ.get('OMP_NUM_THREADS'), batch_size)})
 
 
 def main(argv=None):
@@ -257,7 +272,7 @@ def main(argv=None):
     parser.add_argument('--parts', nargs='+', default=['lenet300', 'lenet5', 'table'],
                         choices=['lenet300', 'lenet5', 'table', 'int8'])
     parser.add_argument('--data-dir', default=None, help='MNIST directory')
-    parser.add_argument('--batch-size', type=int, default=100, help='int8 timing batch')
+    parser.add_argument('--batch-size', type=int, default=64, help='int8 timing batch')
     parser.add_argument('--repeats', type=int, default=30, help='int8 timing repeats')
     parser.add_argument('--output', default=RESULTS)
     parser.add_argument('--extra', default='', help='extra deep-compress options (quoted)')
