@@ -1,0 +1,45 @@
+"""``mxcompress pack``: write a checkpoint as a compressed ``.mxc`` file."""
+import sys
+
+from ..checkpoint import load_checkpoint
+from ..container import pack
+from .layer_options import add_bits_args, bits_overrides
+
+
+def add_parser(sub):
+    parser = sub.add_parser(
+        'pack', help='write a checkpoint as a compressed .mxc file',
+        description='Store a checkpoint in the Deep Compression format: per weight layer the '
+        'nonzeros as relative indices (gaps, filler zeros on overflow) and codebook indices, '
+        'Huffman coded; other params as float32; the graph as JSON; CRC32 per section. '
+        'Layers with at most 2^bits - 1 distinct nonzero values are stored losslessly; others '
+        'are k-means quantised here (lossy, reported) unless --quantize never.')
+    parser.add_argument('prefix', help='checkpoint prefix (PREFIX-symbol.json)')
+    parser.add_argument('output', help='the .mxc file to write (atomically)')
+    parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
+    add_bits_args(parser)
+    parser.add_argument('--no-huffman', action='store_true',
+                        help='bit-pack index and gap streams instead of Huffman coding them')
+    parser.add_argument('--storage', choices=('codebook', 'float'), default='codebook',
+                        help='codebook: indices + codebook; float: sparse float32 values '
+                             '(lossless, pruning only)')
+    parser.add_argument('--quantize', choices=('auto', 'never'), default='auto',
+                        help='what to do with a layer that has more distinct values than its '
+                             'codebook holds: k-means it (auto) or stop with an error (never)')
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
+    info, lossy = pack(args.output, symbol, arg_params, aux_params, conv_bits=args.conv_bits,
+                       fc_bits=args.fc_bits, bits=bits_overrides(args.bits),
+                       gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,
+                       huffman=not args.no_huffman, storage=args.storage,
+                       quantize=args.quantize)
+    if lossy:
+        print('note: k-means quantised (lossy) layers: %s' % ', '.join(lossy), file=sys.stderr)
+    fp32 = 4 * (sum(v.size for v in arg_params.values()) + sum(v.size for v in
+                                                               aux_params.values()))
+    print('%s: %d bytes (graph %d, params %d); fp32 params %d bytes: %.1fx'
+          % (args.output, info['total_bytes'], info['graph_bytes'], info['param_bytes'], fp32,
+             fp32 / info['param_bytes']))

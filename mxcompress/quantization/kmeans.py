@@ -1,0 +1,174 @@
+"""k-means clustering for weight sharing: 1-D (scalar codebooks) and d-dimensional (product
+quantisation).
+
+Han, Mao & Dally, "Deep Compression" (ICLR 2016), section 3: the weights of a layer are
+clustered into k groups minimising the within-cluster sum of squares
+
+    argmin_C  sum_i sum_{w in c_i} |w - c_i|^2,
+
+and every weight is replaced by its cluster's centroid. The initialisation matters: Han et al.
+found *linear* initialisation (centroids evenly spaced over [min, max]) best, because it keeps
+the few large weights that density-based or random initialisation under-represent.
+
+Initialisations (:data:`INITS`): ``linear`` (evenly over [min, max]), ``density`` (evenly over
+the CDF: the i-th centroid is the (i + 0.5)/k quantile), ``random`` (k distinct weights drawn
+uniformly), ``kmeans++`` (Arthur & Vassilvitskii 2007: each next centroid drawn with probability
+proportional to the squared distance to the nearest chosen one).
+"""
+import numpy as np
+
+__all__ = ['INITS', 'init_centroids', 'kmeans_1d', 'kmeans', 'assign_1d']
+
+INITS = ('linear', 'density', 'random', 'kmeans++')
+
+
+def _check_init(init):
+    if init not in INITS:
+        raise ValueError('unknown k-means initialisation %r; valid: %s' % (init, ', '.join(INITS)))
+
+
+def init_centroids(points, k, init='linear', rng=None):
+    """Initial centroids for k-means.
+
+    Parameters
+    ----------
+    points : numpy.ndarray, shape (n,) or (n, d)
+    k : int
+        Number of centroids, ``1 <= k <= n``.
+    init : {'linear', 'density', 'random', 'kmeans++'}
+        ``linear`` / ``density`` work per dimension (for d > 1 ``linear`` spans each
+        coordinate's range, ``density`` takes per-coordinate quantiles of the sorted first
+        principal direction); ``random`` and ``kmeans++`` pick data points.
+    rng : numpy.random.RandomState or None
+
+    Returns
+    -------
+    numpy.ndarray, float64, shape (k,) or (k, d)
+    """
+    _check_init(init)
+    rng = rng or np.random.RandomState(0)
+    pts = np.asarray(points, dtype=np.float64)
+    flat = pts.ndim == 1
+    x = pts[:, None] if flat else pts
+    n = len(x)
+    if not 1 <= k <= n:
+        raise ValueError('k must be in 1..%d (the number of points), got %d' % (n, k))
+    if init == 'linear':
+        lo, hi = x.min(axis=0), x.max(axis=0)
+        t = np.linspace(0.0, 1.0, k)[:, None]
+        c = lo + t * (hi - lo)
+    elif init == 'density':
+        if flat:
+            c = np.quantile(x[:, 0], (np.arange(k) + 0.5) / k)[:, None]
+        else:  # order points along their first principal direction, take quantile points
+            centred = x - x.mean(axis=0)
+            direction = np.linalg.svd(centred, full_matrices=False)[2][0]
+            order = np.argsort(centred @ direction)
+            c = x[order[((np.arange(k) + 0.5) / k * n).astype(int)]]
+    elif init == 'random':
+        c = x[rng.choice(n, k, replace=False)]
+    else:  # kmeans++
+        c = np.empty((k, x.shape[1]))
+        c[0] = x[rng.randint(n)]
+        dist = ((x - c[0]) ** 2).sum(axis=1)
+        for i in range(1, k):
+            total = dist.sum()
+            j = rng.choice(n, p=dist / total) if total > 0 else rng.randint(n)
+            c[i] = x[j]
+            dist = np.minimum(dist, ((x - c[i]) ** 2).sum(axis=1))
+    return c[:, 0] if flat else c
+
+
+def assign_1d(values, centroids):
+    """Index of the nearest centroid of each value (vectorised with a sorted binary search).
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (n,)
+    centroids : numpy.ndarray, shape (k,)
+
+    Returns
+    -------
+    numpy.ndarray, int64, shape (n,)
+    """
+    order = np.argsort(centroids, kind='stable')
+    sorted_c = centroids[order]
+    mids = (sorted_c[1:] + sorted_c[:-1]) / 2.0
+    return order[np.searchsorted(mids, values, side='left')]
+
+
+def kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
+    """Lloyd's k-means on scalars.
+
+    Parameters
+    ----------
+    values : numpy.ndarray, shape (n,)
+    k : int
+        Clusters, ``1 <= k <= n``.
+    init : str
+        See :data:`INITS`.
+    iters : int
+        Maximum Lloyd iterations (assignment to the nearest centroid, centroid = mean).
+    seed : int
+    tol : float
+        Stop when no centroid moves more than this.
+
+    Returns
+    -------
+    centroids : numpy.ndarray, float64, shape (k,)
+        An empty cluster keeps its previous centroid.
+    labels : numpy.ndarray, int64, shape (n,)
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    c = init_centroids(v, k, init, np.random.RandomState(seed)).astype(np.float64)
+    labels = assign_1d(v, c)
+    for _ in range(iters):
+        sums = np.bincount(labels, weights=v, minlength=k)
+        counts = np.bincount(labels, minlength=k)
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        moved = np.abs(new - c).max()
+        c = new
+        labels = assign_1d(v, c)
+        if moved <= tol:
+            break
+    return c, labels
+
+
+def _nearest(x, c):
+    # squared distances via |x|^2 - 2 x.c + |c|^2, (n, k)
+    d = (x ** 2).sum(1)[:, None] - 2.0 * x @ c.T + (c ** 2).sum(1)[None, :]
+    return d.argmin(axis=1)
+
+
+def kmeans(points, k, init='kmeans++', iters=30, seed=0):
+    """Lloyd's k-means on vectors (used per sub-space by product quantisation).
+
+    Parameters
+    ----------
+    points : numpy.ndarray, shape (n, d)
+    k : int
+        ``1 <= k <= n``.
+    init : str
+        See :data:`INITS`.
+    iters : int
+    seed : int
+
+    Returns
+    -------
+    centroids : numpy.ndarray, float64, shape (k, d)
+    labels : numpy.ndarray, int64, shape (n,)
+    """
+    x = np.asarray(points, dtype=np.float64)
+    c = init_centroids(x, k, init, np.random.RandomState(seed))
+    labels = _nearest(x, c)
+    for _ in range(iters):
+        counts = np.bincount(labels, minlength=k)
+        sums = np.zeros_like(c)
+        np.add.at(sums, labels, x)
+        new = np.where(counts[:, None] > 0, sums / np.maximum(counts, 1)[:, None], c)
+        new_labels = _nearest(x, new)
+        c = new
+        if np.array_equal(new_labels, labels):
+            break
+        labels = new_labels
+    return c, labels

@@ -1,0 +1,195 @@
+"""The .mxc container and its Huffman coder against the weights they came from."""
+import json
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import symbols
+from mxcompress import cli
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.container import (ContainerError, container_info, decode_model, encode_model,
+                                  pack, read_info, unpack)
+from mxcompress.huffman import (canonical_codes, huffman_decode, huffman_encode,
+                                huffman_lengths, pack_bits, unpack_bits)
+from mxcompress.quantization.codebook import quantize_params
+from mxcompress.quantization.scalar import dequantize
+from mxcompress.sparse_codec import sparse_entries, sparse_positions
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=0, max_size=300))
+def test_huffman_roundtrip_and_prefix_free(values):
+    values = np.array(values, np.int64)
+    lengths = huffman_lengths(values, 41)
+    data, nbits = huffman_encode(values, lengths)
+    np.testing.assert_array_equal(huffman_decode(data, len(values), lengths), values)
+    codes = canonical_codes(lengths)
+    present = np.flatnonzero(lengths)
+    words = ['{:0{}b}'.format(int(codes[s]), int(lengths[s])) for s in present]
+    assert not any(a != b and b.startswith(a) for a in words for b in words)
+    if len(values):  # Huffman is optimal: never worse than a fixed-width code
+        assert nbits <= len(values) * max(1, int(np.ceil(np.log2(max(len(present), 1)))))
+
+
+def test_huffman_length_limit_and_bitpack():
+    counts = (2 ** np.arange(30)).astype(np.int64)  # Fibonacci-like skew -> deep tree
+    symbols_ = np.repeat(np.arange(30), np.minimum(counts, 5000))
+    lengths = huffman_lengths(symbols_, 30, max_len=8)
+    assert lengths.max() <= 8
+    data, _ = huffman_encode(symbols_, lengths)
+    np.testing.assert_array_equal(huffman_decode(data, len(symbols_), lengths), symbols_)
+    v = np.random.RandomState(0).randint(0, 32, 1001)
+    packed = pack_bits(v, 5)
+    assert len(packed) == (1001 * 5 + 7) // 8
+    np.testing.assert_array_equal(unpack_bits(packed, 5, 1001), v)
+    with pytest.raises(ValueError, match='values must be in 0..31'):
+        pack_bits([32], 5)
+
+
+def test_gap_encoding_fillers():
+    positions = np.array([0, 3, 40, 41, 200])
+    gaps, real = sparse_entries(positions, 3)  # max gap 7, fillers every 8
+    assert gaps.max() <= 7
+    np.testing.assert_array_equal(sparse_positions(gaps)[real], positions)
+    assert len(gaps) - len(positions) == 4 + 19  # (36 // 8) + (158 // 8)
+
+
+def quantised_model(name='lenet5', seed=0, density=0.2):
+    sym = symbols.get_symbol(name)
+    shapes, _, _ = sym.infer_shape(data=(1, 1, 28, 28))
+    rng = np.random.RandomState(seed)
+    args = {}
+    for k, s in zip(sym.list_arguments(), shapes):
+        if k in ('data', 'softmax_label'):
+            continue
+        v = (rng.randn(*s) * 0.1).astype(np.float32)
+        if k.endswith('weight'):
+            v[rng.rand(*s) > density] = 0
+        args[k] = mx.nd.array(v)
+    plan = quantize_params(sym, args)
+    for w, p in plan.items():
+        args[w] = mx.nd.array(dequantize(p['codebook'], p['index']))
+    return sym, args, plan
+
+
+@pytest.mark.parametrize('huffman', [True, False])
+def test_pack_unpack_exact(tmp_path, huffman):
+    sym, args, plan = quantised_model()
+    path = str(tmp_path / 'm.mxc')
+    info, lossy = pack(path, sym, args, {}, huffman=huffman)
+    assert lossy == []
+    sym2, args2, aux2 = unpack(path)
+    assert sym2.tojson() == sym.tojson() and aux2 == {}
+    assert set(args2) == set(args)
+    for k in args:
+        np.testing.assert_array_equal(args2[k].asnumpy(), args[k].asnumpy())
+    assert info['total_bytes'] == os.path.getsize(path)
+    assert info['param_bytes'] == info['total_bytes'] - info['graph_bytes']
+    layer = info['layers']['lenet5_fc1_weight']
+    assert layer['nonzeros'] == int((args['lenet5_fc1_weight'].asnumpy() != 0).sum())
+    assert layer['bits'] == 5 and layer['gap_bits'] == 5
+    assert layer['theoretical_q_fraction'] == 5 / 32
+    parts = sum(layer[c] for c in ('codebook', 'values', 'indices', 'gaps', 'huffman_tables',
+                                   'layer_header'))
+    assert parts == layer['total']
+    total = (info['header_bytes'] + info['toc_bytes'] + info['graph_bytes']
+             + info['dense_bytes'] + sum(l['total'] for l in info['layers'].values()))
+    assert total == info['total_bytes']
+
+
+def test_float_storage_is_lossless_and_plan_matches(tmp_path):
+    sym, args, plan = quantised_model('lenet300', density=0.1)
+    raw = dict(args)
+    raw['lenet300_fc1_weight'] = mx.nd.array(np.random.RandomState(5).randn(300, 784) *
+                                             (np.random.RandomState(6).rand(300, 784) < 0.05))
+    blob, _ = encode_model(sym, raw, {}, storage='float')
+    _, back, _ = decode_model(blob)
+    np.testing.assert_array_equal(back['lenet300_fc1_weight'].asnumpy(),
+                                  raw['lenet300_fc1_weight'].asnumpy().astype(np.float32))
+    blob_plan, _ = encode_model(sym, args, {}, plan=plan)
+    _, back, _ = decode_model(blob_plan)
+    for k in args:
+        np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
+
+
+def test_unquantised_layers_auto_or_never():
+    sym, args, _ = quantised_model()
+    args['lenet5_fc2_weight'] = mx.nd.array(np.random.RandomState(1).randn(10, 500))
+    with pytest.raises(ValueError, match='layer lenet5_fc2 has 5000 distinct nonzero values'):
+        encode_model(sym, args, {}, quantize='never')
+    blob, lossy = encode_model(sym, args, {})
+    assert lossy == ['lenet5_fc2']
+    with pytest.raises(ValueError, match='lenet5_fc1: gap_bits: bits must be an integer in 1..16'):
+        encode_model(sym, args, {}, gap_bits_fc=0)
+
+
+def small_blob():
+    sym = mx.sym.SoftmaxOutput(mx.sym.FullyConnected(mx.sym.Variable('data'), num_hidden=3,
+                                                     name='fc'), name='softmax')
+    w = np.array([[0, 0.5, 0, -0.25], [0.5, 0, 0, 0], [0, 0, 1.0, 0]], np.float32)
+    args = {'fc_weight': mx.nd.array(w), 'fc_bias': mx.nd.array([0.1, 0.2, 0.3])}
+    return encode_model(sym, args, {}, fc_bits=2, gap_bits_fc=2)[0], args
+
+
+def test_every_flipped_byte_and_truncation_detected():
+    blob, args = small_blob()
+    _, back, _ = decode_model(blob)
+    np.testing.assert_array_equal(back['fc_weight'].asnumpy(), args['fc_weight'].asnumpy())
+    sections = ('header', 'table of contents', "'graph'", "'w:fc_weight'", "'dense'",
+                'not an .mxc file')
+    for i in range(len(blob)):
+        for flip in (0x01, 0x80):
+            bad = bytearray(blob)
+            bad[i] ^= flip
+            with pytest.raises(ContainerError) as err:
+                decode_model(bytes(bad), 'x.mxc')
+            assert any(s in str(err.value) for s in sections), str(err.value)
+    for n in range(len(blob)):
+        with pytest.raises(ContainerError, match='x.mxc'):
+            decode_model(blob[:n], 'x.mxc')
+    with pytest.raises(ContainerError, match='unexpected bytes'):
+        decode_model(blob + b'\0', 'x.mxc')
+
+
+def test_cli_pack_info_unpack_roundtrip(tmp_path, capsys):
+    sym, args, _ = quantised_model()
+    prefix = str(tmp_path / 'q')
+    save_checkpoint(prefix, 0, sym, args, {})
+    out = str(tmp_path / 'q.mxc')
+    assert cli.main(['pack', prefix, out]) == 0
+    assert cli.main(['info', out, '--json']) == 0
+    info = json.loads(capsys.readouterr().out.split('\n', 1)[1])
+    for key in ('total_bytes', 'graph_bytes', 'param_bytes', 'layers'):
+        assert key in info
+    assert info['layers']['lenet5_conv2_weight']['indices'] > 0
+    assert cli.main(['unpack', out, '--output', str(tmp_path / 'r')]) == 0
+    _, back, _ = load_checkpoint(str(tmp_path / 'r'), 0)
+    for k in args:
+        np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
+    assert cli.main(['info', out]) == 0
+    # bad input: clear errors, nothing written
+    assert cli.main(['pack', prefix, str(tmp_path / 'x.mxc'), '--bits', 'lenet5_fc1=17']) == 2
+    assert 'bits must be in 1..16' in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / 'x.mxc'))
+    with open(out, 'r+b') as f:
+        f.seek(-3, 2)
+        f.write(b'\xff')
+    assert cli.main(['unpack', out, '--output', str(tmp_path / 's')]) == 2
+    assert "section" in capsys.readouterr().err
+    assert not os.path.exists(str(tmp_path / 's-symbol.json'))
+    assert read_info.__doc__
+
+
+def test_auto_gap_bits_picks_the_smallest_and_roundtrips():
+    sym, args, _ = quantised_model('lenet300', density=0.05)
+    sizes = {g: len(encode_model(sym, args, {}, gap_bits_fc=g)[0]) for g in (3, 5, 8)}
+    blob, _ = encode_model(sym, args, {}, gap_bits_fc='auto')
+    assert len(blob) <= min(sizes.values())
+    _, back, _ = decode_model(blob)
+    for k in args:
+        np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
+    assert cli.build_parser().parse_args(['pack', 'a', 'b', '--gap-bits-fc', 'auto']
+                                         ).gap_bits_fc == 'auto'
