@@ -35,23 +35,28 @@ from mxcompress.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+#: options of every model: Adam, cosine decay from 0.005, batch 200, +-2 px jitter (the
+#: epochs are few because the benchmark machine's 2 cores are shared by several jobs)
+COMMON = ['--optimizer', 'adam', '--lr', '0.005', '--lr-schedule', 'cosine', '--batch-size',
+          '200', '--jitter', '2', '--disp-batches', '50', '--no-val']
+
 #: model -> (train_bnn options, target test error or None, paper of the target)
 MODELS = {
     'binaryconnect-mlp': (['--network', 'binaryconnect-mlp', '--widths', '1024,1024,1024',
-                           '--binarization', 'deterministic', '--num-epochs', '15'],
+                           '--binarization', 'deterministic', '--num-epochs', '5'],
                           0.0129, 'Courbariaux et al. 2015, deterministic BinaryConnect MLP'),
-    'bwn-lenet5': (['--network', 'bwn-lenet5', '--widths', '20,50,500', '--num-epochs', '15'],
+    'bwn-lenet5': (['--network', 'bwn-lenet5', '--widths', '20,50,500', '--num-epochs', '5'],
                    0.0090, 'BWN LeNet-5 (Rastegari et al. 2016 method), issue target'),
-    'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '15'],
+    'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '4'],
                     0.0150, 'XNOR LeNet-5 (Rastegari et al. 2016 method), issue target'),
     'bnn-resnet': (['--network', 'bnn-resnet', '--num-bits', '1', '--num-layers', '8',
-                    '--widths', '16,32,64', '--num-epochs', '12'],
+                    '--widths', '16,32,64', '--num-epochs', '5'],
                    0.0100, "the document's residual unit, binary activations, issue target"),
     'bnn-resnet-2bit': (['--network', 'bnn-resnet', '--num-bits', '2', '--num-layers', '8',
-                         '--widths', '16,32,64', '--num-epochs', '12'], None,
+                         '--widths', '16,32,64', '--num-epochs', '2'], None,
                         'recorded only (2-bit activations)'),
     'bnn-resnet-4bit': (['--network', 'bnn-resnet', '--num-bits', '4', '--num-layers', '8',
-                         '--widths', '16,32,64', '--num-epochs', '12'], None,
+                         '--widths', '16,32,64', '--num-epochs', '2'], None,
                         'recorded only (4-bit activations)'),
 }
 #: operators of MXNet itself (no custom library is loaded in this process)
@@ -77,7 +82,7 @@ def bench_one(name, extra_argv, data_dir, models_dir, save):
     options, target, source = MODELS[name]
     parser = argparse.ArgumentParser()
     add_bnn_args(parser)
-    argv = options + ['--disp-batches', '200'] + extra_argv
+    argv = options + COMMON + extra_argv
     if data_dir:
         argv += ['--data-dir', data_dir]
     args = parser.parse_args(argv)

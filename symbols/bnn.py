@@ -25,7 +25,8 @@ attributes:
     ``(num_filter, C_in, kh, kw)``, kept in [-1, 1], ``__wd_mult__ = 0``).
 
 The binarised weight fed to the node's ``weight`` input is computed in the graph from that
-latent variable (``clip(W) + BlockGrad(sign(W) - clip(W))``, times alpha). Sign convention:
+latent variable (``BlockGrad(sign(W)) + (clip(W) - BlockGrad(clip(W)))``: forward exactly
++-1, straight-through Htanh gradient; times alpha). Sign convention:
 ``sign(x) = +1 for x >= 0, -1 for x < 0``. Convolutions use zero padding on the +-1 inputs
 (standard ``Convolution``: the padded border contributes 0, not -1). Binary convolutions have
 no bias (a BatchNorm follows).

@@ -9,11 +9,12 @@ Sign convention (the whole project, including the C++ xnor-popcount op)::
 
     sign(x) = +1 if x >= 0 else -1          (zero maps to +1)
 
-Straight-through estimators are written as ``x_clip + BlockGrad(q(x) - x_clip)``: the forward
-value is ``q(x)`` exactly (up to float rounding of ``x_clip + (q - x_clip)``, which is exact for
-|x_clip| <= 1 and q in {-1, +1}), the backward pass sees only ``clip(x, -c, c)``, whose
-gradient is 1 where ``|x| <= c`` and 0 elsewhere (MXNet's ``clip`` gradient is inclusive at the
-bounds).
+Straight-through estimators are built from built-in operators in the ``x_clip +
+BlockGrad(q(x) - x_clip)`` style, arranged as ``BlockGrad(q(x)) + (x_clip - BlockGrad(x_clip))``
+so that the forward value is ``q(x)`` *exactly* (``x_clip - x_clip`` is exactly 0, whereas
+``x_clip + (q - x_clip)`` can round to 0.99999994); the backward pass sees only
+``clip(x, -c, c)``, whose gradient is 1 where ``|x| <= c`` and 0 elsewhere (MXNet's ``clip``
+gradient is inclusive at the bounds).
 
 Quantisers are registered by name with :func:`register_quantizer`; :func:`get_quantizer`
 looks one up and raises ``ValueError`` listing the valid names.
@@ -173,7 +174,7 @@ def htanh(F, x, clip_value=1.0):
 def _straight_through(F, x, q, clip_value):
     """``q`` forward, the gradient of ``clip(x, -c, c)`` backward."""
     x_clip = F.clip(x, -clip_value, clip_value)
-    return x_clip + F.BlockGrad(q - x_clip)
+    return F.BlockGrad(q) + (x_clip - F.BlockGrad(x_clip))
 
 
 @register_quantizer('ste_sign')
@@ -183,7 +184,7 @@ def ste_sign(F, x, clip_value=1.0):
     Forward: ``sign(x)`` (+1 for x >= 0, -1 for x < 0).
     Gradient: ``dL/dx = dL/dy * 1{|x| <= clip_value}`` (the gradient of Htanh; Courbariaux et
     al. 2016, section 1.3, "straight-through estimator" with cancellation for large |x|).
-    Graph: ``clip(x, -c, c) + BlockGrad(sign(x) - clip(x, -c, c))``.
+    Graph: ``BlockGrad(sign(x)) + (clip(x, -c, c) - BlockGrad(clip(x, -c, c)))``.
 
     Parameters
     ----------
@@ -246,7 +247,7 @@ def quantize_activation(F, x, num_bits=1, clip_value=1.0):
     levels = float(2 ** bits - 1)
     x_clip = F.clip(x, -c, c)
     q = (F.round((x_clip / c + 1) * (levels / 2)) * (2.0 / levels) - 1) * c
-    return x_clip + F.BlockGrad(q - x_clip)
+    return F.BlockGrad(q) + (x_clip - F.BlockGrad(x_clip))
 
 
 def binarize_weight(F, weight, mode='deterministic', alpha=False, clip_value=1.0):

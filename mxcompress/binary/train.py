@@ -50,6 +50,9 @@ def add_bnn_args(parser):
                      help='binaryconnect-mlp: deterministic sign or stochastic sampling')
     net.add_argument('--latent-clip', type=float, default=1.0,
                      help='latent weights are clipped to [-c, c] after every update')
+    net.add_argument('--no-val', action='store_true',
+                     help='skip the test-set evaluation after each epoch (saves time; the '
+                          'final test error is still measured)')
     add_data_args(parser)
     add_fit_args(parser)
     parser.set_defaults(optimizer='adam', lr=0.005, lr_schedule='cosine', num_epochs=20,
@@ -119,7 +122,8 @@ def run_bnn(args, logger=None):
     opt = {'latent_clip': args.latent_clip}
     if args.optimizer == 'sgd':
         opt['momentum'] = args.mom
-    module = fit(fit_args, symbol, train_iter, test_iter, kv=kv, optimizer_params=opt,
+    module = fit(fit_args, symbol, train_iter, None if args.no_val else test_iter, kv=kv,
+                 optimizer_params=opt,
                  logger=logger)
     arg_params, aux_params = module.get_params()
     images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
