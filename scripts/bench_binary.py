@@ -28,9 +28,10 @@ import mxnet as mx
 import numpy as np
 
 from mxcompress import data as mnist_data
+from mxcompress.binary.footprint import binary_footprint
 from mxcompress.binary.train import add_bnn_args, run_bnn
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.measure import machine_info, predict
+from mxcompress.measure import classification_error, machine_info, predict
 from mxcompress.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -78,16 +79,31 @@ def check_reload(prefix, images, expected):
             'reload_same_predictions': bool((probs.argmax(1) == expected.argmax(1)).all())}
 
 
-def bench_one(name, extra_argv, data_dir, models_dir, save):
+def evaluate_checkpoint(args, prefix, epoch):
+    """Test error and footprint of a checkpoint saved during an interrupted run."""
+    symbol, arg_params, aux_params = load_checkpoint(prefix, epoch)
+    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    error = classification_error(symbol, arg_params, aux_params, images, labels)
+    return symbol, arg_params, aux_params, error, binary_footprint(symbol, arg_params,
+                                                                   aux_params)
+
+
+def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resume_epoch=None):
     options, target, source = MODELS[name]
     parser = argparse.ArgumentParser()
     add_bnn_args(parser)
     argv = options + COMMON + extra_argv
     if data_dir:
         argv += ['--data-dir', data_dir]
+    if work_dir:   # per-epoch checkpoints, so an interrupted run can still be evaluated
+        argv += ['--model-prefix', os.path.join(work_dir, name)]
     args = parser.parse_args(argv)
     start = time.time()
-    symbol, arg_params, aux_params, error, footprint = run_bnn(args)
+    if resume_epoch is None:
+        symbol, arg_params, aux_params, error, footprint = run_bnn(args)
+    else:
+        symbol, arg_params, aux_params, error, footprint = evaluate_checkpoint(
+            args, args.model_prefix, resume_epoch)
     wall = time.time() - start
     images, labels = mnist_data.load_mnist('test', data_dir, args.num_test_examples)
     record = {
@@ -95,15 +111,20 @@ def bench_one(name, extra_argv, data_dir, models_dir, save):
         'test_errors_of_%d' % len(labels): int(round(error * len(labels))),
         'target_error': target, 'target_source': source,
         'target_met': None if target is None else bool(error <= target),
-        'epochs': args.num_epochs, 'wall_seconds': wall,
-        'train_samples_per_s': (args.num_examples or 60000) * args.num_epochs / wall,
+        'epochs': args.num_epochs if resume_epoch is None else resume_epoch,
+        'wall_seconds': None if resume_epoch is not None else wall,
+        'train_samples_per_s': None if resume_epoch is not None else
+        (args.num_examples or 60000) * args.num_epochs / wall,
         'footprint': footprint,
         'recipe': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
                    if k not in ('data_dir', 'model_prefix', 'load_epoch', 'kv_store')},
-        'command': 'OMP_NUM_THREADS=%s python scripts/bench_binary.py --models %s%s' % (
-            os.environ.get('OMP_NUM_THREADS', ''), name,
-            ' ' + ' '.join(extra_argv) if extra_argv else ''),
+        'command': 'OMP_NUM_THREADS=%s python %s' % (os.environ.get('OMP_NUM_THREADS', ''),
+                                                     ' '.join(sys.argv)),
     }
+    if resume_epoch is not None:
+        record['note'] = ('training interrupted (time limit on a shared machine): evaluated '
+                          'the checkpoint after epoch %d of %d; the cosine schedule had not '
+                          'finished' % (resume_epoch, args.num_epochs))
     if save:
         prefix = os.path.join(models_dir, name)
         save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
@@ -131,12 +152,20 @@ def main(argv=None):
     parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
                                                          'binary.json'))
     parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
+    parser.add_argument('--work-dir', default=None,
+                        help='save per-epoch training checkpoints WORK_DIR/NAME-NNNN.params')
+    parser.add_argument('--evaluate-epoch', type=int, default=None,
+                        help='do not train: record the checkpoint of --work-dir at this epoch '
+                             '(an interrupted run; the record says so)')
     args = parser.parse_args(argv)
+    if args.evaluate_epoch is not None and not args.work_dir:
+        parser.error('--evaluate-epoch needs --work-dir')
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     save = not args.no_save and args.num_epochs is None
     extra = ['--num-epochs', str(args.num_epochs)] if args.num_epochs else []
     for name in args.models:
-        record = bench_one(name, extra, args.data_dir, args.models_dir, save)
+        record = bench_one(name, extra, args.data_dir, args.models_dir, save, args.work_dir,
+                           args.evaluate_epoch)
         print('%s: test error %.2f%% (target %s), binarised weights %d B at 1 bit vs %d B fp32'
               % (name, 100 * record['test_error'],
                  '-' if record['target_error'] is None else '%.2f%%' % (

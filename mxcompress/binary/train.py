@@ -9,6 +9,7 @@ built-in operators only.
 import argparse
 import copy
 import logging
+import sys
 
 from .. import data as mnist_data
 from ..fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
@@ -133,21 +134,6 @@ def run_bnn(args, logger=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description='Train a binary network (BinaryConnect MLP, BWN / XNOR LeNet-5, the '
-                    "document's BNN ResNet) on MNIST with Adam, a decaying learning rate and "
-                    'latent weights clipped to [-1, 1]; print its test error and the bytes of '
-                    'its binarised weights at 1 bit vs fp32.',
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    add_bnn_args(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    try:
-        _, _, _, error, footprint = run_bnn(args)
-    except ValueError as err:
-        parser.error(str(err))
-    print('test error: %.2f%% (%s)' % (100 * error, args.network))
-    print('binarised weights: %d bytes at 1 bit (+alpha) vs %d bytes fp32 (%.4f)' % (
-        footprint['binary_weight_bytes_1bit'], footprint['binary_weight_bytes_fp32'],
-        footprint['binary_weight_ratio']))
-    return 0
+    """``train/train_bnn.py``: the ``mxcompress train-bnn`` command as a script."""
+    from ..cli import main as cli_main
+    return cli_main(['train-bnn'] + list(sys.argv[1:] if argv is None else argv))
