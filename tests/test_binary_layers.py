@@ -178,3 +178,12 @@ def test_latent_clip_optimizer_clips_only_latent_weights_in_module():
     assert opt.latent_names == {'bin_weight'}
     with pytest.raises(ValueError, match='latent_clip must be a positive'):
         LatentClipAdam(sym=sym, latent_clip=-1)
+
+
+def test_op_name_switches_the_operator():
+    block = L.XNORConv2D(2, 3, in_channels=1, op_name='Deconvolution')
+    block.initialize()
+    with pytest.raises(mx.MXNetError):   # Deconvolution's weight shape differs: it was called
+        block(mx.nd.ones((1, 1, 5, 5)))
+    assert L.XNORConv2D(2, 3)._op_name == 'Convolution'
+    assert L.BWNDense(2)._op_name == 'FullyConnected'

@@ -67,8 +67,10 @@ class _BinaryBase(HybridBlock):
     _binarize_input = False  # sign-binarise the input inside the block (XNOR)
 
     def __init__(self, mode='deterministic', clip_value=1.0, input_is_binary=None,
-                 **kwargs):
+                 op_name=None, **kwargs):
         super().__init__(**kwargs)
+        if op_name is not None:   # e.g. 'xnor_conv2d' once mxcompress.ops.load() ran
+            self._op_name = op_name
         if mode not in WEIGHT_MODES:
             raise ValueError('%s: mode must be one of %s, got %r'
                              % (type(self).__name__, ', '.join(WEIGHT_MODES), mode))
@@ -114,6 +116,8 @@ class _BinaryDense(_BinaryBase):
         Latent weights live in [-c, c]; the straight-through gradient is cut where |W| > c.
     input_is_binary : bool or None
         Value of ``__binary_input__`` (default: whether the block binarises its input).
+    op_name : str or None
+        Operator of ``F`` to call (default ``'FullyConnected'``).
 
     Inputs: ``data`` (batch, in_units) or any shape with ``flatten``.
     Outputs: (batch, units).
@@ -161,6 +165,9 @@ class _BinaryConv2D(_BinaryBase):
         0 = deferred.
     mode, clip_value, input_is_binary
         As for the Dense layers.
+    op_name : str or None
+        Operator of ``F`` to call (default ``'Convolution'``; ``'xnor_conv2d'`` for the C++
+        op once loaded).
 
     Inputs: ``data`` (batch, in_channels, height, width).
     Outputs: (batch, channels, out_height, out_width).
