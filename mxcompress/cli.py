@@ -12,7 +12,7 @@ from .checkpoint import CheckpointError
 from .data import MNISTError
 
 #: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info', 'deep-compress']
+COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info', 'deep-compress', 'train-bnn']
 
 
 def build_parser():
@@ -30,8 +30,9 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == 'train'
-                        else logging.WARNING, format='%(asctime)s %(message)s')
+    verbose = args.verbose or args.command in ('train', 'train-bnn')
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format='%(asctime)s %(message)s')
     try:
         return args.func(args) or 0
     except (MNISTError, CheckpointError, ValueError) as err:
