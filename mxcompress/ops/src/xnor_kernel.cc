@@ -1,0 +1,390 @@
+// Bit-packed xnor-popcount 2-D convolution kernel; see xnor_kernel.h for the maths.
+//
+// Data layout of the packed input (the only large workspace, 1/32 of the float input
+// plus the zero border):  P[n][hp][cw][phase][j],  hp = h + PH,  column wp = w + PW is
+// stored at phase = wp % SW, j = wp / SW. For an output pixel (oh, ow) and tap (kh, kw) the
+// word cw sits at j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH,
+// so 4 neighbouring output pixels read 4 consecutive words for any stride: one 256-bit
+// load. Activations are packed once, before any patch is formed (no im2col).
+//
+// Register-blocked micro-kernel: a tile is 4*P output pixels (P 256-bit vectors, one pixel
+// per 64-bit lane) x Q output channels. Each step (tap, word) loads P input vectors,
+// broadcasts Q weight words, and for each of the P*Q pairs does xor + nibble-LUT popcount
+// (vpshufb) into byte accumulators; every 31 steps these are summed to 64-bit lanes with
+// vpsadbw (8 bits * 31 < 256, so bytes never overflow). The float epilogue
+// (K - 2 * count, border correction, alpha, bias) is applied per tile while it is hot.
+#include "xnor_kernel.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+namespace xnor {
+
+namespace {
+
+constexpr int64_t kTileOW = 8;  // output pixels per tile (P = 2 vectors of 4)
+constexpr int kQ = 4;           // output channels per tile
+
+inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+inline uint64_t load_word(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
+
+struct Workspace {
+  uint64_t* packed;
+  int32_t* wpop;    // (O, KH, KW) popcount of each weight tap
+  int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
+};
+
+Workspace carve(const ConvGeom& g, void* ws) {
+  Workspace w;
+  char* p = static_cast<char*>(ws);
+  w.packed = reinterpret_cast<uint64_t*>(p);
+  p += align64(packed_input_bytes(g));
+  w.wpop = reinterpret_cast<int32_t*>(p);
+  p += align64(sizeof(int32_t) * g.O * g.KH * g.KW);
+  w.in_off = reinterpret_cast<int64_t*>(p);
+  return w;
+}
+
+inline uint64_t* packed_row(const ConvGeom& g, uint64_t* packed, int64_t n, int64_t hp,
+                            int64_t cw) {
+  return packed + ((n * g.Hp + hp) * g.Wc + cw) * g.SW * g.Lp;
+}
+
+// ---- activation packing -------------------------------------------------------------
+
+void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word) {
+  const int64_t wp = w + g.PW;
+  row[(wp % g.SW) * g.Lp + wp / g.SW] = word;
+}
+
+uint64_t pack_word_scalar(const ConvGeom& g, const float* x, int64_t n, int64_t h, int64_t cw,
+                          int64_t w) {
+  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
+  uint64_t word = 0;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float v = x[((n * g.C + c) * g.H + h) * g.W + w];
+    word |= static_cast<uint64_t>(v < 0.0f) << (c - c0);
+  }
+  return word;
+}
+
+void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
+                       int64_t h, int64_t cw) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  for (int64_t w = 0; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
+}
+
+__attribute__((target("avx2")))
+void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h,
+                   int64_t cw) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
+  const int64_t plane = g.H * g.W;
+  const float* base = x + (n * g.C * g.H + h) * g.W;
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t w = 0;
+  alignas(32) uint64_t words[8];
+  for (; w + 8 <= g.W; w += 8) {
+    __m256i half[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int64_t c = c0; c < c1; ++c) {
+      const __m256 v = _mm256_loadu_ps(base + c * plane + w);
+      const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+      const int bit = static_cast<int>(c - c0);
+      half[bit >> 5] = _mm256_or_si256(
+          half[bit >> 5], _mm256_and_si256(neg, _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)))));
+    }
+    const __m256i lo = _mm256_unpacklo_epi32(half[0], half[1]);  // words 0 1 | 4 5
+    const __m256i hi = _mm256_unpackhi_epi32(half[0], half[1]);  // words 2 3 | 6 7
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
+                       _mm256_permute2x128_si256(lo, hi, 0x31));
+    if (g.SW == 1) {
+      std::memcpy(row + w + g.PW, words, sizeof(words));
+    } else {
+      for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
+    }
+  }
+  for (; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
+}
+
+// ---- micro-kernels ------------------------------------------------------------------
+// counts[q * kTileOW + l] = sum_k popcount(in[base + off[k] + l] ^ w[q][k]), l < 4 * P.
+
+template <int P, int Q>
+__attribute__((target("avx2,popcnt")))
+void tile_avx2(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t K,
+               int32_t* counts) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i total[P][Q];
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q) total[p][q] = zero;
+  for (int64_t k0 = 0; k0 < K; k0 += 31) {
+    const int64_t k1 = std::min(K, k0 + 31);
+    __m256i acc[P][Q];
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) acc[p][q] = zero;
+    for (int64_t k = k0; k < k1; ++k) {
+      const uint64_t* src = in + off[k];
+      __m256i a[P];
+      for (int p = 0; p < P; ++p)
+        a[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * p));
+      for (int q = 0; q < Q; ++q) {
+        const __m256i wv = _mm256_set1_epi64x(
+            static_cast<long long>(load_word(w + (q * K + k) * 8)));
+        for (int p = 0; p < P; ++p) {
+          const __m256i d = _mm256_xor_si256(a[p], wv);
+          const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(d, low));
+          const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(d, 4), low));
+          acc[p][q] = _mm256_add_epi8(acc[p][q], _mm256_add_epi8(lo, hi));
+        }
+      }
+    }
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q)
+        total[p][q] = _mm256_add_epi64(total[p][q], _mm256_sad_epu8(acc[p][q], zero));
+  }
+  // 64-bit lane sums (< 2^31) -> 8 packed int32 per output channel
+  const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int q = 0; q < Q; ++q) {
+    const __m256i a = _mm256_permutevar8x32_epi32(total[0][q], low_dwords);
+    const __m256i b = P > 1 ? _mm256_permutevar8x32_epi32(total[P - 1][q], low_dwords) : zero;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(counts + q * kTileOW),
+                       _mm256_permute2x128_si256(a, b, 0x20));
+  }
+}
+
+template <int P, int Q>
+void tile_portable(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t K,
+                   int32_t* counts) {
+  for (int q = 0; q < Q; ++q) {
+    for (int l = 0; l < 4 * P; ++l) {
+      int64_t c = 0;
+      for (int64_t k = 0; k < K; ++k) c += popcount64(in[off[k] + l] ^ load_word(w + (q * K + k) * 8));
+      counts[q * kTileOW + l] = static_cast<int32_t>(c);
+    }
+  }
+}
+
+typedef void (*tile_fn)(const uint64_t*, const int64_t*, const uint8_t*, int64_t, int32_t*);
+
+#define XNOR_TILE_TABLE(fn)                                                       \
+  static const tile_fn fn##_table[2][kQ] = {                                      \
+      {fn<1, 1>, fn<1, 2>, fn<1, 3>, fn<1, 4>}, {fn<2, 1>, fn<2, 2>, fn<2, 3>, fn<2, 4>}};
+
+XNOR_TILE_TABLE(tile_avx2)
+XNOR_TILE_TABLE(tile_portable)
+
+// ---- per-tap weight popcounts (for the border correction) ----------------------------
+
+void weight_popcounts(const ConvGeom& g, const uint8_t* w, int32_t* wpop) {
+  for (int64_t t = 0; t < g.O * g.KH * g.KW; ++t) {
+    int32_t pop = 0;
+    for (int64_t cw = 0; cw < g.Wc; ++cw) pop += popcount64(load_word(w + (t * g.Wc + cw) * 8));
+    wpop[t] = pop;
+  }
+}
+
+__attribute__((target("popcnt")))
+void weight_popcounts_popcnt(const ConvGeom& g, const uint8_t* w, int32_t* wpop) {
+  for (int64_t t = 0; t < g.O * g.KH * g.KW; ++t) {
+    int64_t pop = 0;
+    for (int64_t cw = 0; cw < g.Wc; ++cw) pop += _mm_popcnt_u64(load_word(w + (t * g.Wc + cw) * 8));
+    wpop[t] = static_cast<int32_t>(pop);
+  }
+}
+
+// ---- epilogue -----------------------------------------------------------------------
+
+inline bool tap_inside(int64_t pos, int64_t extent) { return pos >= 0 && pos < extent; }
+
+// Output of a tap-complete pixel: alpha * (C*KH*KW - 2 * count) + bias. A pixel whose
+// window leaves the image counts only its valid taps and removes the padding's popcount.
+inline float border_value(const ConvGeom& g, const int32_t* pop, int64_t ih0, int64_t iw0,
+                          int64_t cnt, float a, float b) {
+  int64_t valid = 0, corr = 0;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    const bool hin = tap_inside(ih0 + kh * g.DH, g.H);
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      if (hin && tap_inside(iw0 + kw * g.DW, g.W)) ++valid;
+      else corr += pop[kh * g.KW + kw];
+    }
+  }
+  return a * static_cast<float>(g.C * valid - 2 * (cnt - corr)) + b;
+}
+
+struct TileOut {
+  int64_t n, oh, o0, qn, ow0, lanes;
+};
+
+// Shared part: border pixels of the tile, scalar, after the bulk wrote every lane.
+void epilogue_border(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
+                     const float* alpha, const float* bias, float* out, const TileOut& t) {
+  const int64_t ih0 = t.oh * g.SH - g.PH;
+  const bool row_inside = ih0 >= 0 && ih0 + (g.KH - 1) * g.DH < g.H;
+  for (int64_t l = 0; l < t.lanes; ++l) {
+    const int64_t ow = t.ow0 + l, iw0 = ow * g.SW - g.PW;
+    if (row_inside && iw0 >= 0 && iw0 + (g.KW - 1) * g.DW < g.W) continue;
+    for (int64_t q = 0; q < t.qn; ++q) {
+      const int64_t o = t.o0 + q;
+      out[((t.n * g.O + o) * g.OH + t.oh) * g.OW + ow] =
+          border_value(g, wpop + o * g.KH * g.KW, ih0, iw0, counts[q * kTileOW + l], alpha[o],
+                       bias ? bias[o] : 0.0f);
+    }
+  }
+}
+
+bool tile_has_border(const ConvGeom& g, const TileOut& t) {
+  const int64_t ih0 = t.oh * g.SH - g.PH;
+  const int64_t iw_first = t.ow0 * g.SW - g.PW;
+  const int64_t iw_last = (t.ow0 + t.lanes - 1) * g.SW - g.PW + (g.KW - 1) * g.DW;
+  return ih0 < 0 || ih0 + (g.KH - 1) * g.DH >= g.H || iw_first < 0 || iw_last >= g.W;
+}
+
+void epilogue_portable(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
+                       const float* alpha, const float* bias, float* out, const TileOut& t) {
+  const int64_t full = g.C * g.KH * g.KW;
+  for (int64_t q = 0; q < t.qn; ++q) {
+    const int64_t o = t.o0 + q;
+    const float a = alpha[o], b = bias ? bias[o] : 0.0f;
+    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
+    for (int64_t l = 0; l < t.lanes; ++l)
+      dst[l] = a * static_cast<float>(full - 2 * static_cast<int64_t>(counts[q * kTileOW + l])) + b;
+  }
+  if (tile_has_border(g, t)) epilogue_border(g, counts, wpop, alpha, bias, out, t);
+}
+
+__attribute__((target("avx2")))
+void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
+                   const float* alpha, const float* bias, float* out, const TileOut& t) {
+  const __m256i full = _mm256_set1_epi32(static_cast<int>(g.C * g.KH * g.KW));
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(t.lanes)),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int64_t q = 0; q < t.qn; ++q) {
+    const int64_t o = t.o0 + q;
+    const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(counts + q * kTileOW));
+    const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)));
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(dot, _mm256_set1_ps(alpha[o])),
+                                   _mm256_set1_ps(bias ? bias[o] : 0.0f));
+    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
+    if (t.lanes == kTileOW) _mm256_storeu_ps(dst, v);
+    else _mm256_maskstore_ps(dst, mask, v);
+  }
+  if (tile_has_border(g, t)) epilogue_border(g, counts, wpop, alpha, bias, out, t);
+}
+
+}  // namespace
+
+// ---- public API -----------------------------------------------------------------------
+
+void finish_geometry(ConvGeom* g) {
+  g->OH = (g->H + 2 * g->PH - g->DH * (g->KH - 1) - 1) / g->SH + 1;
+  g->OW = (g->W + 2 * g->PW - g->DW * (g->KW - 1) - 1) / g->SW + 1;
+  g->Wc = (g->C + 63) / 64;
+  g->Hp = g->H + 2 * g->PH;
+  const int64_t wp = g->W + 2 * g->PW;
+  const int64_t tiles_ow = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
+  // every tile reads 8 words from j = ow0 + (kw * DW) / SW: keep them inside the row
+  g->Lp = std::max((wp + g->SW - 1) / g->SW, tiles_ow + ((g->KW - 1) * g->DW) / g->SW);
+}
+
+size_t packed_input_bytes(const ConvGeom& g) {
+  return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * g.SW * g.Lp);
+}
+
+size_t workspace_bytes(const ConvGeom& g) {
+  return align64(packed_input_bytes(g)) + align64(sizeof(int32_t) * g.O * g.KH * g.KW) +
+         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
+}
+
+bool cpu_has_avx2_popcnt() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#else
+  return false;
+#endif
+}
+
+int resolve_kernel(int choice) {
+  const char* env = std::getenv("MXCOMPRESS_XNOR_KERNEL");
+  if (env != nullptr) {
+    if (std::strcmp(env, "portable") == 0) choice = 1;
+    else if (std::strcmp(env, "avx2") == 0) choice = 2;
+    else if (std::strcmp(env, "auto") == 0) choice = 0;
+  }
+  if (choice == 0) return cpu_has_avx2_popcnt() ? 2 : 1;
+  if (choice == 2 && !cpu_has_avx2_popcnt()) return 1;
+  return choice;
+}
+
+bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
+  const int64_t used = g.C - (g.Wc - 1) * 64;  // channels in the last word, 1..64
+  if (used == 64) return true;
+  const uint64_t pad_mask = ~((uint64_t{1} << used) - 1);
+  const int64_t taps = g.O * g.KH * g.KW;
+  for (int64_t t = 0; t < taps; ++t) {
+    if (load_word(w + (t * g.Wc + g.Wc - 1) * 8) & pad_mask) return false;
+  }
+  return true;
+}
+
+void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
+                  const float* bias, float* out, void* ws_raw, int kernel) {
+  Workspace ws = carve(g, ws_raw);
+  const bool avx2 = resolve_kernel(kernel) == 2;
+  const int64_t K = g.KH * g.KW * g.Wc;
+
+  std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t h = 0; h < g.H; ++h)
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        if (avx2) pack_row_avx2(g, x, ws.packed, n, h, cw);
+        else pack_row_portable(g, x, ws.packed, n, h, cw);
+      }
+
+  if (avx2) weight_popcounts_popcnt(g, w, ws.wpop);
+  else weight_popcounts(g, w, ws.wpop);
+  const int64_t row_words = g.Wc * g.SW * g.Lp;
+  for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw)
+      for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
+        ws.in_off[k] = kh * g.DH * row_words + cw * g.SW * g.Lp +
+                       ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
+
+  const tile_fn(*table)[kQ] = avx2 ? tile_avx2_table : tile_portable_table;
+  const int64_t OB = (g.O + kQ - 1) / kQ;
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t oh = 0; oh < g.OH; ++oh)
+      for (int64_t ob = 0; ob < OB; ++ob) {
+        alignas(32) int32_t counts[kQ * kTileOW];
+        const int64_t o0 = ob * kQ;
+        const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
+        const uint8_t* wq = w + o0 * K * 8;
+        const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
+        for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+          const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+          table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, wq, K, counts);
+          const TileOut t = {n, oh, o0, qn, ow0, lanes};
+          if (avx2) epilogue_avx2(g, counts, ws.wpop, alpha, bias, out, t);
+          else epilogue_portable(g, counts, ws.wpop, alpha, bias, out, t);
+        }
+      }
+}
+
+}  // namespace xnor
