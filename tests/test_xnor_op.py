@@ -8,25 +8,11 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 import mxcompress.ops as ops
 from mxcompress.ops.reference import random_case, reference_numpy, run_op
+from mxcompress.ops.selfcheck import CASES, check_case
 
 ops.load()
 
 KERNELS = ['avx2', 'portable'] if ops.kernel_name() == 'avx2' else ['portable']
-
-# (batch, C, H, W, O, kernel, stride, pad, dilate): every value the issue names appears
-CASES = [
-    (1, 1, 7, 9, 5, (3, 3), (1, 1), (1, 1), (1, 1)),
-    (2, 3, 11, 11, 8, (5, 5), (2, 2), (2, 2), (1, 1)),
-    (3, 63, 9, 7, 6, (3, 3), (1, 1), (1, 1), (2, 2)),
-    (4, 65, 13, 5, 9, (1, 1), (2, 2), (0, 0), (1, 1)),
-    (1, 130, 7, 7, 7, (3, 3), (2, 2), (1, 1), (1, 1)),
-    (2, 64, 15, 15, 4, (5, 5), (1, 1), (2, 2), (2, 2)),
-    (1, 128, 5, 21, 3, (3, 3), (1, 2), (2, 0), (1, 1)),
-    (3, 3, 17, 13, 11, (3, 5), (2, 1), (0, 2), (2, 1)),
-    (1, 65, 3, 3, 2, (5, 5), (1, 1), (2, 2), (1, 1)),   # every output pixel is a border pixel
-    (2, 1, 9, 9, 1, (1, 1), (1, 1), (0, 0), (1, 1)),
-]
-
 
 @pytest.fixture(params=KERNELS)
 def kernel(request, monkeypatch):
@@ -36,14 +22,7 @@ def kernel(request, monkeypatch):
 
 
 def _check(case, seed, with_bias=True):
-    n, c, h, w, o, k, s, p, d = case
-    rng = np.random.RandomState(seed)
-    x, weight, alpha, bias = random_case(rng, n, c, h, w, o, k, with_bias)
-    conv = dict(kernel=k, stride=s, pad=p, dilate=d)
-    got = run_op(x, weight, alpha, bias, **conv)
-    want = reference_numpy(x, weight, alpha, bias, **conv)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5, err_msg=str(case))
+    check_case(case, seed, with_bias)
 
 
 @pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])

@@ -18,8 +18,8 @@ import subprocess
 import sys
 import tempfile
 
-__all__ = ['OpsBuildError', 'mxnet_dir', 'source_files', 'compile_command', 'build_library',
-           'LIBRARY_NAME']
+__all__ = ['OpsBuildError', 'mxnet_dir', 'source_files', 'compile_commands',
+           'build_library', 'find_compiler', 'LIBRARY_NAME']
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_DIR = os.path.join(HERE, 'src')
@@ -34,14 +34,36 @@ class OpsBuildError(RuntimeError):
     """The operator library cannot be built (no compiler, no MXNet headers, compile error)."""
 
 
+_PROBE = ('import importlib.util, os; s = importlib.util.find_spec("mxnet"); '
+          'print(os.path.dirname(os.path.abspath(s.origin)) if s and s.origin else "")')
+
+
+def _probe_interpreter():
+    """mxnet's directory as the interpreter sees it outside pip's isolated build environment
+    (which hides site-packages through PYTHONPATH / PYTHONNOUSERSITE)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('PYTHONPATH', 'PYTHONNOUSERSITE', 'PYTHONHOME')}
+    try:
+        out = subprocess.run([sys.executable, '-c', _PROBE], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, universal_newlines=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return ''
+    return out.stdout.strip()
+
+
 def mxnet_dir():
-    """Directory of the installed ``mxnet`` package (holds ``include/`` and ``src/``)."""
+    """Directory of the installed ``mxnet`` package (holds ``include/`` and ``src/``).
+
+    Looked up in this interpreter first, then (for pip's isolated build environments) in the
+    same interpreter without the isolation.
+    """
     spec = importlib.util.find_spec('mxnet')
-    if spec is None or not spec.origin:
+    root = os.path.dirname(os.path.abspath(spec.origin)) if spec and spec.origin else ''
+    root = root or _probe_interpreter()
+    if not root:
         raise OpsBuildError('cannot build the xnor_conv2d library: the mxnet package is not '
                             'installed in this Python (%s); pip install mxnet==1.9.1 first'
                             % sys.executable)
-    root = os.path.dirname(os.path.abspath(spec.origin))
     for needed in ('include/mxnet/lib_api.h', 'src/lib_api.cc'):
         if not os.path.isfile(os.path.join(root, needed)):
             raise OpsBuildError('cannot build the xnor_conv2d library: %s is missing from the '
@@ -66,21 +88,46 @@ def find_compiler(compiler=None):
                         'point MXCOMPRESS_OPS_LIB at a prebuilt %s' % LIBRARY_NAME)
 
 
-def compile_command(output, sanitize=False, compiler=None):
-    """The compiler command line (list) that builds the library into ``output``."""
+def compile_commands(output, workdir, sanitize=False, compiler=None):
+    """Compiler command lines: one per source (to objects in ``workdir``, run in parallel)
+    and the final link into ``output``."""
     root = mxnet_dir()
-    sources = [f for f in source_files() if f.endswith('.cc')]
+    cxx = find_compiler(compiler)
     flags = BASE_FLAGS + (SANITIZE_FLAGS if sanitize else [])
-    return ([find_compiler(compiler)] + flags +
-            ['-I' + os.path.join(root, 'include'), '-I' + SRC_DIR] +
-            sources + [os.path.join(root, 'src', 'lib_api.cc'), '-o', output])
+    includes = ['-I' + os.path.join(root, 'include'), '-I' + SRC_DIR]
+    sources = [f for f in source_files() if f.endswith('.cc')]
+    sources.append(os.path.join(root, 'src', 'lib_api.cc'))
+    compiles, objects = [], []
+    for i, src in enumerate(sources):
+        obj = os.path.join(workdir, '%d_%s.o' % (i, os.path.basename(src)[:-3]))
+        extra = ['-O0'] if sanitize and src.endswith('lib_api.cc') else []  # glue: fast build
+        compiles.append([cxx] + flags + extra + includes + ['-c', src, '-o', obj])
+        objects.append(obj)
+    link = [cxx] + flags + objects + ['-o', output]
+    return compiles, link
+
+
+def _run(commands, quiet):
+    procs = []
+    for cmd in commands:
+        if not quiet:
+            print(' '.join(cmd), file=sys.stderr)
+        procs.append((cmd, subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT,
+                                            universal_newlines=True)))
+    for cmd, proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise OpsBuildError('compiling the xnor_conv2d library failed (exit %d):\n%s\n%s'
+                                % (proc.returncode, ' '.join(cmd), out[-4000:]))
 
 
 def build_library(output=None, sanitize=False, compiler=None, quiet=True):
     """Compile the library to ``output`` (default: ``LIBRARY_NAME`` beside this file).
 
-    The file appears atomically (compiled to a temporary name, then renamed), so a crash or a
-    concurrent build never leaves a half-written library. Returns the absolute path.
+    Sources compile in parallel; the file appears atomically (linked to a temporary name,
+    then renamed), so a crash or a concurrent build never leaves a half-written library.
+    Returns the absolute path.
 
     Raises
     ------
@@ -89,22 +136,15 @@ def build_library(output=None, sanitize=False, compiler=None, quiet=True):
     """
     output = os.path.abspath(output or os.path.join(HERE, LIBRARY_NAME))
     os.makedirs(os.path.dirname(output), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix='.' + os.path.basename(output) + '.', suffix='.so',
-                               dir=os.path.dirname(output))
-    os.close(fd)
+    workdir = tempfile.mkdtemp(prefix='.build-', dir=os.path.dirname(output))
     try:
-        cmd = compile_command(tmp, sanitize=sanitize, compiler=compiler)
-        if not quiet:
-            print(' '.join(cmd), file=sys.stderr)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              universal_newlines=True)
-        if proc.returncode != 0:
-            raise OpsBuildError('compiling the xnor_conv2d library failed (exit %d):\n%s\n%s'
-                                % (proc.returncode, ' '.join(cmd), proc.stdout[-4000:]))
+        tmp = os.path.join(workdir, os.path.basename(output))
+        compiles, link = compile_commands(tmp, workdir, sanitize=sanitize, compiler=compiler)
+        _run(compiles, quiet)
+        _run([link], quiet)
         os.replace(tmp, output)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        shutil.rmtree(workdir, ignore_errors=True)
     return output
 
 
