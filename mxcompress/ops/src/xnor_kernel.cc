@@ -1,16 +1,20 @@
 // Bit-packed xnor-popcount 2-D convolution kernel; see xnor_kernel.h for the maths.
 //
-// Data layout of the packed input (the only large workspace, 1/32 of the float input
-// plus the zero border):  P[n][hp][cw][phase][j],  hp = h + PH,  column wp = w + PW is
-// stored at phase = wp % SW, j = wp / SW. For an output pixel (oh, ow) and tap (kh, kw) the
+// Data layout of the packed input (the only large workspace, 1/16 of the float input
+// plus the zero border):  P[n][hp][cw][half][phase][j],  hp = h + PH,  column wp = w + PW is
+// stored at phase = wp % SW, j = wp / SW; half 0 holds the low nibble of every byte of the
+// packed word (word & 0x0f..), half 1 the high nibble ((word >> 4) & 0x0f..). The weights are
+// split the same way once per call, so the popcount of (a xor w) per byte is
+// LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor, 2 vpshufb, 2 add per 256 bits (no shifts
+// or masks in the inner loop). For an output pixel (oh, ow) and tap (kh, kw) the
 // word cw sits at j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH,
 // so 4 neighbouring output pixels read 4 consecutive words for any stride: one 256-bit
 // load. Activations are packed once, before any patch is formed (no im2col).
 //
 // Register-blocked micro-kernel: a tile is 4*P output pixels (P 256-bit vectors, one pixel
-// per 64-bit lane) x Q output channels. Each step (tap, word) loads P input vectors,
-// broadcasts Q weight words, and for each of the P*Q pairs does xor + nibble-LUT popcount
-// (vpshufb) into byte accumulators; every 31 steps these are summed to 64-bit lanes with
+// per 64-bit lane) x Q output channels. Each step (tap, word) loads 2P input vectors (the
+// two nibble halves), broadcasts 2Q weight half-words, and for each of the P*Q pairs does the
+// xor + nibble-LUT popcount (vpshufb) into byte accumulators; every 31 steps these are summed to 64-bit lanes with
 // vpsadbw (8 bits * 31 < 256, so bytes never overflow). The float epilogue
 // (K - 2 * count, border correction, alpha, bias) is applied per tile while it is hot.
 #include "xnor_kernel.h"
@@ -19,6 +23,8 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
+#include <utility>
 #include <cstdlib>
 #include <cstring>
 
@@ -26,8 +32,11 @@ namespace xnor {
 
 namespace {
 
-constexpr int64_t kTileOW = 8;  // output pixels per tile (P = 2 vectors of 4)
-constexpr int kQ = 4;           // output channels per tile
+constexpr int64_t kTileOW = 8;   // output pixels per tile (P = 2 vectors of 4)
+#ifndef XNOR_TILE_Q
+#define XNOR_TILE_Q 6
+#endif
+constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
@@ -39,8 +48,13 @@ inline uint64_t load_word(const uint8_t* p) {
 
 inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
 
+__attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
+  return static_cast<int>(_mm_popcnt_u64(v));
+}
+
 struct Workspace {
   uint64_t* packed;
+  uint64_t* wsplit;  // (O, KH * KW * Wc, 2) weight words split into low / high nibbles
   int32_t* wpop;    // (O, KH, KW) popcount of each weight tap
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
 };
@@ -50,6 +64,8 @@ Workspace carve(const ConvGeom& g, void* ws) {
   char* p = static_cast<char*>(ws);
   w.packed = reinterpret_cast<uint64_t*>(p);
   p += align64(packed_input_bytes(g));
+  w.wsplit = reinterpret_cast<uint64_t*>(p);
+  p += align64(split_weight_bytes(g));
   w.wpop = reinterpret_cast<int32_t*>(p);
   p += align64(sizeof(int32_t) * g.O * g.KH * g.KW);
   w.in_off = reinterpret_cast<int64_t*>(p);
@@ -58,14 +74,18 @@ Workspace carve(const ConvGeom& g, void* ws) {
 
 inline uint64_t* packed_row(const ConvGeom& g, uint64_t* packed, int64_t n, int64_t hp,
                             int64_t cw) {
-  return packed + ((n * g.Hp + hp) * g.Wc + cw) * g.SW * g.Lp;
+  return packed + ((n * g.Hp + hp) * g.Wc + cw) * 2 * g.SW * g.Lp;
 }
+
+constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
 
 // ---- activation packing -------------------------------------------------------------
 
 void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word) {
   const int64_t wp = w + g.PW;
-  row[(wp % g.SW) * g.Lp + wp / g.SW] = word;
+  const int64_t at = (wp % g.SW) * g.Lp + wp / g.SW;
+  row[at] = word & kLowNibbles;
+  row[at + g.SW * g.Lp] = (word >> 4) & kLowNibbles;
 }
 
 uint64_t pack_word_scalar(const ConvGeom& g, const float* x, int64_t n, int64_t h, int64_t cw,
@@ -110,7 +130,14 @@ void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t 
     _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
                        _mm256_permute2x128_si256(lo, hi, 0x31));
     if (g.SW == 1) {
-      std::memcpy(row + w + g.PW, words, sizeof(words));
+      const __m256i m = _mm256_set1_epi8(0x0f);
+      for (int half = 0; half < 8; half += 4) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + half));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + half),
+                            _mm256_and_si256(v, m));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + half),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+      }
     } else {
       for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
     }
@@ -123,11 +150,10 @@ void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t 
 
 template <int P, int Q>
 __attribute__((target("avx2,popcnt")))
-void tile_avx2(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t K,
-               int32_t* counts) {
+void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+               int64_t K, int32_t* counts) {
   const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                        0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i low = _mm256_set1_epi8(0x0f);
   const __m256i zero = _mm256_setzero_si256();
   __m256i total[P][Q];
   for (int p = 0; p < P; ++p)
@@ -139,17 +165,20 @@ void tile_avx2(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t
       for (int q = 0; q < Q; ++q) acc[p][q] = zero;
     for (int64_t k = k0; k < k1; ++k) {
       const uint64_t* src = in + off[k];
-      __m256i a[P];
-      for (int p = 0; p < P; ++p)
+      __m256i a[P], b[P];
+      for (int p = 0; p < P; ++p) {
         a[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * p));
+        b[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + hi_off + 4 * p));
+      }
       for (int q = 0; q < Q; ++q) {
-        const __m256i wv = _mm256_set1_epi64x(
-            static_cast<long long>(load_word(w + (q * K + k) * 8)));
+        const uint64_t* wk = w + 2 * (q * K + k);
+        const __m256i wl = _mm256_set1_epi64x(static_cast<long long>(wk[0]));
+        const __m256i wh = _mm256_set1_epi64x(static_cast<long long>(wk[1]));
         for (int p = 0; p < P; ++p) {
-          const __m256i d = _mm256_xor_si256(a[p], wv);
-          const __m256i lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(d, low));
-          const __m256i hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16(d, 4), low));
-          acc[p][q] = _mm256_add_epi8(acc[p][q], _mm256_add_epi8(lo, hi));
+          acc[p][q] = _mm256_add_epi8(acc[p][q],
+                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(a[p], wl)));
+          acc[p][q] = _mm256_add_epi8(acc[p][q],
+                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(b[p], wh)));
         }
       }
     }
@@ -168,41 +197,67 @@ void tile_avx2(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t
 }
 
 template <int P, int Q>
-void tile_portable(const uint64_t* in, const int64_t* off, const uint8_t* w, int64_t K,
-                   int32_t* counts) {
+void tile_portable(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                   int64_t K, int32_t* counts) {
   for (int q = 0; q < Q; ++q) {
     for (int l = 0; l < 4 * P; ++l) {
       int64_t c = 0;
-      for (int64_t k = 0; k < K; ++k) c += popcount64(in[off[k] + l] ^ load_word(w + (q * K + k) * 8));
+      for (int64_t k = 0; k < K; ++k) {
+        const uint64_t* wk = w + 2 * (q * K + k);
+        c += popcount64(in[off[k] + l] ^ wk[0]) + popcount64(in[off[k] + hi_off + l] ^ wk[1]);
+      }
       counts[q * kTileOW + l] = static_cast<int32_t>(c);
     }
   }
 }
 
-typedef void (*tile_fn)(const uint64_t*, const int64_t*, const uint8_t*, int64_t, int32_t*);
+typedef void (*tile_fn)(const uint64_t*, const int64_t*, int64_t, const uint64_t*, int64_t,
+                        int32_t*);
 
-#define XNOR_TILE_TABLE(fn)                                                       \
-  static const tile_fn fn##_table[2][kQ] = {                                      \
-      {fn<1, 1>, fn<1, 2>, fn<1, 3>, fn<1, 4>}, {fn<2, 1>, fn<2, 2>, fn<2, 3>, fn<2, 4>}};
+template <template <int, int> class Fn, int P, int... Q>
+constexpr std::array<tile_fn, sizeof...(Q)> tile_row(std::integer_sequence<int, Q...>) {
+  return {{&Fn<P, Q + 1>::run...}};
+}
 
-XNOR_TILE_TABLE(tile_avx2)
-XNOR_TILE_TABLE(tile_portable)
+template <int P, int Q>
+struct TileAvx2 {
+  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                  int64_t K, int32_t* counts) {
+    tile_avx2<P, Q>(in, off, hi_off, w, K, counts);
+  }
+};
+
+template <int P, int Q>
+struct TilePortable {
+  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                  int64_t K, int32_t* counts) {
+    tile_portable<P, Q>(in, off, hi_off, w, K, counts);
+  }
+};
+
+// table[P - 1][Q - 1]: micro-kernel for P vectors of 4 pixels and Q output channels
+const std::array<tile_fn, kQ> tile_avx2_table[2] = {
+    tile_row<TileAvx2, 1>(std::make_integer_sequence<int, kQ>()),
+    tile_row<TileAvx2, 2>(std::make_integer_sequence<int, kQ>())};
+const std::array<tile_fn, kQ> tile_portable_table[2] = {
+    tile_row<TilePortable, 1>(std::make_integer_sequence<int, kQ>()),
+    tile_row<TilePortable, 2>(std::make_integer_sequence<int, kQ>())};
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
-void weight_popcounts(const ConvGeom& g, const uint8_t* w, int32_t* wpop) {
-  for (int64_t t = 0; t < g.O * g.KH * g.KW; ++t) {
-    int32_t pop = 0;
-    for (int64_t cw = 0; cw < g.Wc; ++cw) pop += popcount64(load_word(w + (t * g.Wc + cw) * 8));
-    wpop[t] = pop;
-  }
-}
-
-__attribute__((target("popcnt")))
-void weight_popcounts_popcnt(const ConvGeom& g, const uint8_t* w, int32_t* wpop) {
-  for (int64_t t = 0; t < g.O * g.KH * g.KW; ++t) {
+// Split every weight word into nibble halves and count the -1 bits of every tap.
+template <bool kHardware>
+void prepare_weights(const ConvGeom& g, const uint8_t* w, uint64_t* wsplit, int32_t* wpop) {
+  const int64_t taps = g.O * g.KH * g.KW;
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < taps; ++t) {
     int64_t pop = 0;
-    for (int64_t cw = 0; cw < g.Wc; ++cw) pop += _mm_popcnt_u64(load_word(w + (t * g.Wc + cw) * 8));
+    for (int64_t cw = 0; cw < g.Wc; ++cw) {
+      const uint64_t word = load_word(w + (t * g.Wc + cw) * 8);
+      wsplit[2 * (t * g.Wc + cw)] = word & kLowNibbles;
+      wsplit[2 * (t * g.Wc + cw) + 1] = (word >> 4) & kLowNibbles;
+      pop += kHardware ? popcount_hw(word) : popcount64(word);
+    }
     wpop[t] = static_cast<int32_t>(pop);
   }
 }
@@ -302,11 +357,16 @@ void finish_geometry(ConvGeom* g) {
 }
 
 size_t packed_input_bytes(const ConvGeom& g) {
-  return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * g.SW * g.Lp);
+  return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * 2 * g.SW * g.Lp);
+}
+
+size_t split_weight_bytes(const ConvGeom& g) {
+  return sizeof(uint64_t) * static_cast<size_t>(g.O * g.KH * g.KW * g.Wc * 2);
 }
 
 size_t workspace_bytes(const ConvGeom& g) {
-  return align64(packed_input_bytes(g)) + align64(sizeof(int32_t) * g.O * g.KH * g.KW) +
+  return align64(packed_input_bytes(g)) + align64(split_weight_bytes(g)) +
+         align64(sizeof(int32_t) * g.O * g.KH * g.KW) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
 }
 
@@ -357,16 +417,17 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         else pack_row_portable(g, x, ws.packed, n, h, cw);
       }
 
-  if (avx2) weight_popcounts_popcnt(g, w, ws.wpop);
-  else weight_popcounts(g, w, ws.wpop);
-  const int64_t row_words = g.Wc * g.SW * g.Lp;
+  if (avx2) prepare_weights<true>(g, w, ws.wsplit, ws.wpop);
+  else prepare_weights<false>(g, w, ws.wsplit, ws.wpop);
+  const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
+  const int64_t hi_off = g.SW * g.Lp;
   for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
     for (int64_t kw = 0; kw < g.KW; ++kw)
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
-        ws.in_off[k] = kh * g.DH * row_words + cw * g.SW * g.Lp +
+        ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
 
-  const tile_fn(*table)[kQ] = avx2 ? tile_avx2_table : tile_portable_table;
+  const std::array<tile_fn, kQ>* table = avx2 ? tile_avx2_table : tile_portable_table;
   const int64_t OB = (g.O + kQ - 1) / kQ;
 #pragma omp parallel for collapse(3) schedule(static)
   for (int64_t n = 0; n < g.N; ++n)
@@ -375,11 +436,11 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         alignas(32) int32_t counts[kQ * kTileOW];
         const int64_t o0 = ob * kQ;
         const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
-        const uint8_t* wq = w + o0 * K * 8;
+        const uint64_t* wq = ws.wsplit + 2 * o0 * K;
         const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
         for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
           const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-          table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, wq, K, counts);
+          table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K, counts);
           const TileOut t = {n, oh, o0, qn, ow0, lanes};
           if (avx2) epilogue_avx2(g, counts, ws.wpop, alpha, bias, out, t);
           else epilogue_portable(g, counts, ws.wpop, alpha, bias, out, t);
