@@ -14,6 +14,10 @@ _LOCAL = {
     'mlp': ('mlp', {}),
     'kd-teacher': ('mlp', {'hidden': (1200, 1200), 'dropout': 0.5, 'input_dropout': 0.2}),
     'kd-student': ('mlp', {'hidden': (800, 800)}),
+    'bnn-resnet': ('bnn_resnet', {}),
+    'binaryconnect-mlp': ('binaryconnect_mlp', {}),
+    'bwn-lenet5': ('binary_lenet5', {'mode': 'bwn'}),
+    'xnor-lenet5': ('binary_lenet5', {'mode': 'xnor'}),
 }
 _EXTRA = {}
 

@@ -1,0 +1,147 @@
+#!/usr/bin/env python
+"""Binary-network benchmark: train each binary model on MNIST and measure it.
+
+Writes ``benchmarks/results/binary.json`` (per model: test error on the 10,000 test images vs
+its target, the bytes of the binarised weights at 1 bit each vs fp32, the whole model's bytes,
+epochs, wall seconds, the recipe and the exact command) and the trained models as standard
+checkpoints ``benchmarks/models/NAME`` at epoch 0 (input ``data`` (N, 1, 28, 28) in [0, 1],
+probabilities as the first output). Each saved ``-symbol.json`` is reloaded with
+``mx.sym.load`` and must reproduce the predictions with MXNet's built-in operators only.
+
+Models can run as separate processes (e.g. in parallel on a shared machine); they merge their
+records into the JSON under a file lock.
+
+Example::
+
+    OMP_NUM_THREADS=1 python scripts/bench_binary.py --models bwn-lenet5 xnor-lenet5
+    python scripts/bench_binary.py --models bnn-resnet --num-epochs 1 --no-save   # a quick look
+"""
+import argparse
+import fcntl
+import json
+import logging
+import os
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+
+from mxcompress import data as mnist_data
+from mxcompress.binary.train import add_bnn_args, run_bnn
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.measure import machine_info, predict
+from mxcompress.results import update_results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: model -> (train_bnn options, target test error or None, paper of the target)
+MODELS = {
+    'binaryconnect-mlp': (['--network', 'binaryconnect-mlp', '--widths', '1024,1024,1024',
+                           '--binarization', 'deterministic', '--num-epochs', '15'],
+                          0.0129, 'Courbariaux et al. 2015, deterministic BinaryConnect MLP'),
+    'bwn-lenet5': (['--network', 'bwn-lenet5', '--widths', '20,50,500', '--num-epochs', '15'],
+                   0.0090, 'BWN LeNet-5 (Rastegari et al. 2016 method), issue target'),
+    'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '15'],
+                    0.0150, 'XNOR LeNet-5 (Rastegari et al. 2016 method), issue target'),
+    'bnn-resnet': (['--network', 'bnn-resnet', '--num-bits', '1', '--num-layers', '8',
+                    '--widths', '16,32,64', '--num-epochs', '12'],
+                   0.0100, "the document's residual unit, binary activations, issue target"),
+    'bnn-resnet-2bit': (['--network', 'bnn-resnet', '--num-bits', '2', '--num-layers', '8',
+                         '--widths', '16,32,64', '--num-epochs', '12'], None,
+                        'recorded only (2-bit activations)'),
+    'bnn-resnet-4bit': (['--network', 'bnn-resnet', '--num-bits', '4', '--num-layers', '8',
+                         '--widths', '16,32,64', '--num-epochs', '12'], None,
+                        'recorded only (4-bit activations)'),
+}
+#: operators of MXNet itself (no custom library is loaded in this process)
+BUILTIN_OPS = set(mx.operator.get_all_registered_operators()) | {'null'}
+
+
+def _graph_ops(symbol):
+    return sorted({node['op'] for node in json.loads(symbol.tojson())['nodes']})
+
+
+def check_reload(prefix, images, expected):
+    """Reload ``prefix`` with ``mx.sym.load`` and compare its predictions with ``expected``."""
+    symbol = mx.sym.load(prefix + '-symbol.json')
+    _, arg_params, aux_params = load_checkpoint(prefix, 0)
+    probs = predict(symbol, arg_params, aux_params, images)
+    return {'ops': _graph_ops(symbol),
+            'builtin_ops_only': all(op in BUILTIN_OPS for op in _graph_ops(symbol)),
+            'reload_max_abs_diff': float(np.abs(probs - expected).max()),
+            'reload_same_predictions': bool((probs.argmax(1) == expected.argmax(1)).all())}
+
+
+def bench_one(name, extra_argv, data_dir, models_dir, save):
+    options, target, source = MODELS[name]
+    parser = argparse.ArgumentParser()
+    add_bnn_args(parser)
+    argv = options + ['--disp-batches', '200'] + extra_argv
+    if data_dir:
+        argv += ['--data-dir', data_dir]
+    args = parser.parse_args(argv)
+    start = time.time()
+    symbol, arg_params, aux_params, error, footprint = run_bnn(args)
+    wall = time.time() - start
+    images, labels = mnist_data.load_mnist('test', data_dir, args.num_test_examples)
+    record = {
+        'network': args.network, 'test_error': error,
+        'test_errors_of_%d' % len(labels): int(round(error * len(labels))),
+        'target_error': target, 'target_source': source,
+        'target_met': None if target is None else bool(error <= target),
+        'epochs': args.num_epochs, 'wall_seconds': wall,
+        'train_samples_per_s': (args.num_examples or 60000) * args.num_epochs / wall,
+        'footprint': footprint,
+        'recipe': {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(args).items()
+                   if k not in ('data_dir', 'model_prefix', 'load_epoch', 'kv_store')},
+        'command': 'OMP_NUM_THREADS=%s python scripts/bench_binary.py --models %s%s' % (
+            os.environ.get('OMP_NUM_THREADS', ''), name,
+            ' ' + ' '.join(extra_argv) if extra_argv else ''),
+    }
+    if save:
+        prefix = os.path.join(models_dir, name)
+        save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+        expected = predict(symbol, arg_params, aux_params, images)
+        record.update(check_reload(prefix, images, expected))
+        record['model'] = os.path.relpath(prefix, ROOT)
+    return record
+
+
+def _locked_update(path, entries):
+    with open(path + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        update_results(path, entries, machine=dict(
+            machine_info(), shared_machine='2 cores shared with other jobs while training'))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
+    parser.add_argument('--num-epochs', type=int, default=None,
+                        help='override the recipes (a quick look: nothing is written)')
+    parser.add_argument('--no-save', action='store_true', help='write neither models nor JSON')
+    parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
+                                                         'binary.json'))
+    parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    save = not args.no_save and args.num_epochs is None
+    extra = ['--num-epochs', str(args.num_epochs)] if args.num_epochs else []
+    for name in args.models:
+        record = bench_one(name, extra, args.data_dir, args.models_dir, save)
+        print('%s: test error %.2f%% (target %s), binarised weights %d B at 1 bit vs %d B fp32'
+              % (name, 100 * record['test_error'],
+                 '-' if record['target_error'] is None else '%.2f%%' % (
+                     100 * record['target_error']),
+                 record['footprint']['binary_weight_bytes_1bit'],
+                 record['footprint']['binary_weight_bytes_fp32']))
+        if save:
+            _locked_update(args.output, {name: record})
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
