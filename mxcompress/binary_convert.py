@@ -29,7 +29,7 @@ import numpy as np
 from . import ops
 from .graph import graph_nodes, parse_tuple, rewrite
 
-__all__ = ['convert', 'binary_conv_nodes', 'size_report']
+__all__ = ['convert', 'float_graph', 'binary_conv_nodes', 'size_report']
 
 _ADD_OPS = ('elemwise_add', '_plus', '_Plus', 'broadcast_add', '_add')
 log = logging.getLogger(__name__)
@@ -171,3 +171,28 @@ def size_report(layers, arg_params_before, arg_params_after):
             'binary_conv_ratio': (fp32 / packed) if packed else None,
             'params_bytes_before': nbytes(arg_params_before),
             'params_bytes_after': nbytes(arg_params_after)}
+
+
+def float_graph(symbol, arg_params):
+    """The same network in fp32: every binary Convolution becomes a plain Convolution on its
+    latent float weight, fed the input before the straight-through sign (so the sign
+    activations disappear). The reference for end-to-end speed-ups (not for accuracy).
+
+    Returns
+    -------
+    (symbol, arg_params) with the params the float graph uses.
+    """
+    def replace(node, inputs):
+        if node.op != 'Convolution' or '__latent_weight__' not in node.attrs:
+            return None
+        _, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
+        data = _strip_ste_sign(inputs[0]) if binary_input else inputs[0]
+        params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
+        args = [data, mx.sym.var(node.attrs['__latent_weight__'])]
+        if params.get('no_bias', 'False') not in ('True', 'true', '1'):
+            args.append(inputs[2])
+        return mx.sym.Convolution(*args, name=node.name, **params)
+
+    fp32 = rewrite(symbol, replace)
+    names = set(fp32.list_arguments())
+    return fp32, {k: v for k, v in arg_params.items() if k in names}

@@ -12,9 +12,9 @@ from mxcompress.ops import build
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _libasan():
+def _runtime(name):
     cxx = build.find_compiler()
-    path = subprocess.run([cxx, '-print-file-name=libasan.so'], stdout=subprocess.PIPE,
+    path = subprocess.run([cxx, '-print-file-name=' + name], stdout=subprocess.PIPE,
                           universal_newlines=True).stdout.strip()
     return path if os.path.isabs(path) and os.path.exists(path) else None
 
@@ -35,11 +35,14 @@ def _asan_library():
 @pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
                     reason='no C++ compiler')
 def test_sanitized_library_runs_all_cases_cleanly():
-    libasan = _libasan()
+    libasan = _runtime('libasan.so')
     if libasan is None:
         pytest.skip('compiler has no libasan')
+    # libstdc++ preloaded too, so that ASan's __cxa_throw interceptor finds it (MXNet throws
+    # C++ exceptions for errors)
+    preload = ' '.join(p for p in (libasan, _runtime('libstdc++.so')) if p)
     library = _asan_library()
-    env = dict(os.environ, PYTHONPATH=ROOT, MXCOMPRESS_OPS_LIB=library, LD_PRELOAD=libasan,
+    env = dict(os.environ, PYTHONPATH=ROOT, MXCOMPRESS_OPS_LIB=library, LD_PRELOAD=preload,
                ASAN_OPTIONS='detect_leaks=0:abort_on_error=1:halt_on_error=1',
                UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1', OMP_NUM_THREADS='2')
     proc = subprocess.run([sys.executable, '-m', 'mxcompress.ops.selfcheck', '--seeds', '1'],

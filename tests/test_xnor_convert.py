@@ -76,7 +76,7 @@ def test_converted_graph_structure_and_size(model):
     assert 'bconv1_weight' not in conv_args and 'bconv2_weight' not in conv_args
     assert 'bconv3_weight' in conv_args
     assert conv_args['bconv1_xnor_weight'].dtype == np.uint8
-    assert conv_args['bconv1_xnor_weight'].shape == (32, 3, 3, 8)
+    assert conv_args['bconv1_xnor_weight'].shape == (32, 3, 3, 2)
     np.testing.assert_array_equal(ops.unpack_weights(conv_args['bconv1_xnor_weight'], 16),
                                   np.where(args['bconv1_weight'].asnumpy() >= 0, 1, -1))
     np.testing.assert_allclose(conv_args['bconv1_xnor_alpha'].asnumpy(),
@@ -86,7 +86,7 @@ def test_converted_graph_structure_and_size(model):
     assert all(r['sign_stripped'] for r in layers)
     report = size_report(layers, args, conv_args)
     assert report['binary_conv_fp32_bytes'] == 4 * (32 * 16 * 9 + 40 * 32 * 9)
-    assert report['binary_conv_packed_bytes'] == 32 * 9 * 8 + 40 * 9 * 8 + 4 * (32 + 40)
+    assert report['binary_conv_packed_bytes'] == 32 * 9 * 2 + 40 * 9 * 4 + 4 * (32 + 40)
     assert report['params_bytes_after'] < report['params_bytes_before']
 
 

@@ -17,7 +17,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _call(data_shape=(1, 3, 5, 5), weight=None, alpha_len=7, **attrs):
     attrs.setdefault('kernel', (3, 3))
     attrs.setdefault('num_filter', 7)
-    weight = mx.nd.zeros((7, 3, 3, 8), dtype='uint8') if weight is None else weight
+    weight = mx.nd.zeros((7, 3, 3, 1), dtype='uint8') if weight is None else weight
     out = mx.nd.xnor_conv2d(mx.nd.ones(data_shape), weight, mx.nd.ones(alpha_len), **attrs)
     out.wait_to_read()
     return out
@@ -42,13 +42,13 @@ def test_bad_attributes(attrs, message):
 
 def test_missing_kernel():
     with pytest.raises(mx.base.MXNetError, match="'kernel' and 'num_filter' are required"):
-        mx.nd.xnor_conv2d(mx.nd.ones((1, 3, 5, 5)), mx.nd.zeros((7, 3, 3, 8), dtype='uint8'),
+        mx.nd.xnor_conv2d(mx.nd.ones((1, 3, 5, 5)), mx.nd.zeros((7, 3, 3, 1), dtype='uint8'),
                           mx.nd.ones(7), num_filter=7).wait_to_read()
 
 
 def test_bad_weight_shape():
-    with pytest.raises(mx.base.MXNetError, match=r"input 'weight' must have shape \(7, 3, 3, 8\)"):
-        _call(weight=mx.nd.zeros((7, 3, 3, 16), dtype='uint8'))
+    with pytest.raises(mx.base.MXNetError, match=r"input 'weight' must have shape \(7, 3, 3, 1\)"):
+        _call(weight=mx.nd.zeros((7, 3, 3, 8), dtype='uint8'))
 
 
 def test_bad_alpha_shape():
@@ -58,7 +58,7 @@ def test_bad_alpha_shape():
 
 def test_float_weight_rejected():
     with pytest.raises(mx.base.MXNetError, match="input 'weight' must be uint8"):
-        _call(weight=mx.nd.zeros((7, 3, 3, 8)))
+        _call(weight=mx.nd.zeros((7, 3, 3, 1)))
 
 
 def test_data_must_be_4d():
@@ -72,7 +72,7 @@ def test_input_smaller_than_kernel():
 
 
 def test_padding_bits_must_be_zero():
-    weight = np.zeros((7, 3, 3, 8), np.uint8)
+    weight = np.zeros((7, 3, 3, 1), np.uint8)
     weight[2, 1, 1, 0] = 0x10  # channel 4 of a 3-channel layer
     with pytest.raises(mx.base.MXNetError, match='bits set beyond channel 3'):
         _call(weight=mx.nd.array(weight, dtype='uint8'))
@@ -110,7 +110,7 @@ def test_saved_graph_without_library_says_what_to_load(tmp_path):
     sym = mx.sym.xnor_conv2d(mx.sym.var('data'), mx.sym.var('w'), mx.sym.var('a'),
                              kernel=(3, 3), num_filter=2, pad=(1, 1), name='xc')
     prefix = str(tmp_path / 'xnor')
-    params = {'w': mx.nd.zeros((2, 3, 3, 8), dtype='uint8'), 'a': mx.nd.ones(2)}
+    params = {'w': mx.nd.zeros((2, 3, 3, 1), dtype='uint8'), 'a': mx.nd.ones(2)}
     save_checkpoint(prefix, 0, sym, params, {})
     env = dict(os.environ, PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, '-c', _NO_LIBRARY, prefix], env=env,

@@ -88,7 +88,7 @@ def test_symbol_shape_and_type_inference():
                              mx.sym.var('b'), kernel=(3, 3), num_filter=7, pad=(1, 1),
                              stride=(2, 2), no_bias=False)
     args, outs, _ = sym.infer_shape(data=(2, 65, 9, 11))
-    assert args == [(2, 65, 9, 11), (7, 3, 3, 16), (7,), (7,)]
+    assert args == [(2, 65, 9, 11), (7, 3, 3, 9), (7,), (7,)]
     assert outs == [(2, 7, 5, 6)]
     types, out_types, _ = sym.infer_type(data='float32')
     assert types == [np.float32, np.uint8, np.float32, np.float32]

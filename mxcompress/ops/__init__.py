@@ -16,7 +16,8 @@ Semantics (see ``src/xnor_kernel.h``)::
 with sign(v) = +1 for v >= 0 and -1 for v < 0 (the project-wide rule), zero padding exactly as
 a float ``Convolution`` on +-1 inputs (the padded taps contribute 0; the kernel corrects its
 popcount for them), and ``weight = pack_weights(W)``: the sign bits of W packed along the
-input channels, 8 * ceil(C / 64) bytes per tap (XNOR-Net, Rastegari et al., ECCV 2016).
+input channels, 1 bit per weight: ceil(C / 8) bytes per tap (XNOR-Net, Rastegari et al.,
+ECCV 2016).
 """
 import ctypes
 import os
@@ -139,8 +140,8 @@ def packed_input_bytes(data_shape, kernel, stride=1, pad=0, dilate=1):
 
 
 def packed_channels_bytes(channels):
-    """Bytes per kernel tap of packed weights: 8 * ceil(C / 64)."""
-    return 8 * ((int(channels) + 63) // 64)
+    """Bytes per kernel tap of packed weights: ceil(C / 8)."""
+    return (int(channels) + 7) // 8
 
 
 def pack_weights(weight):
@@ -154,16 +155,17 @@ def pack_weights(weight):
 
     Returns
     -------
-    numpy.ndarray, uint8, shape (O, KH, KW, 8 * ceil(C / 64))
-        Per tap, channel c is bit c % 8 of byte c // 8 (i.e. bit c % 64 of little-endian
-        64-bit word c // 64); channels C .. 64 * ceil(C / 64) - 1 are zero.
+    numpy.ndarray, uint8, shape (O, KH, KW, ceil(C / 8))
+        Per tap, channel c is bit c % 8 of byte c // 8 (1 bit per weight; the op reads the
+        bytes as little-endian 64-bit words, bit c % 64 of word c // 64); the unused high
+        bits of the last byte are zero.
     """
     w = _asnumpy(weight)
     if w.ndim != 4:
         raise ValueError('pack_weights: weight must be 4-D (O, C, KH, KW), got shape %s'
                          % (w.shape,))
     o, c, kh, kw = w.shape
-    bits = np.zeros((o, kh, kw, 64 * ((c + 63) // 64)), dtype=bool)
+    bits = np.zeros((o, kh, kw, 8 * packed_channels_bytes(c)), dtype=bool)
     bits[..., :c] = np.transpose(w < 0, (0, 2, 3, 1))
     return np.packbits(bits, axis=-1, bitorder='little')
 

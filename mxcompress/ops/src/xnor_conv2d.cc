@@ -3,7 +3,7 @@
 // after mx.library.load(<absolute path to this .so>).
 //
 // Inputs:  data   float32 (N, C, H, W)     binarised inside: +1 if x >= 0, -1 if x < 0
-//          weight uint8   (O, KH, KW, 8 * ceil(C / 64))  sign bits packed along C (1 = -1)
+//          weight uint8   (O, KH, KW, ceil(C / 8))  sign bits packed along C (1 = -1)
 //          alpha  float32 (O,)             per-output-channel scale
 //          bias   float32 (O,)             only when no_bias is false
 // Output:  float32 (N, O, OH, OW) = alpha * Convolution(sign(data), sign(W)) (+ bias), with
@@ -162,7 +162,7 @@ bool make_geometry(const Params& p, const std::vector<int64_t>& data, xnor::Conv
 }
 
 std::vector<int64_t> weight_shape(const xnor::ConvGeom& g) {
-  return {g.O, g.KH, g.KW, 8 * g.Wc};
+  return {g.O, g.KH, g.KW, g.Cb};
 }
 
 const char* kInputNames[] = {"data", "weight", "alpha", "bias"};
@@ -226,7 +226,7 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
                    << shape_str(w) << " for data " << shape_str({g.N, g.C, g.H, g.W})
                    << " and num_filter " << g.O << ", got "
                    << shape_str(std::vector<int64_t>(s.begin(), s.end()))
-                   << (i == 1 ? " (weights are packed along C into 8 * ceil(C / 64) bytes)" : "");
+                   << (i == 1 ? " (weights are packed along C into ceil(C / 8) bytes)" : "");
       return MX_FAIL;
     }
   }
@@ -325,7 +325,7 @@ long long mxcompress_xnor_workspace_bytes(long long n, long long c, long long h,
                                           long long o, long long kh, long long kw,
                                           long long sh, long long sw, long long ph,
                                           long long pw, long long dh, long long dw) {
-  xnor::ConvGeom g = {n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0};
+  xnor::ConvGeom g = {n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
   xnor::finish_geometry(&g);
   return static_cast<long long>(xnor::workspace_bytes(g));
 }
@@ -333,7 +333,7 @@ long long mxcompress_xnor_packed_input_bytes(long long n, long long c, long long
                                              long long kh, long long kw, long long sh,
                                              long long sw, long long ph, long long pw,
                                              long long dh, long long dw) {
-  xnor::ConvGeom g = {n, c, h, w, 1, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0};
+  xnor::ConvGeom g = {n, c, h, w, 1, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
   xnor::finish_geometry(&g);
   return static_cast<long long>(xnor::packed_input_bytes(g));
 }

@@ -40,9 +40,12 @@ constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
-inline uint64_t load_word(const uint8_t* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof(v));
+// Word cw of tap t of the packed weights: the tap holds Cb = ceil(C / 8) bytes, so the
+// last word may be short (its missing bytes are zero).
+inline uint64_t load_tap_word(const ConvGeom& g, const uint8_t* w, int64_t t, int64_t cw) {
+  uint64_t v = 0;
+  const int64_t n = std::min<int64_t>(8, g.Cb - cw * 8);
+  std::memcpy(&v, w + t * g.Cb + cw * 8, static_cast<size_t>(n));
   return v;
 }
 
@@ -253,7 +256,7 @@ void prepare_weights(const ConvGeom& g, const uint8_t* w, uint64_t* wsplit, int3
   for (int64_t t = 0; t < taps; ++t) {
     int64_t pop = 0;
     for (int64_t cw = 0; cw < g.Wc; ++cw) {
-      const uint64_t word = load_word(w + (t * g.Wc + cw) * 8);
+      const uint64_t word = load_tap_word(g, w, t, cw);
       wsplit[2 * (t * g.Wc + cw)] = word & kLowNibbles;
       wsplit[2 * (t * g.Wc + cw) + 1] = (word >> 4) & kLowNibbles;
       pop += kHardware ? popcount_hw(word) : popcount64(word);
@@ -349,6 +352,7 @@ void finish_geometry(ConvGeom* g) {
   g->OH = (g->H + 2 * g->PH - g->DH * (g->KH - 1) - 1) / g->SH + 1;
   g->OW = (g->W + 2 * g->PW - g->DW * (g->KW - 1) - 1) / g->SW + 1;
   g->Wc = (g->C + 63) / 64;
+  g->Cb = (g->C + 7) / 8;
   g->Hp = g->H + 2 * g->PH;
   const int64_t wp = g->W + 2 * g->PW;
   const int64_t tiles_ow = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
@@ -392,12 +396,12 @@ int resolve_kernel(int choice) {
 }
 
 bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
-  const int64_t used = g.C - (g.Wc - 1) * 64;  // channels in the last word, 1..64
-  if (used == 64) return true;
-  const uint64_t pad_mask = ~((uint64_t{1} << used) - 1);
+  const int64_t used = g.C % 8;  // channels in the last byte of a tap (0: all 8)
+  if (used == 0) return true;
+  const uint8_t pad_mask = static_cast<uint8_t>(~((1u << used) - 1));
   const int64_t taps = g.O * g.KH * g.KW;
   for (int64_t t = 0; t < taps; ++t) {
-    if (load_word(w + (t * g.Wc + g.Wc - 1) * 8) & pad_mask) return false;
+    if (w[t * g.Cb + g.Cb - 1] & pad_mask) return false;
   }
   return true;
 }

@@ -1,9 +1,11 @@
 // Bit-packed xnor-popcount 2-D convolution kernel (CPU).
 //
 // Encoding (the project-wide sign rule): a value v is binarised to +1 if v >= 0 and -1 if
-// v < 0 (NaN counts as +1); the bit stored is 1 for -1 and 0 for +1. Channels are packed
-// little-endian into 64-bit words: channel c of a tap is bit (c % 64) of word c / 64; the
-// last word of a tap is zero-padded when C is not a multiple of 64.
+// v < 0 (NaN counts as +1); the bit stored is 1 for -1 and 0 for +1. Weights are stored
+// with 1 bit each: channel c of a tap is bit (c % 8) of byte c / 8 of the tap's
+// Cb = ceil(C / 8) bytes (the unused high bits of the last byte are 0). Inside, channels
+// are handled as little-endian 64-bit words (bit c % 64 of word c / 64), the last word of
+// a tap zero-extended when C is not a multiple of 64.
 //
 // For +-1 vectors a, w of length C:  a . w = C - 2 * popcount(bits(a) xor bits(w)).
 // Padded channel bits are 0 in both operands, so they never add to the popcount.
@@ -26,6 +28,7 @@ struct ConvGeom {
   int64_t SH, SW, PH, PW, DH, DW;
   int64_t OH, OW;           // output spatial size
   int64_t Wc;               // 64-bit words per tap = ceil(C / 64)
+  int64_t Cb;               // bytes per tap of the packed weights = ceil(C / 8)
   int64_t Hp, Lp;           // packed input: rows (H + 2 PH) and words per stride phase row
 };
 
@@ -46,7 +49,7 @@ bool cpu_has_avx2_popcnt();
 bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
 
 // out = alpha * conv(sign(x), sign(w)) (+ bias), zero padding at the borders.
-//   x: float (N, C, H, W); w: packed bits (O, KH, KW, Wc * 8 bytes); alpha, bias: (O,)
+//   x: float (N, C, H, W); w: packed bits (O, KH, KW, Cb bytes); alpha, bias: (O,)
 //   (bias may be null); out: float (N, O, OH, OW); ws: workspace_bytes(g) bytes.
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
                   const float* bias, float* out, void* ws, int kernel);
