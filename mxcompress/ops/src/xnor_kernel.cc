@@ -58,7 +58,7 @@ __attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
 struct Workspace {
   uint64_t* packed;
   uint64_t* wsplit;  // (O, KH * KW * Wc, 2) weight words split into low / high nibbles
-  int32_t* wpop;    // (O, KH, KW) popcount of each weight tap
+  int32_t* wpop;    // (O, KH + 1, KW + 1) 2-D prefix sums of the taps' weight popcounts
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
 };
 
@@ -70,7 +70,7 @@ Workspace carve(const ConvGeom& g, void* ws) {
   w.wsplit = reinterpret_cast<uint64_t*>(p);
   p += align64(split_weight_bytes(g));
   w.wpop = reinterpret_cast<int32_t*>(p);
-  p += align64(sizeof(int32_t) * g.O * g.KH * g.KW);
+  p += align64(prefix_bytes(g));
   w.in_off = reinterpret_cast<int64_t*>(p);
   return w;
 }
@@ -248,59 +248,84 @@ const std::array<tile_fn, kQ> tile_portable_table[2] = {
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
-// Split every weight word into nibble halves and count the -1 bits of every tap.
+// Split every weight word into nibble halves, and build per output channel the 2-D prefix
+// sums of the taps' popcounts (the -1 weights): wpop[o][i][j] = sum over kh < i, kw < j.
 template <bool kHardware>
 void prepare_weights(const ConvGeom& g, const uint8_t* w, uint64_t* wsplit, int32_t* wpop) {
-  const int64_t taps = g.O * g.KH * g.KW;
+  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride;
 #pragma omp parallel for schedule(static)
-  for (int64_t t = 0; t < taps; ++t) {
-    int64_t pop = 0;
-    for (int64_t cw = 0; cw < g.Wc; ++cw) {
-      const uint64_t word = load_tap_word(g, w, t, cw);
-      wsplit[2 * (t * g.Wc + cw)] = word & kLowNibbles;
-      wsplit[2 * (t * g.Wc + cw) + 1] = (word >> 4) & kLowNibbles;
-      pop += kHardware ? popcount_hw(word) : popcount64(word);
+  for (int64_t o = 0; o < g.O; ++o) {
+    int32_t* pre = wpop + o * plane;
+    for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
+    for (int64_t kh = 0; kh < g.KH; ++kh) {
+      pre[(kh + 1) * stride] = 0;
+      for (int64_t kw = 0; kw < g.KW; ++kw) {
+        const int64_t t = (o * g.KH + kh) * g.KW + kw;
+        int64_t pop = 0;
+        for (int64_t cw = 0; cw < g.Wc; ++cw) {
+          const uint64_t word = load_tap_word(g, w, t, cw);
+          wsplit[2 * (t * g.Wc + cw)] = word & kLowNibbles;
+          wsplit[2 * (t * g.Wc + cw) + 1] = (word >> 4) & kLowNibbles;
+          pop += kHardware ? popcount_hw(word) : popcount64(word);
+        }
+        pre[(kh + 1) * stride + kw + 1] = static_cast<int32_t>(
+            pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw]);
+      }
     }
-    wpop[t] = static_cast<int32_t>(pop);
   }
 }
 
 // ---- epilogue -----------------------------------------------------------------------
 
-inline bool tap_inside(int64_t pos, int64_t extent) { return pos >= 0 && pos < extent; }
 
-// Output of a tap-complete pixel: alpha * (C*KH*KW - 2 * count) + bias. A pixel whose
-// window leaves the image counts only its valid taps and removes the padding's popcount.
-inline float border_value(const ConvGeom& g, const int32_t* pop, int64_t ih0, int64_t iw0,
-                          int64_t cnt, float a, float b) {
-  int64_t valid = 0, corr = 0;
-  for (int64_t kh = 0; kh < g.KH; ++kh) {
-    const bool hin = tap_inside(ih0 + kh * g.DH, g.H);
-    for (int64_t kw = 0; kw < g.KW; ++kw) {
-      if (hin && tap_inside(iw0 + kw * g.DW, g.W)) ++valid;
-      else corr += pop[kh * g.KW + kw];
-    }
+// Taps of a window starting at input position `start` (stride `dil`) that fall inside
+// [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
+inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
+                       int64_t* hi) {
+  int64_t a, b;
+  if (dil == 1) {  // the common case, without divisions
+    a = std::max<int64_t>(0, -start);
+    b = std::min(k, extent - start);
+  } else {
+    a = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    b = start > extent - 1 ? 0 : std::min(k, (extent - 1 - start) / dil + 1);
   }
-  return a * static_cast<float>(g.C * valid - 2 * (cnt - corr)) + b;
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
 }
 
 struct TileOut {
   int64_t n, oh, o0, qn, ow0, lanes;
 };
 
-// Shared part: border pixels of the tile, scalar, after the bulk wrote every lane.
+// Border pixels of the tile, after the bulk epilogue wrote every lane as if all taps were
+// inside. Only the taps in the rectangle [kh0, kh1) x [kw0, kw1) are real; the others read
+// zero bits (+1), so they added popcount(w_tap) to the count:
+//   dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
+// with pop_valid a rectangle sum of the prefix table (O(1) per pixel and channel).
 void epilogue_border(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
                      const float* alpha, const float* bias, float* out, const TileOut& t) {
   const int64_t ih0 = t.oh * g.SH - g.PH;
-  const bool row_inside = ih0 >= 0 && ih0 + (g.KH - 1) * g.DH < g.H;
+  int64_t kh0, kh1;
+  valid_taps(ih0, g.DH, g.KH, g.H, &kh0, &kh1);
+  const bool row_inside = kh0 == 0 && kh1 == g.KH;
+  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride;
   for (int64_t l = 0; l < t.lanes; ++l) {
-    const int64_t ow = t.ow0 + l, iw0 = ow * g.SW - g.PW;
-    if (row_inside && iw0 >= 0 && iw0 + (g.KW - 1) * g.DW < g.W) continue;
+    const int64_t ow = t.ow0 + l;
+    int64_t kw0, kw1;
+    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+    if (row_inside && kw0 == 0 && kw1 == g.KW) continue;
+    const int64_t valid = (kh1 - kh0) * (kw1 - kw0);
     for (int64_t q = 0; q < t.qn; ++q) {
       const int64_t o = t.o0 + q;
+      const int32_t* pre = wpop + o * plane;
+      const int64_t all = pre[g.KH * stride + g.KW];
+      const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
+                             pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
+      const int64_t dot = g.C * valid - 2 * (counts[q * kTileOW + l] - (all - inside));
       out[((t.n * g.O + o) * g.OH + t.oh) * g.OW + ow] =
-          border_value(g, wpop + o * g.KH * g.KW, ih0, iw0, counts[q * kTileOW + l], alpha[o],
-                       bias ? bias[o] : 0.0f);
+          alpha[o] * static_cast<float>(dot) + (bias ? bias[o] : 0.0f);
     }
   }
 }
@@ -364,13 +389,17 @@ size_t packed_input_bytes(const ConvGeom& g) {
   return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * 2 * g.SW * g.Lp);
 }
 
+size_t prefix_bytes(const ConvGeom& g) {
+  return sizeof(int32_t) * static_cast<size_t>(g.O * (g.KH + 1) * (g.KW + 1));
+}
+
 size_t split_weight_bytes(const ConvGeom& g) {
   return sizeof(uint64_t) * static_cast<size_t>(g.O * g.KH * g.KW * g.Wc * 2);
 }
 
 size_t workspace_bytes(const ConvGeom& g) {
   return align64(packed_input_bytes(g)) + align64(split_weight_bytes(g)) +
-         align64(sizeof(int32_t) * g.O * g.KH * g.KW) +
+         align64(prefix_bytes(g)) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
 }
 

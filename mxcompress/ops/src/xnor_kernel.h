@@ -38,6 +38,7 @@ void finish_geometry(ConvGeom* g);
 // Sizes of the workspace pieces, in bytes.
 size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
 size_t split_weight_bytes(const ConvGeom& g);   // nibble-split weights
+size_t prefix_bytes(const ConvGeom& g);         // per-channel tap popcount prefix sums
 size_t workspace_bytes(const ConvGeom& g);
 
 // Kernel selection: 0 = auto (AVX2 when the CPU has AVX2 and POPCNT), 1 = portable, 2 = AVX2.
