@@ -127,3 +127,26 @@ def test_contract_violations_are_reported(model):
                                                            '__latent_weight__': 'w'})
     with pytest.raises(ValueError, match='__binary_weight__ must be sign or sign_alpha'):
         convert(sym, {'w': mx.nd.ones((2, 1, 3, 3))}, {})
+
+
+def test_cli_converts_and_checks_on_mnist(model, mnist_dir, tmp_path, capsys):
+    from mxcompress.cli import main
+    symbol, args, aux = model
+    prefix, out = str(tmp_path / 'bnn'), str(tmp_path / 'bnn-xnor')
+    save_checkpoint(prefix, 0, symbol, args, aux)
+    assert main(['xnor-convert', prefix, out, '--check']) == 0
+    report = capsys.readouterr().out
+    assert '"predictions_equal_count": 10000' in report
+    sym, _, _ = load_checkpoint(out, 0, data_shapes={'data': (1, 1, 28, 28)})
+    assert 'xnor_conv2d' in sym.tojson()
+
+
+def test_cli_rejects_graph_without_binary_convs(tmp_path, capsys):
+    from mxcompress.cli import main
+    sym = mx.sym.FullyConnected(mx.sym.flatten(mx.sym.var('data')), num_hidden=10, name='fc')
+    prefix = str(tmp_path / 'plain')
+    save_checkpoint(prefix, 0, sym, {'fc_weight': mx.nd.ones((10, 784)),
+                                     'fc_bias': mx.nd.zeros(10)}, {})
+    assert main(['xnor-convert', prefix, str(tmp_path / 'out')]) == 2
+    assert 'no binary convolution' in capsys.readouterr().err
+    assert not (tmp_path / 'out-symbol.json').exists()
