@@ -122,12 +122,12 @@ def find_model(explicit):
     return None
 
 
-def random_bnn_resnet(seed=0):
-    """bnn-resnet (symbols/bnn_resnet.py defaults) with random weights and BN statistics."""
+def random_bnn_resnet(seed=0, filter_list=(16, 32, 64)):
+    """bnn-resnet (symbols/bnn_resnet.py, 8 layers) with random weights and BN statistics."""
     import mxnet as mx
     import numpy as np
     from symbols import bnn_resnet
-    symbol = bnn_resnet.get_symbol(num_classes=10, num_layers=8)
+    symbol = bnn_resnet.get_symbol(num_classes=10, num_layers=8, filter_list=filter_list)
     arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 1, 28, 28))
     rng = np.random.RandomState(seed)
     args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
@@ -138,33 +138,41 @@ def random_bnn_resnet(seed=0):
     return symbol, args, aux
 
 
-def e2e_worker(args):
-    """Convert bnn-resnet, check predictions on MNIST test, time images/s; print JSON."""
-    import numpy as np
-    import mxcompress.ops as ops
-    from mxcompress.binary_convert import convert, float_graph, size_report
-    from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-    from mxcompress.data import load_mnist
-    from mxcompress.measure import predict, time_inference
-    ops.load()
+def e2e_models(args):
+    """(name, source record, (symbol, args, aux), test images to check) per configuration."""
+    from mxcompress.checkpoint import load_checkpoint
     prefix = find_model(args.model)
     if prefix:
-        symbol, arg_params, aux_params = load_checkpoint(prefix, 0)
-        source = {'model': os.path.relpath(prefix, ROOT), 'weights': 'trained'}
+        yield ('bnn-resnet', {'model': os.path.relpath(prefix, ROOT), 'weights': 'trained'},
+               load_checkpoint(prefix, 0), None)
     else:
-        symbol, arg_params, aux_params = random_bnn_resnet()
-        source = {'model': 'symbols.bnn_resnet.get_symbol(num_layers=8)',
-                  'weights': 'random (no trained bnn-resnet was available)'}
+        yield ('bnn-resnet', {'model': 'symbols.bnn_resnet.get_symbol(num_layers=8)',
+                              'weights': 'random (no trained bnn-resnet was available)'},
+               random_bnn_resnet(), None)
+    wide = (128, 256, 512)
+    yield ('bnn-resnet-wide', {'model': 'symbols.bnn_resnet.get_symbol(num_layers=8, '
+                                        'filter_list=%s)' % (wide,),
+                               'weights': 'random (shows the op at wider layers)'},
+           random_bnn_resnet(filter_list=wide), 2000)
+
+
+def e2e_one(name, source, model, num_check, args):
+    import numpy as np
+    from mxcompress.binary_convert import convert, float_graph, size_report
+    from mxcompress.checkpoint import save_checkpoint
+    from mxcompress.data import load_mnist
+    from mxcompress.measure import predict, time_inference
+    symbol, arg_params, aux_params = model
     conv_sym, conv_args, conv_aux, layers = convert(symbol, arg_params, aux_params)
-    if args.save_converted:
+    record = dict(source)
+    if args.save_converted and name == 'bnn-resnet' and source['weights'] == 'trained':
         save_checkpoint(args.save_converted, 0, conv_sym, conv_args, conv_aux)
-        source['converted_checkpoint'] = os.path.relpath(args.save_converted, ROOT)
-    images, labels = load_mnist('test', args.data_dir)
+        record['converted_checkpoint'] = os.path.relpath(args.save_converted, ROOT)
+    images, labels = load_mnist('test', args.data_dir, num_examples=num_check)
     p_train = predict(symbol, arg_params, aux_params, images)
     p_xnor = predict(conv_sym, conv_args, conv_aux, images)
     same = int(np.sum(p_train.argmax(1) == p_xnor.argmax(1)))
     fp32_sym, fp32_args = float_graph(symbol, arg_params)
-    record = dict(source)
     record.update({
         'binary_layers_converted': len(layers),
         'predictions_equal': same == len(labels), 'predictions_equal_count': same,
@@ -182,11 +190,19 @@ def e2e_worker(args):
         timing['speedup_vs_training_graph'] = (timing['training_graph']['median_ms'] /
                                                timing['xnor']['median_ms'])
         record['timing']['batch_%d' % batch] = timing
-        print('threads %s e2e batch %d: xnor %.0f img/s, fp32 %.0f img/s, training graph %.0f '
-              'img/s' % (os.environ.get('OMP_NUM_THREADS'), batch,
+        print('threads %s %s batch %d: xnor %.0f img/s, fp32 %.0f img/s, training graph %.0f '
+              'img/s' % (os.environ.get('OMP_NUM_THREADS'), name, batch,
                          timing['xnor']['images_per_s'], timing['fp32']['images_per_s'],
                          timing['training_graph']['images_per_s']), file=sys.stderr)
-    print(json.dumps(record))
+    return record
+
+
+def e2e_worker(args):
+    """Convert bnn-resnet(s), check predictions on MNIST test, time images/s; print JSON."""
+    import mxcompress.ops as ops
+    ops.load()
+    print(json.dumps({name: e2e_one(name, source, model, num_check, args)
+                      for name, source, model, num_check in e2e_models(args)}))
 
 
 def run_worker(mode, threads, args):
