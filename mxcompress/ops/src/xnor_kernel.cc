@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <array>
 #include <utility>
+#include <vector>
 #include <cstdlib>
 #include <cstring>
 
@@ -39,6 +40,24 @@ constexpr int64_t kTileOW = 8;   // output pixels per tile (P = 2 vectors of 4)
 constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+// Taps of a window starting at input position `start` (stride `dil`) that fall inside
+// [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
+inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
+                       int64_t* hi) {
+  int64_t a, b;
+  if (dil == 1) {  // the common case, without divisions
+    a = std::max<int64_t>(0, -start);
+    b = std::min(k, extent - start);
+  } else {
+    a = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    b = start > extent - 1 ? 0 : std::min(k, (extent - 1 - start) / dil + 1);
+  }
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
+}
+
 
 // Word cw of tap t of the packed weights: the tap holds Cb = ceil(C / 8) bytes, so the
 // last word may be short (its missing bytes are zero).
@@ -60,6 +79,8 @@ struct Workspace {
   uint64_t* wsplit;  // (O, KH * KW * Wc, 2) weight words split into low / high nibbles
   int32_t* wpop;    // (O, KH + 1, KW + 1) 2-D prefix sums of the taps' weight popcounts
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
+  int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
+  int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
 };
 
 Workspace carve(const ConvGeom& g, void* ws) {
@@ -72,6 +93,10 @@ Workspace carve(const ConvGeom& g, void* ws) {
   w.wpop = reinterpret_cast<int32_t*>(p);
   p += align64(prefix_bytes(g));
   w.in_off = reinterpret_cast<int64_t*>(p);
+  p += align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
+  w.corr = reinterpret_cast<int32_t*>(p);
+  p += align64(corr_bytes(g));
+  w.row_class = reinterpret_cast<int32_t*>(p);
   return w;
 }
 
@@ -278,80 +303,28 @@ void prepare_weights(const ConvGeom& g, const uint8_t* w, uint64_t* wsplit, int3
 // ---- epilogue -----------------------------------------------------------------------
 
 
-// Taps of a window starting at input position `start` (stride `dil`) that fall inside
-// [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
-inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
-                       int64_t* hi) {
-  int64_t a, b;
-  if (dil == 1) {  // the common case, without divisions
-    a = std::max<int64_t>(0, -start);
-    b = std::min(k, extent - start);
-  } else {
-    a = start >= 0 ? 0 : (-start + dil - 1) / dil;
-    b = start > extent - 1 ? 0 : std::min(k, (extent - 1 - start) / dil + 1);
-  }
-  if (b < a) b = a;
-  *lo = a;
-  *hi = b;
-}
-
 struct TileOut {
   int64_t n, oh, o0, qn, ow0, lanes;
 };
 
-// Border pixels of the tile, after the bulk epilogue wrote every lane as if all taps were
-// inside. Only the taps in the rectangle [kh0, kh1) x [kw0, kw1) are real; the others read
-// zero bits (+1), so they added popcount(w_tap) to the count:
-//   dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
-// with pop_valid a rectangle sum of the prefix table (O(1) per pixel and channel).
-void epilogue_border(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
-                     const float* alpha, const float* bias, float* out, const TileOut& t) {
-  const int64_t ih0 = t.oh * g.SH - g.PH;
-  int64_t kh0, kh1;
-  valid_taps(ih0, g.DH, g.KH, g.H, &kh0, &kh1);
-  const bool row_inside = kh0 == 0 && kh1 == g.KH;
-  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride;
-  for (int64_t l = 0; l < t.lanes; ++l) {
-    const int64_t ow = t.ow0 + l;
-    int64_t kw0, kw1;
-    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
-    if (row_inside && kw0 == 0 && kw1 == g.KW) continue;
-    const int64_t valid = (kh1 - kh0) * (kw1 - kw0);
-    for (int64_t q = 0; q < t.qn; ++q) {
-      const int64_t o = t.o0 + q;
-      const int32_t* pre = wpop + o * plane;
-      const int64_t all = pre[g.KH * stride + g.KW];
-      const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
-                             pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
-      const int64_t dot = g.C * valid - 2 * (counts[q * kTileOW + l] - (all - inside));
-      out[((t.n * g.O + o) * g.OH + t.oh) * g.OW + ow] =
-          alpha[o] * static_cast<float>(dot) + (bias ? bias[o] : 0.0f);
-    }
-  }
-}
-
-bool tile_has_border(const ConvGeom& g, const TileOut& t) {
-  const int64_t ih0 = t.oh * g.SH - g.PH;
-  const int64_t iw_first = t.ow0 * g.SW - g.PW;
-  const int64_t iw_last = (t.ow0 + t.lanes - 1) * g.SW - g.PW + (g.KW - 1) * g.DW;
-  return ih0 < 0 || ih0 + (g.KH - 1) * g.DH >= g.H || iw_first < 0 || iw_last >= g.W;
-}
-
-void epilogue_portable(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
+// Output = alpha * (C*KH*KW - 2 * count + corr) + bias, corr from the border table (0 for
+// windows inside the image).
+void epilogue_portable(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
                        const float* alpha, const float* bias, float* out, const TileOut& t) {
   const int64_t full = g.C * g.KH * g.KW;
   for (int64_t q = 0; q < t.qn; ++q) {
     const int64_t o = t.o0 + q;
     const float a = alpha[o], b = bias ? bias[o] : 0.0f;
     float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
+    const int32_t* c = corr + o * g.OWr + t.ow0;
     for (int64_t l = 0; l < t.lanes; ++l)
-      dst[l] = a * static_cast<float>(full - 2 * static_cast<int64_t>(counts[q * kTileOW + l])) + b;
+      dst[l] = a * static_cast<float>(full - 2 * static_cast<int64_t>(counts[q * kTileOW + l]) +
+                                      c[l]) + b;
   }
-  if (tile_has_border(g, t)) epilogue_border(g, counts, wpop, alpha, bias, out, t);
 }
 
 __attribute__((target("avx2")))
-void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* wpop,
+void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
                    const float* alpha, const float* bias, float* out, const TileOut& t) {
   const __m256i full = _mm256_set1_epi32(static_cast<int>(g.C * g.KH * g.KW));
   const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(t.lanes)),
@@ -359,19 +332,73 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* wpop
   for (int64_t q = 0; q < t.qn; ++q) {
     const int64_t o = t.o0 + q;
     const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(counts + q * kTileOW));
-    const __m256 dot = _mm256_cvtepi32_ps(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)));
+    const __m256i fix = _mm256_load_si256(
+        reinterpret_cast<const __m256i*>(corr + o * g.OWr + t.ow0));
+    const __m256 dot = _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)), fix));
     const __m256 v = _mm256_add_ps(_mm256_mul_ps(dot, _mm256_set1_ps(alpha[o])),
                                    _mm256_set1_ps(bias ? bias[o] : 0.0f));
     float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
     if (t.lanes == kTileOW) _mm256_storeu_ps(dst, v);
     else _mm256_maskstore_ps(dst, mask, v);
   }
-  if (tile_has_border(g, t)) epilogue_border(g, counts, wpop, alpha, bias, out, t);
+}
+
+// Border table. A window whose valid taps are the rectangle [kh0, kh1) x [kw0, kw1) reads
+// zero bits (+1) at the other taps, which added popcount(w_tap) to its count, and counts
+// C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
+// i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
+// of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
+void border_table(const ConvGeom& g, const int32_t* wpop, int32_t* corr, int32_t* row_class) {
+  std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
+  int64_t classes = 1;
+  kh_lo[0] = 0;
+  kh_hi[0] = g.KH;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t a, b;
+    valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
+    int64_t cls = 0;
+    while (cls < classes && !(kh_lo[cls] == a && kh_hi[cls] == b)) ++cls;
+    if (cls == classes) {
+      kh_lo[cls] = a;
+      kh_hi[cls] = b;
+      ++classes;
+    }
+    row_class[oh] = static_cast<int32_t>(cls);
+  }
+  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride, full = g.C * g.KH * g.KW;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t cls = 0; cls < classes; ++cls)
+    for (int64_t o = 0; o < g.O; ++o) {
+      const int32_t* pre = wpop + o * plane;
+      const int64_t all = pre[g.KH * stride + g.KW];
+      const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
+      int32_t* dst = corr + (cls * g.O + o) * g.OWr;
+      for (int64_t ow = 0; ow < g.OWr; ++ow) {
+        int64_t kw0 = 0, kw1 = g.KW;
+        if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+        const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
+                               pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
+        dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
+                                       2 * (all - inside));
+      }
+    }
 }
 
 }  // namespace
 
 // ---- public API -----------------------------------------------------------------------
+
+// Upper bound of the row classes of border_table (interior + the border rows).
+int64_t max_row_classes(const ConvGeom& g) {
+  int64_t border = 0;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t a, b;
+    valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
+    border += (a != 0 || b != g.KH);
+  }
+  return 1 + border;
+}
 
 void finish_geometry(ConvGeom* g) {
   g->OH = (g->H + 2 * g->PH - g->DH * (g->KH - 1) - 1) / g->SH + 1;
@@ -382,11 +409,16 @@ void finish_geometry(ConvGeom* g) {
   const int64_t wp = g->W + 2 * g->PW;
   const int64_t tiles_ow = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
   // every tile reads 8 words from j = ow0 + (kw * DW) / SW: keep them inside the row
+  g->OWr = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
   g->Lp = std::max((wp + g->SW - 1) / g->SW, tiles_ow + ((g->KW - 1) * g->DW) / g->SW);
 }
 
 size_t packed_input_bytes(const ConvGeom& g) {
   return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * 2 * g.SW * g.Lp);
+}
+
+size_t corr_bytes(const ConvGeom& g) {
+  return sizeof(int32_t) * static_cast<size_t>(max_row_classes(g) * g.O * g.OWr);
 }
 
 size_t prefix_bytes(const ConvGeom& g) {
@@ -400,7 +432,8 @@ size_t split_weight_bytes(const ConvGeom& g) {
 size_t workspace_bytes(const ConvGeom& g) {
   return align64(packed_input_bytes(g)) + align64(split_weight_bytes(g)) +
          align64(prefix_bytes(g)) +
-         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
+         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
+         align64(sizeof(int32_t) * g.OH);
 }
 
 bool cpu_has_avx2_popcnt() {
@@ -460,6 +493,8 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
 
+  border_table(g, ws.wpop, ws.corr, ws.row_class);
+
   const std::array<tile_fn, kQ>* table = avx2 ? tile_avx2_table : tile_portable_table;
   const int64_t OB = (g.O + kQ - 1) / kQ;
 #pragma omp parallel for collapse(3) schedule(static)
@@ -475,8 +510,9 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
           const int64_t lanes = std::min(kTileOW, g.OW - ow0);
           table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K, counts);
           const TileOut t = {n, oh, o0, qn, ow0, lanes};
-          if (avx2) epilogue_avx2(g, counts, ws.wpop, alpha, bias, out, t);
-          else epilogue_portable(g, counts, ws.wpop, alpha, bias, out, t);
+          const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+          if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
+          else epilogue_portable(g, counts, corr, alpha, bias, out, t);
         }
       }
 }

@@ -27,6 +27,7 @@ struct ConvGeom {
   int64_t O, KH, KW;        // filters
   int64_t SH, SW, PH, PW, DH, DW;
   int64_t OH, OW;           // output spatial size
+  int64_t OWr;              // OW rounded up to the 8-pixel tile
   int64_t Wc;               // 64-bit words per tap = ceil(C / 64)
   int64_t Cb;               // bytes per tap of the packed weights = ceil(C / 8)
   int64_t Hp, Lp;           // packed input: rows (H + 2 PH) and words per stride phase row
@@ -39,6 +40,8 @@ void finish_geometry(ConvGeom* g);
 size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
 size_t split_weight_bytes(const ConvGeom& g);   // nibble-split weights
 size_t prefix_bytes(const ConvGeom& g);         // per-channel tap popcount prefix sums
+size_t corr_bytes(const ConvGeom& g);           // border correction table
+int64_t max_row_classes(const ConvGeom& g);
 size_t workspace_bytes(const ConvGeom& g);
 
 // Kernel selection: 0 = auto (AVX2 when the CPU has AVX2 and POPCNT), 1 = portable, 2 = AVX2.
