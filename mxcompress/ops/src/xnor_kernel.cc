@@ -33,7 +33,8 @@ namespace xnor {
 
 namespace {
 
-constexpr int64_t kTileOW = 8;   // output pixels per tile (P = 2 vectors of 4)
+constexpr int64_t kTileOW = 8;
+constexpr int64_t kRows = 4;     // output rows per work item   // output pixels per tile (P = 2 vectors of 4)
 #ifndef XNOR_TILE_Q
 #define XNOR_TILE_Q 6
 #endif
@@ -76,8 +77,6 @@ __attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
 
 struct Workspace {
   uint64_t* packed;
-  uint64_t* wsplit;  // (O, KH * KW * Wc, 2) weight words split into low / high nibbles
-  int32_t* wpop;    // (O, KH + 1, KW + 1) 2-D prefix sums of the taps' weight popcounts
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
   int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
   int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
@@ -88,10 +87,6 @@ Workspace carve(const ConvGeom& g, void* ws) {
   char* p = static_cast<char*>(ws);
   w.packed = reinterpret_cast<uint64_t*>(p);
   p += align64(packed_input_bytes(g));
-  w.wsplit = reinterpret_cast<uint64_t*>(p);
-  p += align64(split_weight_bytes(g));
-  w.wpop = reinterpret_cast<int32_t*>(p);
-  p += align64(prefix_bytes(g));
   w.in_off = reinterpret_cast<int64_t*>(p);
   p += align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
   w.corr = reinterpret_cast<int32_t*>(p);
@@ -273,29 +268,36 @@ const std::array<tile_fn, kQ> tile_portable_table[2] = {
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
-// Split every weight word into nibble halves, and build per output channel the 2-D prefix
-// sums of the taps' popcounts (the -1 weights): wpop[o][i][j] = sum over kh < i, kw < j.
-template <bool kHardware>
-void prepare_weights(const ConvGeom& g, const uint8_t* w, uint64_t* wsplit, int32_t* wpop) {
-  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride;
-#pragma omp parallel for schedule(static)
-  for (int64_t o = 0; o < g.O; ++o) {
-    int32_t* pre = wpop + o * plane;
-    for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
-    for (int64_t kh = 0; kh < g.KH; ++kh) {
-      pre[(kh + 1) * stride] = 0;
-      for (int64_t kw = 0; kw < g.KW; ++kw) {
-        const int64_t t = (o * g.KH + kh) * g.KW + kw;
-        int64_t pop = 0;
-        for (int64_t cw = 0; cw < g.Wc; ++cw) {
-          const uint64_t word = load_tap_word(g, w, t, cw);
-          wsplit[2 * (t * g.Wc + cw)] = word & kLowNibbles;
-          wsplit[2 * (t * g.Wc + cw) + 1] = (word >> 4) & kLowNibbles;
-          pop += kHardware ? popcount_hw(word) : popcount64(word);
-        }
-        pre[(kh + 1) * stride + kw + 1] = static_cast<int32_t>(
-            pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw]);
+// Split the weight words of channels [o0, o0 + qn) into nibble halves: out[(q * K + k) * 2 + h].
+void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out) {
+  const int64_t taps = g.KH * g.KW;
+  for (int64_t q = 0; q < qn; ++q)
+    for (int64_t tap = 0; tap < taps; ++tap)
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
+        const int64_t k = (q * taps + tap) * g.Wc + cw;
+        out[2 * k] = word & kLowNibbles;
+        out[2 * k + 1] = (word >> 4) & kLowNibbles;
       }
+}
+
+// 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
+// pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
+template <bool kHardware>
+void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
+  const int64_t stride = g.KW + 1;
+  for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    pre[(kh + 1) * stride] = 0;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t t = (o * g.KH + kh) * g.KW + kw;
+      int64_t pop = 0;
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        const uint64_t word = load_tap_word(g, w, t, cw);
+        pop += kHardware ? popcount_hw(word) : popcount64(word);
+      }
+      pre[(kh + 1) * stride + kw + 1] =
+          pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
     }
   }
 }
@@ -349,7 +351,8 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr
 // C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
 // i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
 // of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
-void border_table(const ConvGeom& g, const int32_t* wpop, int32_t* corr, int32_t* row_class) {
+template <bool kHardware>
+void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class) {
   std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
   int64_t classes = 1;
   kh_lo[0] = 0;
@@ -366,23 +369,28 @@ void border_table(const ConvGeom& g, const int32_t* wpop, int32_t* corr, int32_t
     }
     row_class[oh] = static_cast<int32_t>(cls);
   }
-  const int64_t stride = g.KW + 1, plane = (g.KH + 1) * stride, full = g.C * g.KH * g.KW;
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int64_t cls = 0; cls < classes; ++cls)
+  const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
+#pragma omp parallel
+  {
+    std::vector<int64_t> pre((g.KH + 1) * stride);
+#pragma omp for schedule(static)
     for (int64_t o = 0; o < g.O; ++o) {
-      const int32_t* pre = wpop + o * plane;
+      tap_prefix<kHardware>(g, w, o, pre.data());
       const int64_t all = pre[g.KH * stride + g.KW];
-      const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
-      int32_t* dst = corr + (cls * g.O + o) * g.OWr;
-      for (int64_t ow = 0; ow < g.OWr; ++ow) {
-        int64_t kw0 = 0, kw1 = g.KW;
-        if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
-        const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
-                               pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
-        dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
-                                       2 * (all - inside));
+      for (int64_t cls = 0; cls < classes; ++cls) {
+        const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
+        int32_t* dst = corr + (cls * g.O + o) * g.OWr;
+        for (int64_t ow = 0; ow < g.OWr; ++ow) {
+          int64_t kw0 = 0, kw1 = g.KW;
+          if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+          const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
+                                 pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
+          dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
+                                         2 * (all - inside));
+        }
       }
     }
+  }
 }
 
 }  // namespace
@@ -421,17 +429,8 @@ size_t corr_bytes(const ConvGeom& g) {
   return sizeof(int32_t) * static_cast<size_t>(max_row_classes(g) * g.O * g.OWr);
 }
 
-size_t prefix_bytes(const ConvGeom& g) {
-  return sizeof(int32_t) * static_cast<size_t>(g.O * (g.KH + 1) * (g.KW + 1));
-}
-
-size_t split_weight_bytes(const ConvGeom& g) {
-  return sizeof(uint64_t) * static_cast<size_t>(g.O * g.KH * g.KW * g.Wc * 2);
-}
-
 size_t workspace_bytes(const ConvGeom& g) {
-  return align64(packed_input_bytes(g)) + align64(split_weight_bytes(g)) +
-         align64(prefix_bytes(g)) +
+  return align64(packed_input_bytes(g)) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
          align64(sizeof(int32_t) * g.OH);
 }
@@ -483,8 +482,6 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         else pack_row_portable(g, x, ws.packed, n, h, cw);
       }
 
-  if (avx2) prepare_weights<true>(g, w, ws.wsplit, ws.wpop);
-  else prepare_weights<false>(g, w, ws.wsplit, ws.wpop);
   const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
   const int64_t hi_off = g.SW * g.Lp;
   for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
@@ -492,29 +489,45 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
+  if (avx2) border_table<true>(g, w, ws.corr, ws.row_class);
+  else border_table<false>(g, w, ws.corr, ws.row_class);
 
-  border_table(g, ws.wpop, ws.corr, ws.row_class);
-
+  // Work items: (channel block, image, block of kRows output rows). Each thread splits the
+  // weights of its channel block into nibble halves in a private buffer (Q * K * 16 bytes,
+  // L1-resident) and sweeps the rows; the packed image rows are shared in L2.
   const std::array<tile_fn, kQ>* table = avx2 ? tile_avx2_table : tile_portable_table;
   const int64_t OB = (g.O + kQ - 1) / kQ;
-#pragma omp parallel for collapse(3) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t oh = 0; oh < g.OH; ++oh)
-      for (int64_t ob = 0; ob < OB; ++ob) {
-        alignas(32) int32_t counts[kQ * kTileOW];
-        const int64_t o0 = ob * kQ;
-        const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
-        const uint64_t* wq = ws.wsplit + 2 * o0 * K;
-        const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
-        for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
-          const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-          table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K, counts);
-          const TileOut t = {n, oh, o0, qn, ow0, lanes};
-          const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
-          if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
-          else epilogue_portable(g, counts, corr, alpha, bias, out, t);
+  const int64_t RB = (g.OH + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    std::vector<uint64_t> wq(static_cast<size_t>(2 * kQ * K));
+    int64_t split_for = -1;
+#pragma omp for collapse(3) schedule(static)
+    for (int64_t ob = 0; ob < OB; ++ob)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t rb = 0; rb < RB; ++rb) {
+          alignas(32) int32_t counts[kQ * kTileOW];
+          const int64_t o0 = ob * kQ;
+          const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
+          if (split_for != ob) {
+            split_weights(g, w, o0, qn, wq.data());
+            split_for = ob;
+          }
+          const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
+          for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
+            const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
+            const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+            for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+              const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq.data(), K,
+                                               counts);
+              const TileOut t = {n, oh, o0, qn, ow0, lanes};
+              if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
+              else epilogue_portable(g, counts, corr, alpha, bias, out, t);
+            }
+          }
         }
-      }
+  }
 }
 
 }  // namespace xnor

@@ -38,8 +38,6 @@ void finish_geometry(ConvGeom* g);
 
 // Sizes of the workspace pieces, in bytes.
 size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
-size_t split_weight_bytes(const ConvGeom& g);   // nibble-split weights
-size_t prefix_bytes(const ConvGeom& g);         // per-channel tap popcount prefix sums
 size_t corr_bytes(const ConvGeom& g);           // border correction table
 int64_t max_row_classes(const ConvGeom& g);
 size_t workspace_bytes(const ConvGeom& g);
