@@ -1,0 +1,198 @@
+"""Convert a trained binary training graph into an inference graph on ``xnor_conv2d``.
+
+Input: a checkpoint of the binary-network family (``symbols/bnn.py`` contract). Every binary
+``Convolution`` node carries ``__binary_weight__`` ('sign' or 'sign_alpha'),
+``__binary_input__`` ('true' when its data input is sign-binarised) and
+``__latent_weight__`` (the float latent weight ``W``, shape (O, C, KH, KW); the node's weight
+input is ``sign(W)`` or ``alpha_o * sign(W)``, ``alpha_o = mean |W[o]|``, computed in-graph).
+
+Output: the same graph where each such node with a binary input is replaced by
+``xnor_conv2d(x, pack_weights(W), alpha[, bias])`` with the node's kernel, stride, pad,
+dilate and num_filter (same node name): 1 bit per weight (8 * ceil(C / 64) bytes per tap) plus
+one float32 alpha per output channel; the latent ``W`` leaves the params. Since the op
+binarises its input itself (sign(x) = +1 for x >= 0, -1 for x < 0, as the training graph's
+straight-through sign does), the converter also skips the straight-through sign in front of
+the convolution (``clip(x) + BlockGrad(sign(x) - clip(x))`` -> ``x``) when it finds it.
+Zero padding is reproduced exactly by the op (border correction), so the converted graph
+computes ``alpha * Convolution(sign(x), sign(W))``: the training graph's value up to float
+rounding of its ``+-alpha`` products (the predictions are checked on MNIST by
+``scripts/bench_xnor.py`` / ``mxcompress xnor-convert --check``).
+
+Binary convolutions whose input is not binary (``__binary_input__ = 'false'``, e.g. the
+first layer or multi-bit activations) and binary FullyConnected layers are left as they are.
+"""
+import logging
+
+import mxnet as mx
+import numpy as np
+
+from . import ops
+from .graph import graph_nodes, parse_tuple, rewrite
+
+__all__ = ['convert', 'float_graph', 'binary_conv_nodes', 'size_report']
+
+_ADD_OPS = ('elemwise_add', '_plus', '_Plus', 'broadcast_add', '_add')
+log = logging.getLogger(__name__)
+
+
+def binary_conv_nodes(symbol):
+    """Binary Convolution nodes of a training graph: list of dicts (name, attrs, inputs)."""
+    out = []
+    for node in graph_nodes(symbol):
+        attrs = node.get('attrs', {})
+        if node['op'] == 'Convolution' and '__latent_weight__' in attrs:
+            out.append({'name': node['name'], 'attrs': attrs})
+    return out
+
+
+def _check_contract(name, attrs, arg_params):
+    mode = attrs.get('__binary_weight__', 'sign')
+    if mode not in ('sign', 'sign_alpha'):
+        raise ValueError('layer %s: __binary_weight__ must be sign or sign_alpha, got %r'
+                         % (name, mode))
+    flag = attrs.get('__binary_input__', 'false')
+    if flag not in ('true', 'false'):
+        raise ValueError('layer %s: __binary_input__ must be true or false, got %r'
+                         % (name, flag))
+    latent = attrs['__latent_weight__']
+    if latent not in arg_params:
+        raise ValueError('layer %s: latent weight %r (__latent_weight__) is not in the params'
+                         % (name, latent))
+    weight = arg_params[latent]
+    if len(weight.shape) != 4:
+        raise ValueError('layer %s: latent weight %s must be 4-D (O, C, KH, KW), got %s'
+                         % (name, latent, weight.shape))
+    if int(attrs.get('num_group', '1')) != 1:
+        raise ValueError('layer %s: grouped binary convolutions (num_group=%s) are not '
+                         'supported by xnor_conv2d' % (name, attrs['num_group']))
+    return mode, flag == 'true', weight
+
+
+def _strip_ste_sign(data):
+    """``x`` when ``data`` is ``clip(x) + BlockGrad(...)`` (the straight-through sign), else
+    ``data``. Safe for binary inputs: clip keeps the sign of x, and the op takes sign(x)."""
+    try:
+        node = graph_nodes(data)[-1]
+        children = data.get_children()
+        if node['op'] not in _ADD_OPS or children is None or len(children) != 2:
+            return data
+        nodes = {n['name']: n for n in graph_nodes(data)}
+        first, second = children[0], children[1]
+        if nodes[first.name]['op'] != 'clip' or nodes[second.name]['op'] != 'BlockGrad':
+            return data
+        a_min = float(nodes[first.name]['attrs']['a_min'])
+        a_max = float(nodes[first.name]['attrs']['a_max'])
+        if not (a_min < 0 < a_max):
+            return data
+        return first.get_children()[0]
+    except (KeyError, IndexError, ValueError, mx.base.MXNetError):
+        return data
+
+
+def convert(symbol, arg_params, aux_params, strip_sign=True):
+    """Replace the binary-input binary convolutions of a training graph by ``xnor_conv2d``.
+
+    Parameters
+    ----------
+    symbol : mx.sym.Symbol
+        Training graph (loss heads are kept; they output probabilities in inference).
+    arg_params, aux_params : dict of str -> NDArray
+    strip_sign : bool
+        Feed the op the pre-binarisation tensor when the straight-through sign is found.
+
+    Returns
+    -------
+    (symbol, arg_params, aux_params, layers)
+        ``layers``: one record per converted layer (name, shapes, bytes packed vs fp32).
+
+    Raises
+    ------
+    ValueError
+        A node breaks the contract (attribute values, missing latent weight, groups).
+    """
+    ops.load()
+    layers = []
+    new_params = {}
+
+    def replace(node, inputs):
+        if node.op != 'Convolution' or '__latent_weight__' not in node.attrs:
+            return None
+        mode, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
+        if not binary_input:
+            return None
+        attrs = node.attrs
+        o, c, kh, kw = latent.shape
+        kernel = parse_tuple(attrs['kernel'])
+        if kernel != (kh, kw) or int(attrs['num_filter']) != o:
+            raise ValueError('layer %s: kernel %s / num_filter %s do not match latent weight '
+                             '%s' % (node.name, kernel, attrs['num_filter'], latent.shape))
+        if len(kernel) != 2:
+            raise ValueError('layer %s: only 2-D convolutions convert, kernel %s'
+                             % (node.name, kernel))
+        packed = ops.pack_weights(latent)
+        if mode == 'sign_alpha':  # the graph's own formula: mean |W| over all but axis 0
+            alpha = mx.nd.mean(mx.nd.abs(latent), axis=0, exclude=True).asnumpy()
+        else:
+            alpha = np.ones(o, np.float32)
+        wname, aname = node.name + '_xnor_weight', node.name + '_xnor_alpha'
+        new_params[wname] = mx.nd.array(packed, dtype='uint8')
+        new_params[aname] = mx.nd.array(alpha.astype(np.float32))
+        data = _strip_ste_sign(inputs[0]) if strip_sign else inputs[0]
+        no_bias = attrs.get('no_bias', 'False') in ('True', 'true', '1')
+        args = [data, mx.sym.var(wname, dtype='uint8'), mx.sym.var(aname)]
+        if not no_bias:
+            args.append(inputs[2])
+        conv = {k: attrs[k] for k in ('stride', 'pad', 'dilate') if k in attrs}
+        layers.append({'layer': node.name, 'latent_weight': node.attrs['__latent_weight__'],
+                       'weight_shape': [o, c, kh, kw], 'binary_weight': mode,
+                       'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
+                       'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': data is not inputs[0]})
+        return mx.sym.xnor_conv2d(*args, kernel=kernel, num_filter=o, no_bias=no_bias,
+                                  name=node.name, **conv)
+
+    converted = rewrite(symbol, replace)
+    names = set(converted.list_arguments())
+    arg_out = {k: v for k, v in arg_params.items() if k in names}
+    arg_out.update(new_params)
+    aux_names = set(converted.list_auxiliary_states())
+    aux_out = {k: v for k, v in aux_params.items() if k in aux_names}
+    log.info('converted %d binary convolutions to xnor_conv2d', len(layers))
+    return converted, arg_out, aux_out, layers
+
+
+def size_report(layers, arg_params_before, arg_params_after):
+    """Bytes of the binary conv weights packed vs fp32, and of all params before / after."""
+    def nbytes(params):
+        return int(sum(v.size * np.dtype(v.dtype).itemsize for v in params.values()))
+    packed = sum(r['packed_bytes'] + r['alpha_bytes'] for r in layers)
+    fp32 = sum(r['fp32_bytes'] for r in layers)
+    return {'binary_conv_layers': len(layers), 'binary_conv_fp32_bytes': fp32,
+            'binary_conv_packed_bytes': packed,
+            'binary_conv_ratio': (fp32 / packed) if packed else None,
+            'params_bytes_before': nbytes(arg_params_before),
+            'params_bytes_after': nbytes(arg_params_after)}
+
+
+def float_graph(symbol, arg_params):
+    """The same network in fp32: every binary Convolution becomes a plain Convolution on its
+    latent float weight, fed the input before the straight-through sign (so the sign
+    activations disappear). The reference for end-to-end speed-ups (not for accuracy).
+
+    Returns
+    -------
+    (symbol, arg_params) with the params the float graph uses.
+    """
+    def replace(node, inputs):
+        if node.op != 'Convolution' or '__latent_weight__' not in node.attrs:
+            return None
+        _, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
+        data = _strip_ste_sign(inputs[0]) if binary_input else inputs[0]
+        params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
+        args = [data, mx.sym.var(node.attrs['__latent_weight__'])]
+        if params.get('no_bias', 'False') not in ('True', 'true', '1'):
+            args.append(inputs[2])
+        return mx.sym.Convolution(*args, name=node.name, **params)
+
+    fp32 = rewrite(symbol, replace)
+    names = set(fp32.list_arguments())
+    return fp32, {k: v for k, v in arg_params.items() if k in names}

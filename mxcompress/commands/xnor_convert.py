@@ -1,0 +1,49 @@
+"""``mxcompress xnor-convert``: binary training checkpoint -> xnor_conv2d inference checkpoint."""
+import json
+
+import numpy as np
+
+from ..checkpoint import load_checkpoint, save_checkpoint
+
+
+def add_parser(sub):
+    parser = sub.add_parser(
+        'xnor-convert', help='replace binary convolutions by the C++ xnor_conv2d op',
+        description='Convert a binary-network training checkpoint (symbols/bnn.py contract: '
+        '__binary_weight__, __binary_input__, __latent_weight__ node attributes) into an '
+        'inference checkpoint where every binary convolution with a binary input runs on '
+        'the xnor-popcount op with 1-bit packed weights and a per-channel alpha. The result '
+        'loads after `import mxcompress.ops; mxcompress.ops.load()`.')
+    parser.add_argument('prefix', help='training checkpoint prefix (PREFIX-symbol.json)')
+    parser.add_argument('output', help='prefix of the converted checkpoint')
+    parser.add_argument('--epoch', type=int, default=0, help='epoch of the input checkpoint')
+    parser.add_argument('--check', action='store_true',
+                        help='compare predictions with the training graph on the MNIST test '
+                             'set ($MXCOMPRESS_DATA); fails if any differs')
+    parser.set_defaults(func=run)
+
+
+def run(args):
+    from .. import binary_convert
+    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
+    conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
+                                                                   aux_params)
+    if not layers:
+        raise ValueError('%s: no binary convolution with a binary input (__binary_input__ = '
+                         'true) to convert' % args.prefix)
+    report = binary_convert.size_report(layers, arg_params, conv_args)
+    if args.check:
+        from ..data import load_mnist
+        from ..measure import predict
+        images, labels = load_mnist('test')
+        want = predict(symbol, arg_params, aux_params, images).argmax(1)
+        got = predict(conv_sym, conv_args, conv_aux, images).argmax(1)
+        report['predictions_equal_count'] = int(np.sum(want == got))
+        report['test_images'] = int(len(labels))
+        report['test_error_xnor'] = float(np.mean(got != labels))
+        if report['predictions_equal_count'] != len(labels):
+            raise ValueError('converted model disagrees with the training graph on %d of %d '
+                             'test images; nothing written'
+                             % (len(labels) - report['predictions_equal_count'], len(labels)))
+    save_checkpoint(args.output, 0, conv_sym, conv_args, conv_aux)
+    print(json.dumps(report, indent=2))

@@ -1,0 +1,191 @@
+"""The C++ operator library: ``xnor_conv2d``, a bit-packed xnor-popcount convolution.
+
+Load it once per process, then use the op as ``mx.nd.xnor_conv2d``, ``mx.sym.xnor_conv2d``
+or ``F.xnor_conv2d`` in a HybridBlock::
+
+    import mxcompress.ops
+    mxcompress.ops.load()          # mx.library.load(<absolute path>/libmxcompress_ops.so)
+
+A saved ``-symbol.json`` containing ``xnor_conv2d`` can only be read after this call.
+
+Semantics (see ``src/xnor_kernel.h``)::
+
+    xnor_conv2d(data, weight, alpha[, bias], kernel, num_filter, stride, pad, dilate, no_bias)
+      = alpha[o] * Convolution(sign(data), sign(W))[n, o, y, x] (+ bias[o])
+
+with sign(v) = +1 for v >= 0 and -1 for v < 0 (the project-wide rule), zero padding exactly as
+a float ``Convolution`` on +-1 inputs (the padded taps contribute 0; the kernel corrects its
+popcount for them), and ``weight = pack_weights(W)``: the sign bits of W packed along the
+input channels, 1 bit per weight: ceil(C / 8) bytes per tap (XNOR-Net, Rastegari et al.,
+ECCV 2016).
+"""
+import ctypes
+import os
+import threading
+
+import numpy as np
+
+from .build import LIBRARY_NAME, OpsBuildError, build_library, source_files
+
+__all__ = ['load', 'is_loaded', 'library_path', 'kernel_name', 'pack_weights',
+           'unpack_weights', 'binary_alpha', 'packed_channels_bytes', 'workspace_bytes',
+           'packed_input_bytes', 'OpsBuildError']
+
+_LOCK = threading.Lock()
+_LOADED = {}
+
+
+def library_path():
+    """Absolute path of the library: ``$MXCOMPRESS_OPS_LIB`` or the one beside this file."""
+    env = os.environ.get('MXCOMPRESS_OPS_LIB')
+    if env:
+        return os.path.abspath(env)
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), LIBRARY_NAME)
+
+
+def _stale(path):
+    try:
+        built = os.path.getmtime(path)
+        return any(os.path.getmtime(src) > built for src in source_files())
+    except OSError:
+        return False
+
+
+def load(path=None, build=True):
+    """Load the operator library into MXNet once per process (later calls do nothing).
+
+    Parameters
+    ----------
+    path : str or None
+        The ``.so`` to load (default :func:`library_path`).
+    build : bool
+        Compile the library first when it is missing (or older than its sources), using the
+        installed MXNet's ``lib_api`` (see :mod:`mxcompress.ops.build`).
+
+    Returns
+    -------
+    str
+        The absolute path of the loaded library.
+
+    Raises
+    ------
+    OpsBuildError
+        The library is missing and cannot be built (no compiler: the message says what to do).
+    FileNotFoundError
+        The library is missing and ``build`` is False.
+    """
+    import mxnet as mx
+    path = os.path.abspath(path or library_path())
+    with _LOCK:
+        if _LOADED:
+            if path not in _LOADED:
+                raise RuntimeError('the xnor ops library is already loaded from %s; MXNet '
+                                   'cannot load a second copy (%s)' % (next(iter(_LOADED)), path))
+            return path
+        missing = not os.path.isfile(path)
+        if build and (missing or (_stale(path) and os.access(os.path.dirname(path), os.W_OK))):
+            build_library(path)
+        elif missing:
+            raise FileNotFoundError('xnor ops library not found: %s (build it with '
+                                    '`python -m mxcompress.ops.build` or `pip install .`)' % path)
+        mx.library.load(path, verbose=False)
+        _LOADED[path] = ctypes.CDLL(path)
+    return path
+
+
+def is_loaded():
+    """True once :func:`load` has run in this process."""
+    return bool(_LOADED)
+
+
+def _lib():
+    if not _LOADED:
+        load()
+    return next(iter(_LOADED.values()))
+
+
+def kernel_name():
+    """``'avx2'`` or ``'portable'``: the kernel the op runs on this CPU (honours
+    ``MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2``)."""
+    return {2: 'avx2', 1: 'portable'}[_lib().mxcompress_xnor_kernel()]
+
+
+def _geometry_args(shape, kernel, stride, pad, dilate):
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(stride)
+    ph, pw = _pair(pad)
+    dh, dw = _pair(dilate)
+    return [ctypes.c_longlong(v) for v in tuple(shape) + (kh, kw, sh, sw, ph, pw, dh, dw)]
+
+
+def _pair(v):
+    return (int(v), int(v)) if np.isscalar(v) else tuple(int(x) for x in v)
+
+
+def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
+    """Bytes of temporary memory the op takes for one call (packed input + small tables)."""
+    lib = _lib()
+    lib.mxcompress_xnor_workspace_bytes.restype = ctypes.c_longlong
+    args = _geometry_args(data_shape, kernel, stride, pad, dilate)
+    return int(lib.mxcompress_xnor_workspace_bytes(*(args[:4] + [ctypes.c_longlong(num_filter)]
+                                                     + args[4:])))
+
+
+def packed_input_bytes(data_shape, kernel, stride=1, pad=0, dilate=1):
+    """Bytes of the bit-packed, zero-bordered input the op builds."""
+    lib = _lib()
+    lib.mxcompress_xnor_packed_input_bytes.restype = ctypes.c_longlong
+    return int(lib.mxcompress_xnor_packed_input_bytes(
+        *_geometry_args(data_shape, kernel, stride, pad, dilate)))
+
+
+def packed_channels_bytes(channels):
+    """Bytes per kernel tap of packed weights: ceil(C / 8)."""
+    return (int(channels) + 7) // 8
+
+
+def pack_weights(weight):
+    """Pack the signs of float weights into the op's bit layout.
+
+    Parameters
+    ----------
+    weight : array-like, shape (O, C, KH, KW)
+        Float (latent or binarised) weights; only their signs are kept:
+        bit 1 where W < 0 (-1), bit 0 where W >= 0 (+1).
+
+    Returns
+    -------
+    numpy.ndarray, uint8, shape (O, KH, KW, ceil(C / 8))
+        Per tap, channel c is bit c % 8 of byte c // 8 (1 bit per weight; the op reads the
+        bytes as little-endian 64-bit words, bit c % 64 of word c // 64); the unused high
+        bits of the last byte are zero.
+    """
+    w = _asnumpy(weight)
+    if w.ndim != 4:
+        raise ValueError('pack_weights: weight must be 4-D (O, C, KH, KW), got shape %s'
+                         % (w.shape,))
+    o, c, kh, kw = w.shape
+    bits = np.zeros((o, kh, kw, 8 * packed_channels_bytes(c)), dtype=bool)
+    bits[..., :c] = np.transpose(w < 0, (0, 2, 3, 1))
+    return np.packbits(bits, axis=-1, bitorder='little')
+
+
+def unpack_weights(packed, channels):
+    """Inverse of :func:`pack_weights`: +-1 float32 weights of shape (O, C, KH, KW)."""
+    p = _asnumpy(packed)
+    if p.ndim != 4 or p.dtype != np.uint8 or p.shape[-1] != packed_channels_bytes(channels):
+        raise ValueError('unpack_weights: packed must be uint8 (O, KH, KW, %d) for %d channels,'
+                         ' got %s %s' % (packed_channels_bytes(channels), channels, p.dtype,
+                                         p.shape))
+    bits = np.unpackbits(p, axis=-1, bitorder='little')[..., :channels]
+    return np.transpose(np.where(bits, -1.0, 1.0).astype(np.float32), (0, 3, 1, 2))
+
+
+def binary_alpha(weight):
+    """Per-output-channel scale alpha = mean |W| over (C, KH, KW) (BWN / XNOR-Net)."""
+    w = _asnumpy(weight)
+    return np.abs(w).reshape(w.shape[0], -1).mean(axis=1).astype(np.float32)
+
+
+def _asnumpy(a):
+    return a.asnumpy() if hasattr(a, 'asnumpy') else np.asarray(a)

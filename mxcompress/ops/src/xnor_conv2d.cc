@@ -1,0 +1,340 @@
+// MXNet custom-op library registering `xnor_conv2d`: a binary (xnor-popcount) 2-D
+// convolution for inference, usable as mx.nd.xnor_conv2d / mx.sym.xnor_conv2d / F.xnor_conv2d
+// after mx.library.load(<absolute path to this .so>).
+//
+// Inputs:  data   float32 (N, C, H, W)     binarised inside: +1 if x >= 0, -1 if x < 0
+//          weight uint8   (O, KH, KW, ceil(C / 8))  sign bits packed along C (1 = -1)
+//          alpha  float32 (O,)             per-output-channel scale
+//          bias   float32 (O,)             only when no_bias is false
+// Output:  float32 (N, O, OH, OW) = alpha * Convolution(sign(data), sign(W)) (+ bias), with
+//          the zero padding of a float Convolution (padded taps contribute 0).
+// Attributes: kernel, num_filter (required); stride (1,1), pad (0,0), dilate (1,1) (alias
+//          dilation), no_bias (True).
+#include <cctype>
+#include <climits>
+#include <cstdint>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "mxnet/lib_api.h"
+#include "xnor_kernel.h"
+
+using namespace mxnet::ext;  // NOLINT
+
+namespace {
+
+const char* kOp = "xnor_conv2d";
+
+struct Params {
+  int64_t kernel[2], stride[2], pad[2], dilate[2];
+  int64_t num_filter;
+  bool no_bias;
+};
+
+std::string trim(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (std::isspace(static_cast<unsigned char>(s[b])) || s[b] == '(' || s[b] == '[')) ++b;
+  while (e > b && (std::isspace(static_cast<unsigned char>(s[e - 1])) || s[e - 1] == ')' ||
+                   s[e - 1] == ']' || s[e - 1] == ','))
+    --e;
+  return s.substr(b, e - b);
+}
+
+bool parse_int(const std::string& text, int64_t* out) {
+  const std::string t = trim(text);
+  if (t.empty()) return false;
+  size_t i = (t[0] == '-' || t[0] == '+') ? 1 : 0;
+  if (i == t.size() || t.size() > 18) return false;
+  for (size_t j = i; j < t.size(); ++j)
+    if (!std::isdigit(static_cast<unsigned char>(t[j]))) return false;
+  *out = std::stoll(t);
+  return true;
+}
+
+// "(3, 3)", "[3,3]", "3" -> two ints (a single value is used for both axes).
+bool parse_pair(const std::string& name, const std::string& text, int64_t lo, int64_t out[2]) {
+  std::vector<std::string> parts;
+  std::stringstream ss(trim(text));
+  std::string item;
+  while (std::getline(ss, item, ',')) parts.push_back(item);
+  bool ok = (parts.size() == 1 || parts.size() == 2);
+  for (size_t i = 0; ok && i < parts.size(); ++i) ok = parse_int(parts[i], &out[i]);
+  if (ok && parts.size() == 1) out[1] = out[0];
+  if (ok) ok = out[0] >= lo && out[1] >= lo && out[0] <= 1 << 20 && out[1] <= 1 << 20;
+  if (!ok) {
+    MX_ERROR_MSG << kOp << ": attribute '" << name << "' must be one or two integers >= " << lo
+                 << " such as (" << (lo > 0 ? lo : 1) << ", " << (lo > 0 ? lo : 1)
+                 << "), got '" << text << "'";
+  }
+  return ok;
+}
+
+bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Params* p) {
+  static const char* known[] = {"kernel", "stride", "pad", "dilate", "dilation", "num_filter",
+                                "no_bias"};
+  for (const auto& kv : attrs) {
+    if (kv.first.size() >= 2 && kv.first.compare(0, 2, "__") == 0) continue;  // hidden attrs
+    bool ok = false;
+    for (const char* k : known) ok = ok || kv.first == k;
+    if (!ok) {
+      MX_ERROR_MSG << kOp << ": unknown attribute '" << kv.first << "' (valid: kernel, "
+                   << "num_filter, stride, pad, dilate, no_bias)";
+      return false;
+    }
+  }
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = attrs.find(key);
+    return it == attrs.end() ? nullptr : &it->second;
+  };
+  if (!get("kernel") || !get("num_filter")) {
+    MX_ERROR_MSG << kOp << ": attributes 'kernel' and 'num_filter' are required";
+    return false;
+  }
+  if (!parse_pair("kernel", *get("kernel"), 1, p->kernel)) return false;
+  p->stride[0] = p->stride[1] = 1;
+  p->pad[0] = p->pad[1] = 0;
+  p->dilate[0] = p->dilate[1] = 1;
+  if (get("stride") && !parse_pair("stride", *get("stride"), 1, p->stride)) return false;
+  if (get("pad") && !parse_pair("pad", *get("pad"), 0, p->pad)) return false;
+  if (get("dilate") && get("dilation")) {
+    MX_ERROR_MSG << kOp << ": give 'dilate' or its alias 'dilation', not both";
+    return false;
+  }
+  const char* dkey = get("dilation") ? "dilation" : "dilate";
+  if (get(dkey) && !parse_pair(dkey, *get(dkey), 1, p->dilate)) return false;
+  if (!parse_int(*get("num_filter"), &p->num_filter) || p->num_filter < 1 ||
+      p->num_filter > (1 << 24)) {
+    MX_ERROR_MSG << kOp << ": attribute 'num_filter' must be a positive integer, got '"
+                 << *get("num_filter") << "'";
+    return false;
+  }
+  p->no_bias = true;
+  if (get("no_bias")) {
+    const std::string v = trim(*get("no_bias"));
+    if (v == "True" || v == "true" || v == "1") {
+      p->no_bias = true;
+    } else if (v == "False" || v == "false" || v == "0") {
+      p->no_bias = false;
+    } else {
+      MX_ERROR_MSG << kOp << ": attribute 'no_bias' must be True or False, got '" << v << "'";
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::stringstream ss;
+  ss << "(";
+  for (size_t i = 0; i < s.size(); ++i) ss << (i ? ", " : "") << s[i];
+  ss << (s.size() == 1 ? ",)" : ")");
+  return ss.str();
+}
+
+// Geometry from params and the data shape; false (with a message) if the output is empty.
+bool make_geometry(const Params& p, const std::vector<int64_t>& data, xnor::ConvGeom* g) {
+  if (data.size() != 4) {
+    MX_ERROR_MSG << kOp << ": input 'data' must be 4-D (N, C, H, W), got shape "
+                 << shape_str(data);
+    return false;
+  }
+  for (int64_t d : data) {
+    if (d < 1) {
+      MX_ERROR_MSG << kOp << ": input 'data' has an empty dimension, shape " << shape_str(data);
+      return false;
+    }
+  }
+  g->N = data[0], g->C = data[1], g->H = data[2], g->W = data[3];
+  g->O = p.num_filter, g->KH = p.kernel[0], g->KW = p.kernel[1];
+  g->SH = p.stride[0], g->SW = p.stride[1], g->PH = p.pad[0], g->PW = p.pad[1];
+  g->DH = p.dilate[0], g->DW = p.dilate[1];
+  const int64_t eh = g->DH * (g->KH - 1) + 1, ew = g->DW * (g->KW - 1) + 1;
+  if (g->H + 2 * g->PH < eh || g->W + 2 * g->PW < ew) {
+    MX_ERROR_MSG << kOp << ": padded input " << g->H + 2 * g->PH << "x" << g->W + 2 * g->PW
+                 << " is smaller than the dilated kernel " << eh << "x" << ew
+                 << " (data shape " << shape_str(data) << ")";
+    return false;
+  }
+  xnor::finish_geometry(g);
+  return true;
+}
+
+std::vector<int64_t> weight_shape(const xnor::ConvGeom& g) {
+  return {g.O, g.KH, g.KW, g.Cb};
+}
+
+const char* kInputNames[] = {"data", "weight", "alpha", "bias"};
+
+MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& attrs,
+                         int* num_in, int* num_out) {
+  Params p;
+  if (!parse_params(attrs, &p)) return MX_FAIL;
+  *num_in = p.no_bias ? 3 : 4;
+  *num_out = 1;
+  return MX_SUCCESS;
+}
+
+MXReturnValue inferType(const std::unordered_map<std::string, std::string>& attrs,
+                        std::vector<int>* in_types, std::vector<int>* out_types) {
+  const int want[] = {kFloat32, kUint8, kFloat32, kFloat32};
+  const char* want_name[] = {"float32", "uint8", "float32", "float32"};
+  for (size_t i = 0; i < in_types->size() && i < 4; ++i) {
+    int& t = (*in_types)[i];
+    if (t == -1 || t == kUNSET) t = want[i];
+    if (t != want[i]) {
+      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must be " << want_name[i]
+                   << ", got dtype code " << t
+                   << (i == 1 ? " (pack the weights with mxcompress.ops.pack_weights)" : "");
+      return MX_FAIL;
+    }
+  }
+  (*out_types)[0] = kFloat32;
+  return MX_SUCCESS;
+}
+
+bool known(const std::vector<unsigned int>& s) {
+  if (s.empty()) return false;
+  for (unsigned d : s)
+    if (d == 0 || d == UINT_MAX) return false;
+  return true;
+}
+
+MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& attrs,
+                         std::vector<std::vector<unsigned int> >* in_shapes,
+                         std::vector<std::vector<unsigned int> >* out_shapes) {
+  Params p;
+  if (!parse_params(attrs, &p)) return MX_FAIL;
+  const std::vector<unsigned int>& ds = (*in_shapes)[0];
+  if (!known(ds)) {
+    MX_ERROR_MSG << kOp << ": the shape of input 'data' must be known (N, C, H, W)";
+    return MX_FAIL;
+  }
+  xnor::ConvGeom g;
+  if (!make_geometry(p, std::vector<int64_t>(ds.begin(), ds.end()), &g)) return MX_FAIL;
+  std::vector<std::vector<int64_t> > want = {weight_shape(g), {g.O}, {g.O}};
+  for (size_t i = 1; i < in_shapes->size(); ++i) {
+    std::vector<unsigned int>& s = (*in_shapes)[i];
+    const std::vector<int64_t>& w = want[i - 1];
+    if (!known(s)) {
+      s.assign(w.begin(), w.end());
+      continue;
+    }
+    if (std::vector<int64_t>(s.begin(), s.end()) != w) {
+      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must have shape "
+                   << shape_str(w) << " for data " << shape_str({g.N, g.C, g.H, g.W})
+                   << " and num_filter " << g.O << ", got "
+                   << shape_str(std::vector<int64_t>(s.begin(), s.end()))
+                   << (i == 1 ? " (weights are packed along C into ceil(C / 8) bytes)" : "");
+      return MX_FAIL;
+    }
+  }
+  (*out_shapes)[0] = {static_cast<unsigned>(g.N), static_cast<unsigned>(g.O),
+                      static_cast<unsigned>(g.OH), static_cast<unsigned>(g.OW)};
+  return MX_SUCCESS;
+}
+
+MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
+                      std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                      const OpResource& res) {
+  Params p;
+  if (!parse_params(attrs, &p)) return MX_FAIL;
+  std::vector<MXTensor>& in = *inputs;
+  if (in.size() != (p.no_bias ? 3u : 4u)) {
+    MX_ERROR_MSG << kOp << ": expected " << (p.no_bias ? 3 : 4) << " inputs, got " << in.size();
+    return MX_FAIL;
+  }
+  const MXDType want[] = {kFloat32, kUint8, kFloat32, kFloat32};
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i].dtype != want[i]) {
+      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' has the wrong dtype (code "
+                   << in[i].dtype << ")";
+      return MX_FAIL;
+    }
+    if (in[i].ctx.dev_type != "cpu") {
+      MX_ERROR_MSG << kOp << ": only the CPU is supported, input '" << kInputNames[i]
+                   << "' is on " << in[i].ctx.dev_type;
+      return MX_FAIL;
+    }
+  }
+  xnor::ConvGeom g;
+  if (!make_geometry(p, in[0].shape, &g)) return MX_FAIL;
+  std::vector<std::vector<int64_t> > want_shape = {weight_shape(g), {g.O}, {g.O}};
+  for (size_t i = 1; i < in.size(); ++i) {
+    if (in[i].shape != want_shape[i - 1]) {
+      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must have shape "
+                   << shape_str(want_shape[i - 1]) << ", got " << shape_str(in[i].shape);
+      return MX_FAIL;
+    }
+  }
+  const uint8_t* w = in[1].data<uint8_t>();
+  if (!xnor::weight_padding_ok(g, w)) {
+    MX_ERROR_MSG << kOp << ": packed weight has bits set beyond channel " << g.C
+                 << " (padding bits must be 0; use mxcompress.ops.pack_weights)";
+    return MX_FAIL;
+  }
+  const size_t ws_bytes = xnor::workspace_bytes(g);
+  if (ws_bytes > static_cast<size_t>(INT_MAX)) {
+    MX_ERROR_MSG << kOp << ": workspace of " << ws_bytes << " bytes exceeds 2 GiB; use a "
+                 << "smaller batch";
+    return MX_FAIL;
+  }
+  void* ws = res.alloc_cpu(static_cast<int>(ws_bytes));
+  if (ws == nullptr) {
+    MX_ERROR_MSG << kOp << ": cannot allocate " << ws_bytes << " bytes of workspace";
+    return MX_FAIL;
+  }
+  xnor::conv_forward(g, in[0].data<float>(), w, in[2].data<float>(),
+                     p.no_bias ? nullptr : in[3].data<float>(), (*outputs)[0].data<float>(), ws,
+                     0);
+  return MX_SUCCESS;
+}
+
+// Registered so hybridised graphs (which build a gradient graph) accept the op; training
+// goes through the float graph of mxcompress's binary layers, never through this op.
+MXReturnValue backward(const std::unordered_map<std::string, std::string>& attrs,
+                       std::vector<MXTensor>* inputs, std::vector<MXTensor>* outputs,
+                       const OpResource& res) {
+  MX_ERROR_MSG << kOp << " is an inference op and has no gradient: train the float binary "
+               << "graph (straight-through sign) and convert it afterwards";
+  return MX_FAIL;
+}
+
+}  // namespace
+
+REGISTER_OP(xnor_conv2d)
+    .setForward(forward, "cpu")
+    .setBackward(backward, "cpu")
+    .setParseAttrs(parseAttrs)
+    .setInferType(inferType)
+    .setInferShape(inferShape);
+
+MXReturnValue initialize(int version) {
+  if (version >= 10700) return MX_SUCCESS;
+  MX_ERROR_MSG << "mxcompress xnor ops need MXNet >= 1.7.0, this is " << version;
+  return MX_FAIL;
+}
+
+// Introspection for the Python loader and benchmarks (plain C symbols).
+extern "C" {
+// 2 if the AVX2/POPCNT kernel runs (MXCOMPRESS_XNOR_KERNEL honoured), 1 for the portable one.
+int mxcompress_xnor_kernel() { return xnor::resolve_kernel(0); }
+// Workspace bytes (packed input + small tables) the op allocates for a layer.
+long long mxcompress_xnor_workspace_bytes(long long n, long long c, long long h, long long w,
+                                          long long o, long long kh, long long kw,
+                                          long long sh, long long sw, long long ph,
+                                          long long pw, long long dh, long long dw) {
+  xnor::ConvGeom g = {n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
+  xnor::finish_geometry(&g);
+  return static_cast<long long>(xnor::workspace_bytes(g));
+}
+long long mxcompress_xnor_packed_input_bytes(long long n, long long c, long long h, long long w,
+                                             long long kh, long long kw, long long sh,
+                                             long long sw, long long ph, long long pw,
+                                             long long dh, long long dw) {
+  xnor::ConvGeom g = {n, c, h, w, 1, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
+  xnor::finish_geometry(&g);
+  return static_cast<long long>(xnor::packed_input_bytes(g));
+}
+}

@@ -1,0 +1,533 @@
+// Bit-packed xnor-popcount 2-D convolution kernel; see xnor_kernel.h for the maths.
+//
+// Data layout of the packed input (the only large workspace, 1/16 of the float input
+// plus the zero border):  P[n][hp][cw][half][phase][j],  hp = h + PH,  column wp = w + PW is
+// stored at phase = wp % SW, j = wp / SW; half 0 holds the low nibble of every byte of the
+// packed word (word & 0x0f..), half 1 the high nibble ((word >> 4) & 0x0f..). The weights are
+// split the same way once per call, so the popcount of (a xor w) per byte is
+// LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor, 2 vpshufb, 2 add per 256 bits (no shifts
+// or masks in the inner loop). For an output pixel (oh, ow) and tap (kh, kw) the
+// word cw sits at j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH,
+// so 4 neighbouring output pixels read 4 consecutive words for any stride: one 256-bit
+// load. Activations are packed once, before any patch is formed (no im2col).
+//
+// Register-blocked micro-kernel: a tile is 4*P output pixels (P 256-bit vectors, one pixel
+// per 64-bit lane) x Q output channels. Each step (tap, word) loads 2P input vectors (the
+// two nibble halves), broadcasts 2Q weight half-words, and for each of the P*Q pairs does the
+// xor + nibble-LUT popcount (vpshufb) into byte accumulators; every 31 steps these are summed to 64-bit lanes with
+// vpsadbw (8 bits * 31 < 256, so bytes never overflow). The float epilogue
+// (K - 2 * count, border correction, alpha, bias) is applied per tile while it is hot.
+#include "xnor_kernel.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <utility>
+#include <vector>
+#include <cstdlib>
+#include <cstring>
+
+namespace xnor {
+
+namespace {
+
+constexpr int64_t kTileOW = 8;
+constexpr int64_t kRows = 4;     // output rows per work item   // output pixels per tile (P = 2 vectors of 4)
+#ifndef XNOR_TILE_Q
+#define XNOR_TILE_Q 6
+#endif
+constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
+
+inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+// Taps of a window starting at input position `start` (stride `dil`) that fall inside
+// [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
+inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
+                       int64_t* hi) {
+  int64_t a, b;
+  if (dil == 1) {  // the common case, without divisions
+    a = std::max<int64_t>(0, -start);
+    b = std::min(k, extent - start);
+  } else {
+    a = start >= 0 ? 0 : (-start + dil - 1) / dil;
+    b = start > extent - 1 ? 0 : std::min(k, (extent - 1 - start) / dil + 1);
+  }
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
+}
+
+
+// Word cw of tap t of the packed weights: the tap holds Cb = ceil(C / 8) bytes, so the
+// last word may be short (its missing bytes are zero).
+inline uint64_t load_tap_word(const ConvGeom& g, const uint8_t* w, int64_t t, int64_t cw) {
+  uint64_t v = 0;
+  const int64_t n = std::min<int64_t>(8, g.Cb - cw * 8);
+  std::memcpy(&v, w + t * g.Cb + cw * 8, static_cast<size_t>(n));
+  return v;
+}
+
+inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
+
+__attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
+  return static_cast<int>(_mm_popcnt_u64(v));
+}
+
+struct Workspace {
+  uint64_t* packed;
+  int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
+  int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
+  int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
+};
+
+Workspace carve(const ConvGeom& g, void* ws) {
+  Workspace w;
+  char* p = static_cast<char*>(ws);
+  w.packed = reinterpret_cast<uint64_t*>(p);
+  p += align64(packed_input_bytes(g));
+  w.in_off = reinterpret_cast<int64_t*>(p);
+  p += align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
+  w.corr = reinterpret_cast<int32_t*>(p);
+  p += align64(corr_bytes(g));
+  w.row_class = reinterpret_cast<int32_t*>(p);
+  return w;
+}
+
+inline uint64_t* packed_row(const ConvGeom& g, uint64_t* packed, int64_t n, int64_t hp,
+                            int64_t cw) {
+  return packed + ((n * g.Hp + hp) * g.Wc + cw) * 2 * g.SW * g.Lp;
+}
+
+constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
+
+// ---- activation packing -------------------------------------------------------------
+
+void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word) {
+  const int64_t wp = w + g.PW;
+  const int64_t at = (wp % g.SW) * g.Lp + wp / g.SW;
+  row[at] = word & kLowNibbles;
+  row[at + g.SW * g.Lp] = (word >> 4) & kLowNibbles;
+}
+
+uint64_t pack_word_scalar(const ConvGeom& g, const float* x, int64_t n, int64_t h, int64_t cw,
+                          int64_t w) {
+  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
+  uint64_t word = 0;
+  for (int64_t c = c0; c < c1; ++c) {
+    const float v = x[((n * g.C + c) * g.H + h) * g.W + w];
+    word |= static_cast<uint64_t>(v < 0.0f) << (c - c0);
+  }
+  return word;
+}
+
+void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
+                       int64_t h, int64_t cw) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  for (int64_t w = 0; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
+}
+
+__attribute__((target("avx2")))
+void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h,
+                   int64_t cw) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
+  const int64_t plane = g.H * g.W;
+  const float* base = x + (n * g.C * g.H + h) * g.W;
+  const __m256 zero = _mm256_setzero_ps();
+  int64_t w = 0;
+  alignas(32) uint64_t words[8];
+  for (; w + 8 <= g.W; w += 8) {
+    __m256i half[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int64_t c = c0; c < c1; ++c) {
+      const __m256 v = _mm256_loadu_ps(base + c * plane + w);
+      const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+      const int bit = static_cast<int>(c - c0);
+      half[bit >> 5] = _mm256_or_si256(
+          half[bit >> 5], _mm256_and_si256(neg, _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)))));
+    }
+    const __m256i lo = _mm256_unpacklo_epi32(half[0], half[1]);  // words 0 1 | 4 5
+    const __m256i hi = _mm256_unpackhi_epi32(half[0], half[1]);  // words 2 3 | 6 7
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words), _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
+                       _mm256_permute2x128_si256(lo, hi, 0x31));
+    if (g.SW == 1) {
+      const __m256i m = _mm256_set1_epi8(0x0f);
+      for (int half = 0; half < 8; half += 4) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + half));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + half),
+                            _mm256_and_si256(v, m));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + half),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+      }
+    } else {
+      for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
+    }
+  }
+  for (; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
+}
+
+// ---- micro-kernels ------------------------------------------------------------------
+// counts[q * kTileOW + l] = sum_k popcount(in[base + off[k] + l] ^ w[q][k]), l < 4 * P.
+
+template <int P, int Q>
+__attribute__((target("avx2,popcnt")))
+void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+               int64_t K, int32_t* counts) {
+  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
+  const __m256i zero = _mm256_setzero_si256();
+  __m256i total[P][Q];
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q) total[p][q] = zero;
+  for (int64_t k0 = 0; k0 < K; k0 += 31) {
+    const int64_t k1 = std::min(K, k0 + 31);
+    __m256i acc[P][Q];
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q) acc[p][q] = zero;
+    for (int64_t k = k0; k < k1; ++k) {
+      const uint64_t* src = in + off[k];
+      __m256i a[P], b[P];
+      for (int p = 0; p < P; ++p) {
+        a[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * p));
+        b[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + hi_off + 4 * p));
+      }
+      for (int q = 0; q < Q; ++q) {
+        const uint64_t* wk = w + 2 * (q * K + k);
+        const __m256i wl = _mm256_set1_epi64x(static_cast<long long>(wk[0]));
+        const __m256i wh = _mm256_set1_epi64x(static_cast<long long>(wk[1]));
+        for (int p = 0; p < P; ++p) {
+          acc[p][q] = _mm256_add_epi8(acc[p][q],
+                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(a[p], wl)));
+          acc[p][q] = _mm256_add_epi8(acc[p][q],
+                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(b[p], wh)));
+        }
+      }
+    }
+    for (int p = 0; p < P; ++p)
+      for (int q = 0; q < Q; ++q)
+        total[p][q] = _mm256_add_epi64(total[p][q], _mm256_sad_epu8(acc[p][q], zero));
+  }
+  // 64-bit lane sums (< 2^31) -> 8 packed int32 per output channel
+  const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (int q = 0; q < Q; ++q) {
+    const __m256i a = _mm256_permutevar8x32_epi32(total[0][q], low_dwords);
+    const __m256i b = P > 1 ? _mm256_permutevar8x32_epi32(total[P - 1][q], low_dwords) : zero;
+    _mm256_store_si256(reinterpret_cast<__m256i*>(counts + q * kTileOW),
+                       _mm256_permute2x128_si256(a, b, 0x20));
+  }
+}
+
+template <int P, int Q>
+void tile_portable(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                   int64_t K, int32_t* counts) {
+  for (int q = 0; q < Q; ++q) {
+    for (int l = 0; l < 4 * P; ++l) {
+      int64_t c = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const uint64_t* wk = w + 2 * (q * K + k);
+        c += popcount64(in[off[k] + l] ^ wk[0]) + popcount64(in[off[k] + hi_off + l] ^ wk[1]);
+      }
+      counts[q * kTileOW + l] = static_cast<int32_t>(c);
+    }
+  }
+}
+
+typedef void (*tile_fn)(const uint64_t*, const int64_t*, int64_t, const uint64_t*, int64_t,
+                        int32_t*);
+
+template <template <int, int> class Fn, int P, int... Q>
+constexpr std::array<tile_fn, sizeof...(Q)> tile_row(std::integer_sequence<int, Q...>) {
+  return {{&Fn<P, Q + 1>::run...}};
+}
+
+template <int P, int Q>
+struct TileAvx2 {
+  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                  int64_t K, int32_t* counts) {
+    tile_avx2<P, Q>(in, off, hi_off, w, K, counts);
+  }
+};
+
+template <int P, int Q>
+struct TilePortable {
+  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
+                  int64_t K, int32_t* counts) {
+    tile_portable<P, Q>(in, off, hi_off, w, K, counts);
+  }
+};
+
+// table[P - 1][Q - 1]: micro-kernel for P vectors of 4 pixels and Q output channels
+const std::array<tile_fn, kQ> tile_avx2_table[2] = {
+    tile_row<TileAvx2, 1>(std::make_integer_sequence<int, kQ>()),
+    tile_row<TileAvx2, 2>(std::make_integer_sequence<int, kQ>())};
+const std::array<tile_fn, kQ> tile_portable_table[2] = {
+    tile_row<TilePortable, 1>(std::make_integer_sequence<int, kQ>()),
+    tile_row<TilePortable, 2>(std::make_integer_sequence<int, kQ>())};
+
+// ---- per-tap weight popcounts (for the border correction) ----------------------------
+
+// Split the weight words of channels [o0, o0 + qn) into nibble halves: out[(q * K + k) * 2 + h].
+void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out) {
+  const int64_t taps = g.KH * g.KW;
+  for (int64_t q = 0; q < qn; ++q)
+    for (int64_t tap = 0; tap < taps; ++tap)
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
+        const int64_t k = (q * taps + tap) * g.Wc + cw;
+        out[2 * k] = word & kLowNibbles;
+        out[2 * k + 1] = (word >> 4) & kLowNibbles;
+      }
+}
+
+// 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
+// pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
+template <bool kHardware>
+void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
+  const int64_t stride = g.KW + 1;
+  for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
+  for (int64_t kh = 0; kh < g.KH; ++kh) {
+    pre[(kh + 1) * stride] = 0;
+    for (int64_t kw = 0; kw < g.KW; ++kw) {
+      const int64_t t = (o * g.KH + kh) * g.KW + kw;
+      int64_t pop = 0;
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        const uint64_t word = load_tap_word(g, w, t, cw);
+        pop += kHardware ? popcount_hw(word) : popcount64(word);
+      }
+      pre[(kh + 1) * stride + kw + 1] =
+          pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
+    }
+  }
+}
+
+// ---- epilogue -----------------------------------------------------------------------
+
+
+struct TileOut {
+  int64_t n, oh, o0, qn, ow0, lanes;
+};
+
+// Output = alpha * (C*KH*KW - 2 * count + corr) + bias, corr from the border table (0 for
+// windows inside the image).
+void epilogue_portable(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
+                       const float* alpha, const float* bias, float* out, const TileOut& t) {
+  const int64_t full = g.C * g.KH * g.KW;
+  for (int64_t q = 0; q < t.qn; ++q) {
+    const int64_t o = t.o0 + q;
+    const float a = alpha[o], b = bias ? bias[o] : 0.0f;
+    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
+    const int32_t* c = corr + o * g.OWr + t.ow0;
+    for (int64_t l = 0; l < t.lanes; ++l)
+      dst[l] = a * static_cast<float>(full - 2 * static_cast<int64_t>(counts[q * kTileOW + l]) +
+                                      c[l]) + b;
+  }
+}
+
+__attribute__((target("avx2")))
+void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
+                   const float* alpha, const float* bias, float* out, const TileOut& t) {
+  const __m256i full = _mm256_set1_epi32(static_cast<int>(g.C * g.KH * g.KW));
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(t.lanes)),
+                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int64_t q = 0; q < t.qn; ++q) {
+    const int64_t o = t.o0 + q;
+    const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(counts + q * kTileOW));
+    const __m256i fix = _mm256_load_si256(
+        reinterpret_cast<const __m256i*>(corr + o * g.OWr + t.ow0));
+    const __m256 dot = _mm256_cvtepi32_ps(
+        _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)), fix));
+    const __m256 v = _mm256_add_ps(_mm256_mul_ps(dot, _mm256_set1_ps(alpha[o])),
+                                   _mm256_set1_ps(bias ? bias[o] : 0.0f));
+    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
+    if (t.lanes == kTileOW) _mm256_storeu_ps(dst, v);
+    else _mm256_maskstore_ps(dst, mask, v);
+  }
+}
+
+// Border table. A window whose valid taps are the rectangle [kh0, kh1) x [kw0, kw1) reads
+// zero bits (+1) at the other taps, which added popcount(w_tap) to its count, and counts
+// C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
+// i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
+// of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
+template <bool kHardware>
+void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class) {
+  std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
+  int64_t classes = 1;
+  kh_lo[0] = 0;
+  kh_hi[0] = g.KH;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t a, b;
+    valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
+    int64_t cls = 0;
+    while (cls < classes && !(kh_lo[cls] == a && kh_hi[cls] == b)) ++cls;
+    if (cls == classes) {
+      kh_lo[cls] = a;
+      kh_hi[cls] = b;
+      ++classes;
+    }
+    row_class[oh] = static_cast<int32_t>(cls);
+  }
+  const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
+#pragma omp parallel
+  {
+    std::vector<int64_t> pre((g.KH + 1) * stride);
+#pragma omp for schedule(static)
+    for (int64_t o = 0; o < g.O; ++o) {
+      tap_prefix<kHardware>(g, w, o, pre.data());
+      const int64_t all = pre[g.KH * stride + g.KW];
+      for (int64_t cls = 0; cls < classes; ++cls) {
+        const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
+        int32_t* dst = corr + (cls * g.O + o) * g.OWr;
+        for (int64_t ow = 0; ow < g.OWr; ++ow) {
+          int64_t kw0 = 0, kw1 = g.KW;
+          if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+          const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
+                                 pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
+          dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
+                                         2 * (all - inside));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// ---- public API -----------------------------------------------------------------------
+
+// Upper bound of the row classes of border_table (interior + the border rows).
+int64_t max_row_classes(const ConvGeom& g) {
+  int64_t border = 0;
+  for (int64_t oh = 0; oh < g.OH; ++oh) {
+    int64_t a, b;
+    valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
+    border += (a != 0 || b != g.KH);
+  }
+  return 1 + border;
+}
+
+void finish_geometry(ConvGeom* g) {
+  g->OH = (g->H + 2 * g->PH - g->DH * (g->KH - 1) - 1) / g->SH + 1;
+  g->OW = (g->W + 2 * g->PW - g->DW * (g->KW - 1) - 1) / g->SW + 1;
+  g->Wc = (g->C + 63) / 64;
+  g->Cb = (g->C + 7) / 8;
+  g->Hp = g->H + 2 * g->PH;
+  const int64_t wp = g->W + 2 * g->PW;
+  const int64_t tiles_ow = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
+  // every tile reads 8 words from j = ow0 + (kw * DW) / SW: keep them inside the row
+  g->OWr = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
+  g->Lp = std::max((wp + g->SW - 1) / g->SW, tiles_ow + ((g->KW - 1) * g->DW) / g->SW);
+}
+
+size_t packed_input_bytes(const ConvGeom& g) {
+  return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * 2 * g.SW * g.Lp);
+}
+
+size_t corr_bytes(const ConvGeom& g) {
+  return sizeof(int32_t) * static_cast<size_t>(max_row_classes(g) * g.O * g.OWr);
+}
+
+size_t workspace_bytes(const ConvGeom& g) {
+  return align64(packed_input_bytes(g)) +
+         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
+         align64(sizeof(int32_t) * g.OH);
+}
+
+bool cpu_has_avx2_popcnt() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+#else
+  return false;
+#endif
+}
+
+int resolve_kernel(int choice) {
+  const char* env = std::getenv("MXCOMPRESS_XNOR_KERNEL");
+  if (env != nullptr) {
+    if (std::strcmp(env, "portable") == 0) choice = 1;
+    else if (std::strcmp(env, "avx2") == 0) choice = 2;
+    else if (std::strcmp(env, "auto") == 0) choice = 0;
+  }
+  if (choice == 0) return cpu_has_avx2_popcnt() ? 2 : 1;
+  if (choice == 2 && !cpu_has_avx2_popcnt()) return 1;
+  return choice;
+}
+
+bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
+  const int64_t used = g.C % 8;  // channels in the last byte of a tap (0: all 8)
+  if (used == 0) return true;
+  const uint8_t pad_mask = static_cast<uint8_t>(~((1u << used) - 1));
+  const int64_t taps = g.O * g.KH * g.KW;
+  for (int64_t t = 0; t < taps; ++t) {
+    if (w[t * g.Cb + g.Cb - 1] & pad_mask) return false;
+  }
+  return true;
+}
+
+void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
+                  const float* bias, float* out, void* ws_raw, int kernel) {
+  Workspace ws = carve(g, ws_raw);
+  const bool avx2 = resolve_kernel(kernel) == 2;
+  const int64_t K = g.KH * g.KW * g.Wc;
+
+  std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
+#pragma omp parallel for collapse(3) schedule(static)
+  for (int64_t n = 0; n < g.N; ++n)
+    for (int64_t h = 0; h < g.H; ++h)
+      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+        if (avx2) pack_row_avx2(g, x, ws.packed, n, h, cw);
+        else pack_row_portable(g, x, ws.packed, n, h, cw);
+      }
+
+  const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
+  const int64_t hi_off = g.SW * g.Lp;
+  for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw)
+      for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
+        ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
+                       ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
+  if (avx2) border_table<true>(g, w, ws.corr, ws.row_class);
+  else border_table<false>(g, w, ws.corr, ws.row_class);
+
+  // Work items: (channel block, image, block of kRows output rows). Each thread splits the
+  // weights of its channel block into nibble halves in a private buffer (Q * K * 16 bytes,
+  // L1-resident) and sweeps the rows; the packed image rows are shared in L2.
+  const std::array<tile_fn, kQ>* table = avx2 ? tile_avx2_table : tile_portable_table;
+  const int64_t OB = (g.O + kQ - 1) / kQ;
+  const int64_t RB = (g.OH + kRows - 1) / kRows;
+#pragma omp parallel
+  {
+    std::vector<uint64_t> wq(static_cast<size_t>(2 * kQ * K));
+    int64_t split_for = -1;
+#pragma omp for collapse(3) schedule(static)
+    for (int64_t ob = 0; ob < OB; ++ob)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t rb = 0; rb < RB; ++rb) {
+          alignas(32) int32_t counts[kQ * kTileOW];
+          const int64_t o0 = ob * kQ;
+          const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
+          if (split_for != ob) {
+            split_weights(g, w, o0, qn, wq.data());
+            split_for = ob;
+          }
+          const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
+          for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
+            const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
+            const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+            for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+              const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq.data(), K,
+                                               counts);
+              const TileOut t = {n, oh, o0, qn, ow0, lanes};
+              if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
+              else epilogue_portable(g, counts, corr, alpha, bias, out, t);
+            }
+          }
+        }
+  }
+}
+
+}  // namespace xnor

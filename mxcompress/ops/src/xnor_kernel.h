@@ -1,0 +1,61 @@
+// Bit-packed xnor-popcount 2-D convolution kernel (CPU).
+//
+// Encoding (the project-wide sign rule): a value v is binarised to +1 if v >= 0 and -1 if
+// v < 0 (NaN counts as +1); the bit stored is 1 for -1 and 0 for +1. Weights are stored
+// with 1 bit each: channel c of a tap is bit (c % 8) of byte c / 8 of the tap's
+// Cb = ceil(C / 8) bytes (the unused high bits of the last byte are 0). Inside, channels
+// are handled as little-endian 64-bit words (bit c % 64 of word c / 64), the last word of
+// a tap zero-extended when C is not a multiple of 64.
+//
+// For +-1 vectors a, w of length C:  a . w = C - 2 * popcount(bits(a) xor bits(w)).
+// Padded channel bits are 0 in both operands, so they never add to the popcount.
+//
+// Spatial zero padding (what a float Convolution on +-1 inputs does) makes the
+// out-of-image taps contribute 0. The packed input keeps zero bits there (i.e. +1), so
+// those taps add popcount(w_tap) to the raw count; the epilogue removes it:
+//   out = alpha * (C * n_valid - 2 * (raw - sum_{invalid taps} popcount(w_tap))) + bias.
+#ifndef MXCOMPRESS_XNOR_KERNEL_H_
+#define MXCOMPRESS_XNOR_KERNEL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace xnor {
+
+struct ConvGeom {
+  int64_t N, C, H, W;       // input (NCHW)
+  int64_t O, KH, KW;        // filters
+  int64_t SH, SW, PH, PW, DH, DW;
+  int64_t OH, OW;           // output spatial size
+  int64_t OWr;              // OW rounded up to the 8-pixel tile
+  int64_t Wc;               // 64-bit words per tap = ceil(C / 64)
+  int64_t Cb;               // bytes per tap of the packed weights = ceil(C / 8)
+  int64_t Hp, Lp;           // packed input: rows (H + 2 PH) and words per stride phase row
+};
+
+// Fill the derived fields (OH, OW, Wc, Hp, Lp) from the others.
+void finish_geometry(ConvGeom* g);
+
+// Sizes of the workspace pieces, in bytes.
+size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
+size_t corr_bytes(const ConvGeom& g);           // border correction table
+int64_t max_row_classes(const ConvGeom& g);
+size_t workspace_bytes(const ConvGeom& g);
+
+// Kernel selection: 0 = auto (AVX2 when the CPU has AVX2 and POPCNT), 1 = portable, 2 = AVX2.
+// The environment variable MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2 overrides `choice`.
+int resolve_kernel(int choice);
+bool cpu_has_avx2_popcnt();
+
+// Checks the padding bits of the packed weights; returns false if any bit beyond C is set.
+bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
+
+// out = alpha * conv(sign(x), sign(w)) (+ bias), zero padding at the borders.
+//   x: float (N, C, H, W); w: packed bits (O, KH, KW, Cb bytes); alpha, bias: (O,)
+//   (bias may be null); out: float (N, O, OH, OW); ws: workspace_bytes(g) bytes.
+void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
+                  const float* bias, float* out, void* ws, int kernel);
+
+}  // namespace xnor
+
+#endif  // MXCOMPRESS_XNOR_KERNEL_H_

@@ -1,0 +1,321 @@
+#!/usr/bin/env python
+"""Benchmark the xnor_conv2d op against MXNet's fp32 Convolution (oneDNN), and end to end.
+
+Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.png``:
+
+* per layer (3x3, stride 1, pad 1, C -> C channels): 64 @ 56x56, 128 @ 28x28, 256 @ 14x14,
+  512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2 (each thread count in its own
+  subprocess): the op and ``mx.nd.Convolution`` on the same input, interleaved in one
+  process, median of ``--repeats`` runs after warm-up; speed-up, binary and fp32 MAC/s, the
+  op's result checked against ``Convolution(sign(x), sign(W)) * alpha``, and memory (the op's
+  workspace vs the bit-packed input plus the output). Targets: >= 6x at 256 and 512 channels,
+  >= 3x at 64 (aim 10x).
+* end to end: a bnn-resnet converted to xnor_conv2d vs the same network in fp32 and vs the
+  binary training graph, images/s at batch 1 and 32 (``mxcompress.measure.time_inference``),
+  plus, on the whole MNIST test set, whether the converted model predicts exactly what the
+  training graph predicts, and the weight bytes (1 bit each + alpha vs fp32). The trained
+  model is ``--model`` (default: benchmarks/models/bnn-resnet, else the binary branch's);
+  without one, a bnn-resnet with random weights is used and the record says so.
+
+Timing takes /tmp/mxcompress-timing.lock (one timing run at a time on the shared machine).
+
+Example::
+
+    python scripts/bench_xnor.py                      # everything
+    python scripts/bench_xnor.py --repeats 5 --threads 1 --skip-e2e   # a quick look
+"""
+import argparse
+import fcntl
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
+TARGETS = {64: 3.0, 128: None, 256: 6.0, 512: 6.0}
+LOCK = '/tmp/mxcompress-timing.lock'
+MODEL_CANDIDATES = ['benchmarks/models/bnn-resnet', '../binary/benchmarks/models/bnn-resnet',
+                    '../../main/benchmarks/models/bnn-resnet']
+
+
+def _median_pair(fn_a, fn_b, repeats, warmup):
+    """Interleaved medians (seconds) of two callables returning NDArrays."""
+    ta, tb = [], []
+    for i in range(warmup + repeats):
+        for fn, acc in ((fn_a, ta), (fn_b, tb)):
+            start = time.perf_counter()
+            fn().wait_to_read()
+            if i >= warmup:
+                acc.append(time.perf_counter() - start)
+    return statistics.median(ta), statistics.median(tb), ta, tb
+
+
+def layer_worker(args):
+    """One thread count: every layer and batch, op vs fp32, printed as JSON."""
+    import mxnet as mx
+    import numpy as np
+    import mxcompress.ops as ops
+    from mxcompress.ops.reference import reference_conv
+    ops.load()
+    rng = np.random.RandomState(0)
+    records = []
+    for channels, size in LAYERS:
+        weight = rng.randn(channels, channels, 3, 3).astype(np.float32)
+        w_fp32 = mx.nd.array(weight)
+        packed = mx.nd.array(ops.pack_weights(weight), dtype='uint8')
+        alpha = mx.nd.array(ops.binary_alpha(weight))
+        for batch in args.batches:
+            x = mx.nd.array(rng.randn(batch, channels, size, size).astype(np.float32))
+            conv = dict(kernel=(3, 3), pad=(1, 1), stride=(1, 1), num_filter=channels)
+            out_b = mx.nd.zeros((batch, channels, size, size))
+            out_f = mx.nd.zeros((batch, channels, size, size))
+
+            def run_binary():
+                return mx.nd.xnor_conv2d(x, packed, alpha, out=out_b, **conv)
+
+            def run_fp32():
+                return mx.nd.Convolution(x, w_fp32, no_bias=True, out=out_f, **conv)
+
+            check = reference_conv(x, w_fp32, alpha, kernel=(3, 3), pad=(1, 1))
+            max_err = float(mx.nd.abs(run_binary() - check).max().asscalar())
+            tb, tf, samples_b, samples_f = _median_pair(run_binary, run_fp32, args.repeats,
+                                                        args.warmup)
+            macs = batch * channels * channels * 9 * size * size
+            workspace = ops.workspace_bytes(x.shape, channels, (3, 3), 1, 1, 1)
+            bit_input = batch * size * size * ((channels + 7) // 8)
+            output = 4 * batch * channels * size * size
+            record = {
+                'layer': '%dch_%dpx' % (channels, size), 'channels': channels, 'pixels': size,
+                'batch': batch, 'macs': macs,
+                'binary_median_ms': 1e3 * tb, 'fp32_median_ms': 1e3 * tf,
+                'binary_min_ms': 1e3 * min(samples_b), 'fp32_min_ms': 1e3 * min(samples_f),
+                'speedup': tf / tb, 'speedup_of_min': min(samples_f) / min(samples_b),
+                'binary_gmacs_per_s': macs / tb / 1e9, 'fp32_gmacs_per_s': macs / tf / 1e9,
+                'target_speedup': TARGETS[channels],
+                'target_met': None if TARGETS[channels] is None else tf / tb >= TARGETS[channels],
+                'max_abs_error_vs_reference': max_err,
+                'op_workspace_bytes': workspace, 'bit_packed_input_bytes': bit_input,
+                'output_bytes': output,
+                'memory_ok': workspace <= bit_input + output,
+                'repeats': args.repeats, 'warmup': args.warmup}
+            records.append(record)
+            print('threads %s %-12s batch %d: xnor %.3f ms (%.0f GMAC/s), fp32 %.3f ms '
+                  '(%.1f GMAC/s), speed-up %.2fx' % (os.environ.get('OMP_NUM_THREADS'),
+                                                      record['layer'], batch, 1e3 * tb,
+                                                      record['binary_gmacs_per_s'], 1e3 * tf,
+                                                      record['fp32_gmacs_per_s'],
+                                                      record['speedup']), file=sys.stderr)
+    print(json.dumps({'kernel': ops.kernel_name(), 'layers': records}))
+
+
+def find_model(explicit):
+    for prefix in ([explicit] if explicit else []) + [os.path.join(ROOT, p)
+                                                       for p in MODEL_CANDIDATES]:
+        if prefix and os.path.exists(prefix + '-symbol.json'):
+            return os.path.abspath(prefix)
+    if explicit:
+        sys.exit('error: --model %s: %s-symbol.json not found' % (explicit, explicit))
+    return None
+
+
+def random_bnn_resnet(seed=0, filter_list=(16, 32, 64)):
+    """bnn-resnet (symbols/bnn_resnet.py, 8 layers) with random weights and BN statistics."""
+    import mxnet as mx
+    import numpy as np
+    from symbols import bnn_resnet
+    symbol = bnn_resnet.get_symbol(num_classes=10, num_layers=8, filter_list=filter_list)
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 1, 28, 28))
+    rng = np.random.RandomState(seed)
+    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(symbol.list_arguments(), arg_shapes) if n not in ('data', 'softmax_label')}
+    aux = {n: mx.nd.array(rng.uniform(-0.2, 0.2, s) if n.endswith('mean')
+                          else rng.uniform(0.5, 2.0, s))
+           for n, s in zip(symbol.list_auxiliary_states(), aux_shapes)}
+    return symbol, args, aux
+
+
+def e2e_models(args):
+    """(name, source record, (symbol, args, aux), test images to check) per configuration."""
+    from mxcompress.checkpoint import load_checkpoint
+    prefix = find_model(args.model)
+    if prefix:
+        yield ('bnn-resnet', {'model': os.path.relpath(prefix, ROOT), 'weights': 'trained'},
+               load_checkpoint(prefix, 0), None)
+    else:
+        yield ('bnn-resnet', {'model': 'symbols.bnn_resnet.get_symbol(num_layers=8)',
+                              'weights': 'random (no trained bnn-resnet was available)'},
+               random_bnn_resnet(), None)
+    wide = (128, 256, 512)
+    yield ('bnn-resnet-wide', {'model': 'symbols.bnn_resnet.get_symbol(num_layers=8, '
+                                        'filter_list=%s)' % (wide,),
+                               'weights': 'random (shows the op at wider layers)'},
+           random_bnn_resnet(filter_list=wide), 2000)
+
+
+def e2e_one(name, source, model, num_check, args):
+    import numpy as np
+    from mxcompress.binary_convert import convert, float_graph, size_report
+    from mxcompress.checkpoint import save_checkpoint
+    from mxcompress.data import load_mnist
+    from mxcompress.measure import predict, time_inference
+    symbol, arg_params, aux_params = model
+    conv_sym, conv_args, conv_aux, layers = convert(symbol, arg_params, aux_params)
+    record = dict(source)
+    if args.save_converted and name == 'bnn-resnet' and source['weights'] == 'trained':
+        save_checkpoint(args.save_converted, 0, conv_sym, conv_args, conv_aux)
+        record['converted_checkpoint'] = os.path.relpath(args.save_converted, ROOT)
+    images, labels = load_mnist('test', args.data_dir, num_examples=num_check)
+    p_train = predict(symbol, arg_params, aux_params, images)
+    p_xnor = predict(conv_sym, conv_args, conv_aux, images)
+    same = int(np.sum(p_train.argmax(1) == p_xnor.argmax(1)))
+    fp32_sym, fp32_args = float_graph(symbol, arg_params)
+    record.update({
+        'binary_layers_converted': len(layers),
+        'predictions_equal': same == len(labels), 'predictions_equal_count': same,
+        'test_images': int(len(labels)),
+        'test_error_training_graph': float(np.mean(p_train.argmax(1) != labels)),
+        'test_error_xnor': float(np.mean(p_xnor.argmax(1) != labels)),
+        'max_abs_prob_diff': float(np.abs(p_train - p_xnor).max()),
+        'size': size_report(layers, arg_params, conv_args), 'layers': layers})
+    models = {'xnor': (conv_sym, conv_args, conv_aux), 'fp32': (fp32_sym, fp32_args, aux_params),
+              'training_graph': (symbol, arg_params, aux_params)}
+    record['timing'] = {}
+    for batch in (1, 32):
+        timing = time_inference(models, batch, repeats=args.repeats, warmup=args.warmup)
+        timing['speedup_vs_fp32'] = timing['fp32']['median_ms'] / timing['xnor']['median_ms']
+        timing['speedup_vs_training_graph'] = (timing['training_graph']['median_ms'] /
+                                               timing['xnor']['median_ms'])
+        record['timing']['batch_%d' % batch] = timing
+        print('threads %s %s batch %d: xnor %.0f img/s, fp32 %.0f img/s, training graph %.0f '
+              'img/s' % (os.environ.get('OMP_NUM_THREADS'), name, batch,
+                         timing['xnor']['images_per_s'], timing['fp32']['images_per_s'],
+                         timing['training_graph']['images_per_s']), file=sys.stderr)
+    return record
+
+
+def e2e_worker(args):
+    """Convert bnn-resnet(s), check predictions on MNIST test, time images/s; print JSON."""
+    import mxcompress.ops as ops
+    ops.load()
+    print(json.dumps({name: e2e_one(name, source, model, num_check, args)
+                      for name, source, model, num_check in e2e_models(args)}))
+
+
+def run_worker(mode, threads, args):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS='1',
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    cmd = [sys.executable, os.path.abspath(__file__), '--worker', mode,
+           '--repeats', str(args.repeats), '--warmup', str(args.warmup),
+           '--batches'] + [str(b) for b in args.batches]
+    if args.model:
+        cmd += ['--model', args.model]
+    if args.data_dir:
+        cmd += ['--data-dir', args.data_dir]
+    if args.save_converted and mode == 'e2e' and threads == args.threads[0]:
+        cmd += ['--save-converted', args.save_converted]
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, universal_newlines=True)
+    if out.returncode != 0:
+        sys.exit('error: %s worker with %d threads failed (exit %d)' % (mode, threads,
+                                                                       out.returncode))
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plot(records, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from mxcompress.checkpoint import atomic_path
+    groups = sorted({(r['threads'], r['batch']) for r in records})
+    layers = [r['layer'] for r in records if (r['threads'], r['batch']) == groups[0]]
+    x = np.arange(len(layers))
+    width = 0.8 / len(groups)
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for i, (threads, batch) in enumerate(groups):
+        speed = [r['speedup'] for r in records if (r['threads'], r['batch']) == (threads, batch)]
+        ax.bar(x + i * width - 0.4 + width / 2, speed, width,
+               label='%d thread%s, batch %d' % (threads, 's' if threads > 1 else '', batch))
+    for target in (3, 6, 10):
+        ax.axhline(target, color='grey', lw=0.8, ls='--')
+    ax.set_xticks(x)
+    ax.set_xticklabels([l.replace('_', '\n') for l in layers])
+    ax.set_ylabel('speed-up vs fp32 Convolution (oneDNN)')
+    ax.set_title('xnor_conv2d, 3x3 conv, median of runs (shared 2-core machine)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format='png', dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n\n', 1)[1])
+    parser.add_argument('--threads', type=int, nargs='+', default=[1, 2],
+                        help='OMP_NUM_THREADS values, one subprocess each')
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 8])
+    parser.add_argument('--repeats', type=int, default=40, help='timed runs (median)')
+    parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--skip-e2e', action='store_true', help='per-layer benchmark only')
+    parser.add_argument('--skip-layers', action='store_true', help='end to end only')
+    parser.add_argument('--model', help='trained bnn-resnet checkpoint prefix (epoch 0)')
+    parser.add_argument('--save-converted', default=os.path.join(ROOT, 'benchmarks', 'models',
+                                                                  'bnn-resnet-xnor'),
+                        help='where to save the converted inference checkpoint')
+    parser.add_argument('--data-dir', help='MNIST directory (default: $MXCOMPRESS_DATA)')
+    parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
+                                                          'xnor.json'))
+    parser.add_argument('--worker', choices=['layers', 'e2e'], help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker == 'layers':
+        return layer_worker(args)
+    if args.worker == 'e2e':
+        return e2e_worker(args)
+
+    from mxcompress.measure import machine_info
+    from mxcompress.results import update_results
+    entries = {}
+    with open(LOCK, 'a') as lock:
+        print('waiting for %s ...' % LOCK, file=sys.stderr)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        load_before = os.getloadavg()
+        if not args.skip_layers:
+            records, kernel = [], None
+            for threads in args.threads:
+                result = run_worker('layers', threads, args)
+                kernel = result['kernel']
+                for r in result['layers']:
+                    r['threads'] = threads
+                    records.append(r)
+            met = [r['target_met'] for r in records if r['target_met'] is not None]
+            entries['per_layer'] = {
+                'kernel': kernel, 'records': records,
+                'targets': '>= 6x at 256 and 512 channels, >= 3x at 64 (1 and 2 threads); '
+                           'aim 10x',
+                'all_targets_met': all(met), 'targets_met_count': sum(met),
+                'targets_checked': len(met),
+                'median_speedup': statistics.median(r['speedup'] for r in records),
+                'memory_ok_all': all(r['memory_ok'] for r in records)}
+            plot(records, os.path.join(os.path.dirname(args.output), 'xnor_speedup.png'))
+        if not args.skip_e2e:
+            entries['end_to_end'] = {'threads_%d' % t: run_worker('e2e', t, args)
+                                     for t in args.threads}
+        load_after = os.getloadavg()
+    machine = machine_info()
+    machine['load_average_before_after'] = [load_before, load_after]
+    machine['shared_machine'] = ('2 cores shared with other engineers\' jobs; timing runs '
+                                 'serialised by %s but other load was present' % LOCK)
+    for entry in entries.values():
+        entry['command'] = 'python scripts/bench_xnor.py ' + ' '.join(argv or sys.argv[1:])
+    update_results(args.output, entries, machine=machine)
+    print('wrote %s' % args.output, file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

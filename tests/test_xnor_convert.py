@@ -1,0 +1,152 @@
+"""The converter turns a binary training graph (bnn contract) into an xnor_conv2d graph that
+predicts what the training graph predicts, with 1-bit weights."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+import mxcompress.ops as ops
+from mxcompress.binary_convert import convert, size_report
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.data import load_mnist
+from mxcompress.graph import graph_nodes
+from mxcompress.measure import predict
+
+
+def _ste_sign(x):
+    """The training graph's straight-through sign: clip(x) + BlockGrad(sign(x) - clip(x))."""
+    clipped = mx.sym.clip(x, -1.0, 1.0)
+    return clipped + mx.sym.BlockGrad(((x >= 0) * 2 - 1) - clipped)
+
+
+def _binary_conv(data, name, num_filter, alpha, binary_input, **conv):
+    """A binary Convolution node as the binary-network family builds it (the contract)."""
+    latent = mx.sym.var(name + '_weight')
+    weight = _ste_sign(latent)
+    if alpha:
+        scale = mx.sym.mean(mx.sym.abs(latent), axis=0, exclude=True, keepdims=True)
+        weight = weight * mx.sym.broadcast_mul(mx.sym.ones_like(weight), scale)
+    attrs = {'__binary_weight__': 'sign_alpha' if alpha else 'sign',
+             '__binary_input__': 'true' if binary_input else 'false',
+             '__latent_weight__': latent.name}
+    return mx.sym.Convolution(data, weight, num_filter=num_filter, no_bias=True, name=name,
+                              attr=attrs, **conv)
+
+
+def _training_graph():
+    data = mx.sym.var('data')
+    x = mx.sym.Convolution(data, num_filter=16, kernel=(3, 3), pad=(1, 1), name='conv0')
+    x = mx.sym.BatchNorm(x, name='bn0', fix_gamma=False)
+    x = _binary_conv(_ste_sign(x), 'bconv1', 32, True, True, kernel=(3, 3), pad=(1, 1))
+    x = mx.sym.BatchNorm(x, name='bn1', fix_gamma=False)
+    x = _binary_conv(_ste_sign(x), 'bconv2', 40, False, True, kernel=(3, 3), pad=(1, 1),
+                     stride=(2, 2))
+    x = mx.sym.BatchNorm(x, name='bn2', fix_gamma=False)
+    x = _binary_conv(x, 'bconv3', 24, True, False, kernel=(3, 3), pad=(1, 1))  # float input
+    x = mx.sym.BatchNorm(x, name='bn3', fix_gamma=False)
+    x = mx.sym.Activation(x, act_type='relu')
+    x = mx.sym.Pooling(x, global_pool=True, pool_type='avg', kernel=(1, 1))
+    x = mx.sym.FullyConnected(mx.sym.flatten(x), num_hidden=10, name='fc')
+    return mx.sym.SoftmaxOutput(x, name='softmax')
+
+
+def _random_params(symbol, seed=0):
+    rng = np.random.RandomState(seed)
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 1, 28, 28))
+    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(symbol.list_arguments(), arg_shapes) if n not in ('data', 'softmax_label')}
+    aux = {}
+    for n, s in zip(symbol.list_auxiliary_states(), aux_shapes):
+        aux[n] = mx.nd.array(rng.uniform(-0.2, 0.2, s) if 'mean' in n else rng.uniform(0.5, 2, s))
+    return args, aux
+
+
+@pytest.fixture(scope='module')
+def model():
+    symbol = _training_graph()
+    args, aux = _random_params(symbol)
+    return symbol, args, aux
+
+
+def test_converted_graph_structure_and_size(model):
+    symbol, args, aux = model
+    conv_sym, conv_args, conv_aux, layers = convert(symbol, args, aux)
+    ops_by_name = {n['name']: n['op'] for n in graph_nodes(conv_sym)}
+    assert ops_by_name['bconv1'] == 'xnor_conv2d' and ops_by_name['bconv2'] == 'xnor_conv2d'
+    assert ops_by_name['bconv3'] == 'Convolution'  # its input is not binary
+    assert 'bconv1_weight' not in conv_args and 'bconv2_weight' not in conv_args
+    assert 'bconv3_weight' in conv_args
+    assert conv_args['bconv1_xnor_weight'].dtype == np.uint8
+    assert conv_args['bconv1_xnor_weight'].shape == (32, 3, 3, 2)
+    np.testing.assert_array_equal(ops.unpack_weights(conv_args['bconv1_xnor_weight'], 16),
+                                  np.where(args['bconv1_weight'].asnumpy() >= 0, 1, -1))
+    np.testing.assert_allclose(conv_args['bconv1_xnor_alpha'].asnumpy(),
+                               np.abs(args['bconv1_weight'].asnumpy()).mean(axis=(1, 2, 3)),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(conv_args['bconv2_xnor_alpha'].asnumpy(), np.ones(40))
+    assert all(r['sign_stripped'] for r in layers)
+    report = size_report(layers, args, conv_args)
+    assert report['binary_conv_fp32_bytes'] == 4 * (32 * 16 * 9 + 40 * 32 * 9)
+    assert report['binary_conv_packed_bytes'] == 32 * 9 * 2 + 40 * 9 * 4 + 4 * (32 + 40)
+    assert report['params_bytes_after'] < report['params_bytes_before']
+
+
+def test_converted_predictions_equal_training_graph(model, mnist_dir, tmp_path):
+    symbol, args, aux = model
+    images, _ = load_mnist('test', mnist_dir)
+    images = images[:300]
+    want = predict(symbol, args, aux, images, batch_size=100)
+    conv_sym, conv_args, conv_aux, _ = convert(symbol, args, aux)
+    got = predict(conv_sym, conv_args, conv_aux, images, batch_size=100)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
+    # a saved inference checkpoint reloads (library loaded) and gives the same predictions
+    prefix = str(tmp_path / 'xnor-net')
+    save_checkpoint(prefix, 0, conv_sym, conv_args, conv_aux)
+    sym2, args2, aux2 = load_checkpoint(prefix, 0, data_shapes={'data': (1, 1, 28, 28)})
+    np.testing.assert_array_equal(predict(sym2, args2, aux2, images, batch_size=100), got)
+
+
+def test_without_sign_stripping_same_predictions(model, mnist_dir):
+    symbol, args, aux = model
+    images, _ = load_mnist('test', mnist_dir)
+    images = images[:100]
+    a = predict(*convert(symbol, args, aux, strip_sign=False)[:3], images, batch_size=50)
+    b = predict(*convert(symbol, args, aux)[:3], images, batch_size=50)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_contract_violations_are_reported(model):
+    symbol, args, aux = model
+    bad = dict(args)
+    del bad['bconv1_weight']
+    with pytest.raises(ValueError, match="layer bconv1: latent weight 'bconv1_weight'"):
+        convert(symbol, bad, aux)
+    sym = mx.sym.Convolution(mx.sym.var('data'), mx.sym.var('w'), kernel=(3, 3), num_filter=2,
+                             no_bias=True, name='c', attr={'__binary_weight__': 'ternary',
+                                                           '__binary_input__': 'true',
+                                                           '__latent_weight__': 'w'})
+    with pytest.raises(ValueError, match='__binary_weight__ must be sign or sign_alpha'):
+        convert(sym, {'w': mx.nd.ones((2, 1, 3, 3))}, {})
+
+
+def test_cli_converts_and_checks_on_mnist(model, mnist_dir, tmp_path, capsys):
+    from mxcompress.cli import main
+    symbol, args, aux = model
+    prefix, out = str(tmp_path / 'bnn'), str(tmp_path / 'bnn-xnor')
+    save_checkpoint(prefix, 0, symbol, args, aux)
+    assert main(['xnor-convert', prefix, out, '--check']) == 0
+    report = capsys.readouterr().out
+    assert '"predictions_equal_count": 10000' in report
+    sym, _, _ = load_checkpoint(out, 0, data_shapes={'data': (1, 1, 28, 28)})
+    assert 'xnor_conv2d' in sym.tojson()
+
+
+def test_cli_rejects_graph_without_binary_convs(tmp_path, capsys):
+    from mxcompress.cli import main
+    sym = mx.sym.FullyConnected(mx.sym.flatten(mx.sym.var('data')), num_hidden=10, name='fc')
+    prefix = str(tmp_path / 'plain')
+    save_checkpoint(prefix, 0, sym, {'fc_weight': mx.nd.ones((10, 784)),
+                                     'fc_bias': mx.nd.zeros(10)}, {})
+    assert main(['xnor-convert', prefix, str(tmp_path / 'out')]) == 2
+    assert 'no binary convolution' in capsys.readouterr().err
+    assert not (tmp_path / 'out-symbol.json').exists()

@@ -1,0 +1,127 @@
+"""xnor_conv2d equals Convolution(sign(x), sign(W)) * alpha (+ bias) on every shape family."""
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st, HealthCheck
+
+import mxcompress.ops as ops
+from mxcompress.ops.reference import random_case, reference_numpy, run_op
+from mxcompress.ops.selfcheck import CASES, check_case
+
+ops.load()
+
+KERNELS = ['avx2', 'portable'] if ops.kernel_name() == 'avx2' else ['portable']
+
+@pytest.fixture(params=KERNELS)
+def kernel(request, monkeypatch):
+    monkeypatch.setenv('MXCOMPRESS_XNOR_KERNEL', request.param)
+    assert ops.kernel_name() == request.param
+    return request.param
+
+
+def _check(case, seed, with_bias=True):
+    check_case(case, seed, with_bias)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])
+def test_matches_sign_convolution(case, kernel):
+    _check(case, seed=hash(case) % 1000)
+
+
+@pytest.mark.parametrize('case', CASES[:4], ids=[str(i) for i in range(4)])
+def test_without_bias(case, kernel):
+    _check(case, seed=3, with_bias=False)
+
+
+def test_border_correction_is_needed():
+    """With all-negative inputs a zero-padded float conv differs from 'pad with +1' or 'pad
+    with -1' at the borders; the op must match the zero-padded one exactly."""
+    x = -np.ones((1, 5, 4, 4), np.float32)
+    weight = np.random.RandomState(0).randn(3, 5, 3, 3).astype(np.float32)
+    alpha = np.ones(3, np.float32)
+    got = run_op(x, weight, alpha, kernel=(3, 3), pad=(1, 1))
+    want = reference_numpy(x, weight, alpha, kernel=(3, 3), pad=(1, 1))
+    np.testing.assert_array_equal(got, want)
+    plus = reference_numpy(np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)), constant_values=1.0),
+                           weight, alpha, kernel=(3, 3))
+    assert not np.array_equal(got, plus)
+
+
+def test_sign_rule_zero_is_plus_one():
+    x = np.zeros((1, 2, 3, 3), np.float32)
+    x[0, 1] = -0.0
+    weight = np.ones((1, 2, 1, 1), np.float32)
+    got = run_op(x, weight, np.ones(1, np.float32), kernel=(1, 1))
+    np.testing.assert_array_equal(got, 2 * np.ones((1, 1, 3, 3), np.float32))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 4), c=st.sampled_from([1, 3, 63, 64, 65, 130]),
+       h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 9),
+       kh=st.sampled_from([1, 3, 5]), kw=st.sampled_from([1, 3, 5]),
+       s=st.sampled_from([1, 2]), p=st.sampled_from([0, 1, 2]), d=st.sampled_from([1, 2]),
+       bias=st.booleans(), portable=st.booleans(), seed=st.integers(0, 2 ** 16))
+def test_fuzz(n, c, h, w, o, kh, kw, s, p, d, bias, portable, seed):
+    if h + 2 * p < d * (kh - 1) + 1 or w + 2 * p < d * (kw - 1) + 1:
+        return  # empty output: covered by the error tests
+    os.environ['MXCOMPRESS_XNOR_KERNEL'] = 'portable' if portable else 'auto'
+    try:
+        _check((n, c, h, w, o, (kh, kw), (s, s), (p, p), (d, d)), seed, bias)
+    finally:
+        os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+
+
+def test_pack_roundtrip():
+    rng = np.random.RandomState(1)
+    for c in (1, 63, 64, 65, 130):
+        weight = rng.randn(4, c, 3, 2).astype(np.float32)
+        packed = ops.pack_weights(weight)
+        assert packed.dtype == np.uint8 and packed.shape == (4, 3, 2, ops.packed_channels_bytes(c))
+        np.testing.assert_array_equal(ops.unpack_weights(packed, c),
+                                      np.where(weight >= 0, 1.0, -1.0))
+
+
+def test_symbol_shape_and_type_inference():
+    sym = mx.sym.xnor_conv2d(mx.sym.var('data'), mx.sym.var('w'), mx.sym.var('a'),
+                             mx.sym.var('b'), kernel=(3, 3), num_filter=7, pad=(1, 1),
+                             stride=(2, 2), no_bias=False)
+    args, outs, _ = sym.infer_shape(data=(2, 65, 9, 11))
+    assert args == [(2, 65, 9, 11), (7, 3, 3, 9), (7,), (7,)]
+    assert outs == [(2, 7, 5, 6)]
+    types, out_types, _ = sym.infer_type(data='float32')
+    assert types == [np.float32, np.uint8, np.float32, np.float32]
+    assert out_types == [np.float32]
+
+
+class _XnorBlock(mx.gluon.HybridBlock):
+    """A HybridBlock calling F.xnor_conv2d, as the converter's graphs do."""
+
+    def __init__(self, packed, alpha, **kwargs):
+        super().__init__(**kwargs)
+        with self.name_scope():
+            self.weight = self.params.get_constant('weight', mx.nd.array(packed, dtype='uint8'))
+            self.alpha = self.params.get_constant('alpha', mx.nd.array(alpha))
+
+    def hybrid_forward(self, F, x, weight, alpha):
+        return F.relu(F.xnor_conv2d(x, weight, alpha, kernel=(3, 3), pad=(1, 1),
+                                    num_filter=alpha.shape[0] if hasattr(alpha, 'shape') else 4))
+
+
+def test_hybrid_block_hybridised_equals_imperative():
+    rng = np.random.RandomState(2)
+    x, weight, alpha, _ = random_case(rng, 2, 5, 6, 6, 4, (3, 3), False)
+    block = _XnorBlock(ops.pack_weights(weight), alpha)
+    block.initialize()
+    imperative = block(mx.nd.array(x)).asnumpy()
+    block.hybridize()
+    hybrid = block(mx.nd.array(x)).asnumpy()
+    np.testing.assert_array_equal(imperative, hybrid)
+    want = np.maximum(reference_numpy(x, weight, alpha, kernel=(3, 3), pad=(1, 1)), 0)
+    np.testing.assert_allclose(hybrid, want, rtol=1e-6, atol=1e-5)
+
+
+def test_load_is_idempotent():
+    path = ops.load()
+    assert ops.load() == path and os.path.isabs(path) and ops.is_loaded()
