@@ -14,6 +14,8 @@ _LOCAL = {
     'mlp': ('mlp', {}),
     'kd-teacher': ('mlp', {'hidden': (1200, 1200), 'dropout': 0.5, 'input_dropout': 0.2}),
     'kd-student': ('mlp', {'hidden': (800, 800)}),
+    'resnet': ('resnet', {}),
+    'shallow-cnn': ('shallow_cnn', {}),
 }
 _EXTRA = {}
 
