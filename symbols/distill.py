@@ -38,11 +38,11 @@ and teacher and student trained together (``joint=True``: a third head
 ``SoftmaxOutput 'softmax_teacher'`` trains the teacher on the class labels).
 """
 import json
-import math
 
 import mxnet as mx
 
 from mxcompress.checkpoint import atomic_path
+from mxcompress.distill import check_mimic_weight, check_temperature
 from mxcompress.graph import graph_nodes, op_function, rewrite
 
 __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teacher',
@@ -56,24 +56,6 @@ DEFAULT_SAVE_PATH = 'group2-symbol.json'
 #: Label input of the ``softmax_hard`` head (``class_labels`` when none is given).
 HARD_LABEL = 'softmax_hard_label'
 _WEIGHTED = ('FullyConnected', 'Convolution')
-
-
-def check_temperature(temperature):
-    """Return ``float(temperature)``; ValueError unless it is finite and > 0."""
-    value = float(temperature)
-    if not value > 0 or math.isinf(value):
-        raise ValueError('Temperature (--temperature) must be a finite number > 0, got %r'
-                         % (temperature,))
-    return value
-
-
-def check_mimic_weight(mimic_weight):
-    """Return ``float(mimic_weight)``; ValueError unless it is finite and >= 0."""
-    value = float(mimic_weight)
-    if not value >= 0 or math.isinf(value):
-        raise ValueError('mimic_weight (--mimic-weight) must be a finite number >= 0, got %r'
-                         % (mimic_weight,))
-    return value
 
 
 def add_prefix(symbol, prefix, keep=('data',)):
@@ -133,9 +115,8 @@ def features_of(logits):
 
 
 def _bind_data(symbol, data):
+    """Wire ``data`` into ``symbol``'s ``data`` input (one shared input node for both nets)."""
     if data is None or 'data' not in symbol.list_arguments():
-        return symbol
-    if data.name == 'data' and not data.get_children():
         return symbol
     return symbol(data=data)
 
@@ -285,7 +266,7 @@ def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, 
         raise ValueError('teacher has %d classes but the student (num_classes) has %d; they '
                          'must be equal' % (teacher_classes, num_classes))
     if not joint:
-        fc_class_score_t = inference_mode(fc_class_score_t)
+        fc_class_score_t = _bind_data(inference_mode(fc_class_score_t), data)
 
     s_input_for_softmax = fc_class_score_s / temperature
     t_input_for_softmax = fc_class_score_t / temperature
