@@ -47,7 +47,7 @@ from mxcompress.graph import graph_nodes, op_function, rewrite
 
 __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teacher',
            'network_student', 'network_teacher', 'checkpoint_teacher', 'logits_of', 'features_of',
-           'add_prefix', 'prefix_params', 'inference_mode', 'student_deploy_symbol',
+           'add_prefix', 'prefix_params', 'inference_mode', 'student_symbol', 'student_deploy_symbol',
            'subgraph_params', 'teacher_param_names', 'check_temperature', 'check_mimic_weight',
            'HARD_LABEL']
 
@@ -284,6 +284,21 @@ def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, 
         with atomic_path(save_path) as tmp:
             group.save(tmp)
     return group
+
+
+def student_symbol(student, num_classes=10, data=None):
+    """The student alone as built inside the group: ``student(data)`` -> Flatten ->
+    ``fc_class_score`` -> ``SoftmaxOutput`` named ``softmax``.
+
+    Train this to compare a student trained alone with the same network distilled
+    (same layers, same names). For a gluoncv MobileNetV2 the 1x1 classifier convolution
+    (no bias) becomes ``fc_class_score`` (with bias): ``num_classes`` more parameters.
+    """
+    data = mx.sym.Variable('data') if data is None else data
+    flatten = mx.symbol.Flatten(data=student(data), name='flatten')
+    logits = mx.symbol.FullyConnected(data=flatten, num_hidden=int(num_classes),
+                                      name='fc_class_score')
+    return mx.sym.SoftmaxOutput(logits, name='softmax')
 
 
 def student_deploy_symbol(group):
