@@ -63,8 +63,8 @@ LIGHT_STUDENTS = ('shallow-cnn', 'mobilenetv2_0.25', 'shufflenet_v2')
 #: fit options per run (SGD + momentum, cosine decay)
 RECIPES = {
     'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
-    'kd-student-alone': dict(num_epochs=30, batch_size=128, lr=0.1, wd=0.0, jitter=0),
-    'kd-student-distilled': dict(num_epochs=40, batch_size=128, lr=0.1, wd=0.0, jitter=2),
+    'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
+    'kd-student-distilled': dict(num_epochs=30, batch_size=128, lr=0.1, wd=0.0, jitter=2),
     'light': dict(batch_size=64, lr=0.05, wd=1e-4, jitter=0),
 }
 
@@ -106,17 +106,19 @@ def _evaluate(symbol, arg_params, aux_params, opts):
             'params': summary['params'], 'macs': summary['dense_macs']}
 
 
-def train_alone(network, recipe, opts, num_examples=None, **symbol_kw):
-    """Train ``network`` on its own with ``recipe``; returns (symbol, args, aux, seconds)."""
+def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None):
+    """Train ``network`` (or ``symbol``) on its own with ``recipe``, starting from ``init``
+    = (arg_params, aux_params) if given; returns (symbol, args, aux, seconds)."""
     args = _fit_args(data_dir=opts.data_dir, num_examples=num_examples, seed=opts.seed,
                      **recipe)
     seed_everything(args.seed)
     train_iter, test_iter = mnist_data.mnist_iterators(
         args.batch_size, data_dir=opts.data_dir, num_examples=num_examples,
         jitter=args.jitter, seed=args.seed)
-    symbol = symbols.get_symbol(network, **symbol_kw)
+    symbol = symbol if symbol is not None else symbols.get_symbol(network)
     start = time.time()
-    module = fit(args, symbol, train_iter, test_iter)
+    module = fit(args, symbol, train_iter, test_iter, arg_params=init[0] if init else None,
+                 aux_params=init[1] if init else None)
     arg_params, aux_params = module.get_params()
     return symbol, arg_params, aux_params, time.time() - start
 
@@ -142,8 +144,17 @@ def stage_teacher(opts):
         how = {'trained_by': opts.teacher_command or 'train/train_mnist.py (command not given)'}
         wall = None
     else:
-        symbol, arg_params, aux_params, wall = train_alone('kd-teacher', recipe, opts)
-        how = {}
+        init, how = None, {}
+        if opts.teacher_init:
+            _, init_args, init_aux = load_checkpoint(opts.teacher_init[0],
+                                                     int(opts.teacher_init[1]))
+            init = (init_args, init_aux)
+            recipe.update(num_epochs=opts.teacher_epochs, lr=opts.teacher_lr)
+            how = {'initialised_from': {'checkpoint': 'epoch %s of %s' % (
+                opts.teacher_init[1], opts.teacher_init[0]), 'trained_by': opts.teacher_command},
+                'total_epochs': int(opts.teacher_init[1]) + opts.teacher_epochs}
+        symbol, arg_params, aux_params, wall = train_alone('kd-teacher', recipe, opts,
+                                                           init=init)
     save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
     record = _evaluate(symbol, arg_params, aux_params, opts)
     record.update(how, recipe=dict(recipe, dropout=0.5, input_dropout=0.2, optimizer='sgd',
@@ -312,10 +323,16 @@ def main(argv=None):
                         help='weight of the soft term (grad_scale, times T^2)')
     parser.add_argument('--teacher-from', nargs=2, metavar=('PREFIX', 'EPOCH'),
                         help='adopt a teacher trained by train/train_mnist.py')
+    parser.add_argument('--teacher-init', nargs=2, metavar=('PREFIX', 'EPOCH'),
+                        help='start the teacher from this checkpoint (a run cut short) and '
+                             'train it --teacher-epochs more with a fresh cosine schedule')
+    parser.add_argument('--teacher-epochs', type=int, default=20)
+    parser.add_argument('--teacher-lr', type=float, default=0.05)
     parser.add_argument('--teacher-command', default=None,
-                        help='the command that trained --teacher-from (recorded)')
+                        help='the command that trained --teacher-from / --teacher-init '
+                             '(recorded)')
     parser.add_argument('--temperatures', type=float, nargs='+', default=[1, 2, 4, 8, 20])
-    parser.add_argument('--sweep-epochs', type=int, default=10)
+    parser.add_argument('--sweep-epochs', type=int, default=3)
     parser.add_argument('--cnn-teacher', default=os.path.join(MODELS, 'lenet5'),
                         help='CNN teacher checkpoint prefix (epoch 0) for the light networks')
     parser.add_argument('--light-students', nargs='+', default=list(LIGHT_STUDENTS),
