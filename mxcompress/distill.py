@@ -19,7 +19,8 @@ import math
 
 from mxnet import gluon
 
-__all__ = ['check_temperature', 'check_mimic_weight', 'soft_target_loss', 'tf_style_loss', 'SoftTargetLoss', 'TFStyleLoss']
+__all__ = ['check_temperature', 'check_mimic_weight', 'soft_target_loss', 'tf_style_loss',
+           'SoftTargetLoss', 'TFStyleLoss']
 
 
 def check_temperature(temperature):

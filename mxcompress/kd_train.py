@@ -57,7 +57,8 @@ def add_kd_args(parser):
                     help="multiply the soft term's gradient by T^2 (Hinton et al.)")
     kd.add_argument('--num-classes', type=int, default=10, help='classes of student and teacher')
     kd.add_argument('--output-prefix', default=None,
-                    help='save the trained student alone as PREFIX-symbol.json + PREFIX-0000.params')
+                    help='save the trained student alone as PREFIX-symbol.json + '
+                         'PREFIX-0000.params')
     kd.add_argument('--group-symbol', default=None,
                     help='also save the teacher/student group symbol here (the document saves '
                          'group2-symbol.json)')

@@ -42,9 +42,13 @@ import sys
 import time
 
 import symbols
+from symbols import distill as sd
 from mxcompress import data as mnist_data
-from mxcompress.analysis import model_summary
+import numpy as np
+
+from mxcompress.analysis import count_params
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.graph import find_layers
 from mxcompress.fit import add_data_args, add_fit_args, fit, seed_everything
 from mxcompress.kd_train import add_kd_args, run_kd
 from mxcompress.measure import classification_error, machine_info, time_inference
@@ -84,7 +88,7 @@ def _fit_args(**values):
 
 
 def _record(records, opts):
-    with open(RESULTS + '.lock', 'a') as lock:  # stages in parallel processes merge safely
+    with open(opts.output + '.lock', 'a') as lock:  # stages in parallel processes merge safely
         fcntl.flock(lock, fcntl.LOCK_EX)
         update_results(opts.output, records, machine=machine_info())
 
@@ -98,15 +102,36 @@ def _test_set(opts):
     return mnist_data.load_mnist('test', opts.data_dir)
 
 
+def count_macs(symbol, data_shape=(1, 1, 28, 28)):
+    """Multiply-accumulates per image of every Convolution / FullyConnected layer.
+
+    Layers are found by op type and their weights by wiring (:func:`graph.find_layers`), so
+    gluoncv graphs (weights named ``..._weight``, ops ``..._fwd``) count too.
+    """
+    internals = symbol.get_internals()
+    arg_shapes, _, _ = symbol.infer_shape_partial(data=data_shape)
+    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
+    total = 0
+    for layer in find_layers(symbol):
+        weight = int(np.prod(shapes[layer.weight]))
+        if layer.op == 'Convolution':
+            _, out, _ = internals[layer.name + '_output'].infer_shape_partial(data=data_shape)
+            weight *= int(np.prod(out[0][2:]))
+        total += weight
+    return total
+
+
 def _evaluate(symbol, arg_params, aux_params, opts):
+    """Test error on the full 10,000 test images, params (incl. BN statistics) and MACs."""
     images, labels = _test_set(opts)
     error = classification_error(symbol, arg_params, aux_params, images, labels)
-    summary = model_summary(symbol, arg_params, aux_params)
     return {'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
-            'params': summary['params'], 'macs': summary['dense_macs']}
+            'params': count_params(arg_params) + count_params(aux_params),
+            'macs': count_macs(symbol)}
 
 
-def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None):
+def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None,
+                num_test_examples=None):
     """Train ``network`` (or ``symbol``) on its own with ``recipe``, starting from ``init``
     = (arg_params, aux_params) if given; returns (symbol, args, aux, seconds)."""
     args = _fit_args(data_dir=opts.data_dir, num_examples=num_examples, seed=opts.seed,
@@ -114,7 +139,7 @@ def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None
     seed_everything(args.seed)
     train_iter, test_iter = mnist_data.mnist_iterators(
         args.batch_size, data_dir=opts.data_dir, num_examples=num_examples,
-        jitter=args.jitter, seed=args.seed)
+        num_test_examples=num_test_examples, jitter=args.jitter, seed=args.seed)
     symbol = symbol if symbol is not None else symbols.get_symbol(network)
     start = time.time()
     module = fit(args, symbol, train_iter, test_iter, arg_params=init[0] if init else None,
@@ -124,10 +149,10 @@ def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None
 
 
 def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None,
-           output_prefix=None, teacher_epoch=0):
+           output_prefix=None, teacher_epoch=0, num_test_examples=None):
     """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
     args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
-                      seed=opts.seed, student=student, teacher_prefix=teacher_prefix,
+                      num_test_examples=num_test_examples, seed=opts.seed, student=student, teacher_prefix=teacher_prefix,
                       teacher_epoch=teacher_epoch, temperature=temperature,
                       mimic_weight=opts.mimic_weight, t2_scaling=True,
                       output_prefix=output_prefix, **recipe)
@@ -135,7 +160,7 @@ def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None
 
 
 def stage_teacher(opts):
-    prefix = os.path.join(MODELS, 'kd-teacher')
+    prefix = os.path.join(opts.models_dir, 'kd-teacher')
     recipe = dict(RECIPES['kd-teacher'])
     if opts.teacher_from:
         src, epoch = opts.teacher_from[0], int(opts.teacher_from[1])
@@ -169,7 +194,8 @@ def stage_teacher(opts):
 def stage_student_alone(opts):
     recipe = RECIPES['kd-student-alone']
     symbol, arg_params, aux_params, wall = train_alone('kd-student', recipe, opts)
-    save_checkpoint(os.path.join(MODELS, 'kd-student-alone'), 0, symbol, arg_params, aux_params)
+    save_checkpoint(os.path.join(opts.models_dir, 'kd-student-alone'), 0, symbol, arg_params,
+                    aux_params)
     record = _evaluate(symbol, arg_params, aux_params, opts)
     record.update(recipe=dict(recipe, regularisation='none', optimizer='sgd', momentum=0.9,
                               lr_schedule='cosine'),
@@ -182,9 +208,9 @@ def stage_student_alone(opts):
 def stage_distilled(opts):
     from mxcompress.results import read_results
     recipe = RECIPES['kd-student-distilled']
-    prefix = os.path.join(MODELS, 'kd-student-distilled')
-    result = distil('kd-student', os.path.join(MODELS, 'kd-teacher'), 20.0, recipe, opts,
-                    output_prefix=prefix)
+    prefix = os.path.join(opts.models_dir, 'kd-student-distilled')
+    result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), 20.0, recipe,
+                    opts, output_prefix=prefix)
     record = _evaluate(result['student_symbol'], result['student_arg_params'],
                        result['student_aux_params'], opts)
     done = read_results(opts.output)
@@ -212,15 +238,19 @@ def stage_sweep(opts):
     recipe = dict(RECIPES['kd-student-distilled'], num_epochs=opts.sweep_epochs)
     points = []
     for temperature in opts.temperatures:
-        result = distil('kd-student', os.path.join(MODELS, 'kd-teacher'), temperature, recipe,
-                        opts)
-        points.append({'temperature': temperature, 'test_error': result['student_test_error'],
+        result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), temperature,
+                        recipe, opts, num_examples=opts.sweep_examples, num_test_examples=1000)
+        error = _evaluate(result['student_symbol'], result['student_arg_params'],
+                          result['student_aux_params'], opts)['test_error']
+        points.append({'temperature': temperature, 'test_error': error,
                        'wall_seconds': result['wall_seconds']})
         print('sweep T=%g: test error %.2f%%' % (temperature, 100 * points[-1]['test_error']),
               flush=True)
     record = {'points': points, 'plot': os.path.relpath(opts.plot, ROOT),
               'recipe': dict(recipe, mimic_weight=opts.mimic_weight, t2_scaling=True,
-                             note='fewer epochs than kd-student-distilled'),
+                             num_examples=opts.sweep_examples or 60000,
+                             note='fewer epochs (and images) than kd-student-distilled; '
+                                  'errors on the full test set'),
               'command': _command(opts)}
     _record({'temperature_sweep': record}, opts)
     plot_sweep(points, opts)
@@ -256,7 +286,7 @@ def _light_models(opts):
     for student in LIGHT_STUDENTS:
         for mode in ('alone', 'distilled'):
             name = 'kd-light-%s-%s' % (student, mode)
-            models[name] = (os.path.join(MODELS, name), 0)
+            models[name] = (os.path.join(opts.models_dir, name), 0)
     return models
 
 
@@ -268,16 +298,20 @@ def stage_light(opts):
         _evaluate(t_sym, t_args, t_aux, opts), role='teacher', training='checkpoint %s'
         % os.path.relpath(opts.cnn_teacher, ROOT))
     for student in opts.light_students:
-        prefix = os.path.join(MODELS, 'kd-light-%s-alone' % student)
+        prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
+        same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
         symbol, arg_params, aux_params, wall = train_alone(student, recipe, opts,
-                                                           num_examples=opts.light_examples)
+                                                           num_examples=opts.light_examples,
+                                                           symbol=same_head,
+                                                           num_test_examples=1000)
         save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
         rows[os.path.basename(prefix)] = dict(_evaluate(symbol, arg_params, aux_params, opts),
                                               role='student', training='alone',
                                               wall_seconds=wall)
-        prefix = os.path.join(MODELS, 'kd-light-%s-distilled' % student)
+        prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled' % student)
         result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
-                        num_examples=opts.light_examples, output_prefix=prefix)
+                        num_examples=opts.light_examples, output_prefix=prefix,
+                        num_test_examples=1000)
         rows[os.path.basename(prefix)] = dict(
             _evaluate(result['student_symbol'], result['student_arg_params'],
                       result['student_aux_params'], opts), role='student',
@@ -333,6 +367,8 @@ def main(argv=None):
                              '(recorded)')
     parser.add_argument('--temperatures', type=float, nargs='+', default=[1, 2, 4, 8, 20])
     parser.add_argument('--sweep-epochs', type=int, default=3)
+    parser.add_argument('--sweep-examples', type=int, default=None,
+                        help='train the sweep on the first N training images (default all)')
     parser.add_argument('--cnn-teacher', default=os.path.join(MODELS, 'lenet5'),
                         help='CNN teacher checkpoint prefix (epoch 0) for the light networks')
     parser.add_argument('--light-students', nargs='+', default=list(LIGHT_STUDENTS),
@@ -341,6 +377,7 @@ def main(argv=None):
     parser.add_argument('--light-epochs', type=int, default=3)
     parser.add_argument('--light-temperature', type=float, default=4.0)
     parser.add_argument('--repeats', type=int, default=30, help='timed runs per model')
+    parser.add_argument('--models-dir', default=MODELS)
     parser.add_argument('--output', default=RESULTS)
     parser.add_argument('--plot', default=PLOT)
     opts = parser.parse_args(argv)

@@ -24,12 +24,14 @@ that (``grad_scale = mimic_weight * T^2``), off by default as in the document.
 
 The soft labels pass through ``BlockGrad`` (node ``teacher_soft_labels_blockgrad``). The soft
 labels are *targets*: the student should move toward the teacher, never the teacher toward
-the student. ``SoftmaxOutput`` defines no gradient for its label, so without the BlockGrad
-the teacher's branch would still be part of the backward graph, and MXNet would run the
-teacher's backward pass for nothing (a frozen teacher's parameters are in
-``fixed_param_names`` but gradients through its activations would still be computed). With
-BlockGrad the teacher is a pure forward branch: when frozen it costs one inference pass per
-batch, and in joint training it learns only from its own hard-label head.
+the student. Besides, ``SoftmaxOutput`` never writes a gradient for its label input: without
+the BlockGrad, the teacher branch back-propagates whatever the label-gradient buffer happens
+to hold (on MXNet 1.9.1 we measured values around 1e23 reaching the teacher's softmax), so a
+jointly trained teacher would be destroyed and a frozen one would still run a useless
+backward pass (fixed parameters get no update, but gradients through its activations would
+still be computed). With BlockGrad the teacher is a pure forward branch: when frozen it
+costs one inference pass per batch, and in joint training it learns only from its own
+hard-label head.
 
 Two training modes, as the document mentions: a frozen, pre-trained teacher (``joint=False``:
 its Dropout layers are removed and its BatchNorm layers use their moving statistics, so the
@@ -47,7 +49,8 @@ from mxcompress.graph import graph_nodes, op_function, rewrite
 
 __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teacher',
            'network_student', 'network_teacher', 'checkpoint_teacher', 'logits_of', 'features_of',
-           'add_prefix', 'prefix_params', 'inference_mode', 'student_symbol', 'student_deploy_symbol',
+           'add_prefix', 'prefix_params', 'inference_mode', 'student_symbol',
+           'student_deploy_symbol',
            'subgraph_params', 'teacher_param_names', 'check_temperature', 'check_mimic_weight',
            'HARD_LABEL']
 
