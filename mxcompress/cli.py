@@ -12,7 +12,7 @@ from .checkpoint import CheckpointError
 from .data import MNISTError
 
 #: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'distill']
+COMMANDS = ['train', 'networks', 'summary', 'report', 'distill']
 
 
 def build_parser():

@@ -57,6 +57,8 @@ def train_one(name, recipe, data_dir, quick_epochs=None):
     images, labels = mnist_data.load_mnist('test', data_dir)
     error = classification_error(symbol, arg_params, aux_params, images, labels)
     return symbol, arg_params, aux_params, {
+        'base_network': name, 'method': 'fp32 baseline',
+        'size_bytes': 4 * count_params(arg_params),
         'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
         'target_error': TARGETS[name], 'target_met': error <= TARGETS[name],
         'params': count_params(arg_params), 'fp32_bytes': 4 * count_params(arg_params),
