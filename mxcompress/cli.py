@@ -12,7 +12,7 @@ from .checkpoint import CheckpointError
 from .data import MNISTError
 
 #: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info', 'deep-compress', 'train-bnn', 'xnor-convert']
+COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info', 'deep-compress', 'train-bnn', 'xnor-convert', 'distill']
 
 
 def build_parser():

@@ -1,0 +1,394 @@
+#!/usr/bin/env python
+"""Distillation benchmark: Hinton et al.'s MNIST experiment, a temperature sweep, light networks.
+
+Stages (``--stages``, each writes its records into ``benchmarks/results/distillation.json``
+as soon as it ends, so stages can run as separate processes):
+
+``teacher``
+    784-1200-1200-10 MLP, dropout (0.2 input, 0.5 hidden) and +-2 px jitter, cosine SGD
+    -> ``benchmarks/models/kd-teacher``. Target: test error <= 0.80 % (paper: 67 errors).
+    ``--teacher-from PREFIX EPOCH`` evaluates and adopts a teacher already trained with
+    ``train/train_mnist.py`` (the command is recorded) instead of training one.
+``student-alone``
+    784-800-800-10, no regularisation (no dropout, no jitter, no weight decay)
+    -> ``kd-student-alone`` (paper: 146 errors).
+``distilled``
+    The same student distilled from the frozen teacher at T = 20 with the document's
+    SoftmaxOutput group (T^2 scaling, jittered transfer set) -> ``kd-student-distilled``.
+    Targets: error <= 0.80 % and >= 75 % of the student-alone/teacher gap closed.
+``sweep``
+    T in {1, 2, 4, 8, 20} with fewer epochs (``--sweep-epochs``); plot
+    ``benchmarks/results/distillation_temperature.png``.
+``light``
+    A CNN teacher (``--cnn-teacher``, a LeNet-5 checkpoint) and light students (shallow CNN,
+    MobileNetV2 0.25, ShuffleNetV2) trained alone and distilled on ``--light-examples``
+    training images for ``--light-epochs`` epochs -> params, MACs and test error.
+``light-timing``
+    Latency at batch 1 and 64 of the teacher and every light student, interleaved in one
+    process (``measure.time_inference``). Run it under ``flock /tmp/mxcompress-timing.lock``.
+
+Example::
+
+    OMP_NUM_THREADS=1 python scripts/bench_distillation.py --stages teacher student-alone
+    OMP_NUM_THREADS=1 python scripts/bench_distillation.py --stages distilled sweep
+    OMP_NUM_THREADS=1 flock /tmp/mxcompress-timing.lock \
+        python scripts/bench_distillation.py --stages light-timing
+"""
+import argparse
+import fcntl
+import logging
+import os
+import sys
+import time
+
+import symbols
+from symbols import distill as sd
+from mxcompress import data as mnist_data
+import numpy as np
+
+from mxcompress.analysis import count_params
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.graph import find_layers
+from mxcompress.fit import add_data_args, add_fit_args, fit, seed_everything
+from mxcompress.kd_train import add_kd_args, run_kd
+from mxcompress.measure import classification_error, machine_info, time_inference
+from mxcompress.results import update_results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MODELS = os.path.join(ROOT, 'benchmarks', 'models')
+RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'distillation.json')
+PLOT = os.path.join(ROOT, 'benchmarks', 'results', 'distillation_temperature.png')
+STAGES = ('teacher', 'student-alone', 'distilled', 'sweep', 'light', 'light-timing')
+TARGET_ERROR = 0.0080
+TARGET_GAP_CLOSED = 0.75
+PAPER_ERRORS = {'kd-teacher': 67, 'kd-student-alone': 146, 'kd-student-distilled': 74}
+LIGHT_STUDENTS = ('shallow-cnn', 'mobilenetv2_0.25', 'shufflenet_v2')
+
+#: fit options per run (SGD + momentum, cosine decay)
+RECIPES = {
+    'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
+    'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
+    'kd-student-distilled': dict(num_epochs=20, batch_size=128, lr=0.1, wd=0.0, jitter=2),
+    'light': dict(batch_size=64, lr=0.05, wd=1e-4, jitter=0),
+}
+
+
+def _namespace(adder, **values):
+    parser = argparse.ArgumentParser()
+    adder(parser)
+    args = parser.parse_args([])
+    args.lr_schedule, args.disp_batches = 'cosine', 200
+    for key, value in values.items():
+        setattr(args, key, value)
+    return args
+
+
+def _fit_args(**values):
+    return _namespace(lambda p: (add_data_args(p), add_fit_args(p)), **values)
+
+
+def _record(records, opts):
+    with open(opts.output + '.lock', 'a') as lock:  # stages in parallel processes merge safely
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        update_results(opts.output, records, machine=machine_info())
+
+
+def _command(opts):
+    return 'OMP_NUM_THREADS=%s python scripts/bench_distillation.py %s' % (
+        os.environ.get('OMP_NUM_THREADS', ''), ' '.join(opts.argv))
+
+
+def _test_set(opts):
+    return mnist_data.load_mnist('test', opts.data_dir)
+
+
+def count_macs(symbol, data_shape=(1, 1, 28, 28)):
+    """Multiply-accumulates per image of every Convolution / FullyConnected layer.
+
+    Layers are found by op type and their weights by wiring (:func:`graph.find_layers`), so
+    gluoncv graphs (weights named ``..._weight``, ops ``..._fwd``) count too.
+    """
+    internals = symbol.get_internals()
+    arg_shapes, _, _ = symbol.infer_shape_partial(data=data_shape)
+    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
+    total = 0
+    for layer in find_layers(symbol):
+        weight = int(np.prod(shapes[layer.weight]))
+        if layer.op == 'Convolution':
+            _, out, _ = internals[layer.name + '_output'].infer_shape_partial(data=data_shape)
+            weight *= int(np.prod(out[0][2:]))
+        total += weight
+    return total
+
+
+def _evaluate(symbol, arg_params, aux_params, opts):
+    """Test error on the full 10,000 test images, params (incl. BN statistics) and MACs."""
+    images, labels = _test_set(opts)
+    error = classification_error(symbol, arg_params, aux_params, images, labels)
+    return {'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
+            'params': count_params(arg_params) + count_params(aux_params),
+            'macs': count_macs(symbol)}
+
+
+def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None,
+                num_test_examples=None):
+    """Train ``network`` (or ``symbol``) on its own with ``recipe``, starting from ``init``
+    = (arg_params, aux_params) if given; returns (symbol, args, aux, seconds)."""
+    args = _fit_args(data_dir=opts.data_dir, num_examples=num_examples, seed=opts.seed,
+                     **recipe)
+    seed_everything(args.seed)
+    train_iter, test_iter = mnist_data.mnist_iterators(
+        args.batch_size, data_dir=opts.data_dir, num_examples=num_examples,
+        num_test_examples=num_test_examples, jitter=args.jitter, seed=args.seed)
+    symbol = symbol if symbol is not None else symbols.get_symbol(network)
+    start = time.time()
+    module = fit(args, symbol, train_iter, test_iter, arg_params=init[0] if init else None,
+                 aux_params=init[1] if init else None)
+    arg_params, aux_params = module.get_params()
+    return symbol, arg_params, aux_params, time.time() - start
+
+
+def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None,
+           output_prefix=None, teacher_epoch=0, num_test_examples=None):
+    """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
+    args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
+                      num_test_examples=num_test_examples, seed=opts.seed, student=student, teacher_prefix=teacher_prefix,
+                      teacher_epoch=teacher_epoch, temperature=temperature,
+                      mimic_weight=opts.mimic_weight, t2_scaling=True,
+                      output_prefix=output_prefix, **recipe)
+    return run_kd(args)
+
+
+def stage_teacher(opts):
+    prefix = os.path.join(opts.models_dir, 'kd-teacher')
+    recipe = dict(RECIPES['kd-teacher'])
+    if opts.teacher_from:
+        src, epoch = opts.teacher_from[0], int(opts.teacher_from[1])
+        symbol, arg_params, aux_params = load_checkpoint(src, epoch)
+        recipe['num_epochs'] = epoch
+        how = {'trained_by': opts.teacher_command or 'train/train_mnist.py (command not given)'}
+        wall = None
+    else:
+        init, how = None, {}
+        if opts.teacher_init:
+            _, init_args, init_aux = load_checkpoint(opts.teacher_init[0],
+                                                     int(opts.teacher_init[1]))
+            init = (init_args, init_aux)
+            recipe.update(num_epochs=opts.teacher_epochs, lr=opts.teacher_lr)
+            how = {'initialised_from': {'checkpoint': 'epoch %s of %s' % (
+                opts.teacher_init[1], opts.teacher_init[0]), 'trained_by': opts.teacher_command},
+                'total_epochs': int(opts.teacher_init[1]) + opts.teacher_epochs}
+        symbol, arg_params, aux_params, wall = train_alone('kd-teacher', recipe, opts,
+                                                           init=init)
+    save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+    record = _evaluate(symbol, arg_params, aux_params, opts)
+    record.update(how, recipe=dict(recipe, dropout=0.5, input_dropout=0.2, optimizer='sgd',
+                                   momentum=0.9, lr_schedule='cosine'),
+                  wall_seconds=wall, model='benchmarks/models/kd-teacher',
+                  target_error=TARGET_ERROR, target_met=record['test_error'] <= TARGET_ERROR,
+                  paper_errors=PAPER_ERRORS['kd-teacher'], command=_command(opts))
+    _record({'kd-teacher': record}, opts)
+    return record
+
+
+def stage_student_alone(opts):
+    recipe = RECIPES['kd-student-alone']
+    symbol, arg_params, aux_params, wall = train_alone('kd-student', recipe, opts)
+    save_checkpoint(os.path.join(opts.models_dir, 'kd-student-alone'), 0, symbol, arg_params,
+                    aux_params)
+    record = _evaluate(symbol, arg_params, aux_params, opts)
+    record.update(recipe=dict(recipe, regularisation='none', optimizer='sgd', momentum=0.9,
+                              lr_schedule='cosine'),
+                  wall_seconds=wall, model='benchmarks/models/kd-student-alone',
+                  paper_errors=PAPER_ERRORS['kd-student-alone'], command=_command(opts))
+    _record({'kd-student-alone': record}, opts)
+    return record
+
+
+def stage_distilled(opts):
+    from mxcompress.results import read_results
+    recipe = RECIPES['kd-student-distilled']
+    prefix = os.path.join(opts.models_dir, 'kd-student-distilled')
+    result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), 20.0, recipe,
+                    opts, output_prefix=prefix)
+    record = _evaluate(result['student_symbol'], result['student_arg_params'],
+                       result['student_aux_params'], opts)
+    done = read_results(opts.output)
+    teacher = done.get('kd-teacher', {}).get('test_error')
+    alone = done.get('kd-student-alone', {}).get('test_error')
+    gap = None
+    if teacher is not None and alone is not None and alone > teacher:
+        gap = (alone - record['test_error']) / (alone - teacher)
+    record.update(recipe=dict(recipe, temperature=20.0, mimic_weight=opts.mimic_weight,
+                              t2_scaling=True, hard_label_weight=1.0, teacher='frozen kd-teacher',
+                              transfer_set='the 60,000 training images with +-2 px jitter, '
+                                           'labels used too (softmax_hard)',
+                              optimizer='sgd', momentum=0.9, lr_schedule='cosine'),
+                  wall_seconds=result['wall_seconds'], model='benchmarks/models/'
+                  'kd-student-distilled', target_error=TARGET_ERROR, gap_closed=gap,
+                  target_gap_closed=TARGET_GAP_CLOSED,
+                  target_met=bool(record['test_error'] <= TARGET_ERROR and gap is not None
+                                  and gap >= TARGET_GAP_CLOSED),
+                  paper_errors=PAPER_ERRORS['kd-student-distilled'], command=_command(opts))
+    _record({'kd-student-distilled': record}, opts)
+    return record
+
+
+def stage_sweep(opts):
+    recipe = dict(RECIPES['kd-student-distilled'], num_epochs=opts.sweep_epochs)
+    points = []
+    for temperature in opts.temperatures:
+        result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), temperature,
+                        recipe, opts, num_examples=opts.sweep_examples, num_test_examples=1000)
+        error = _evaluate(result['student_symbol'], result['student_arg_params'],
+                          result['student_aux_params'], opts)['test_error']
+        points.append({'temperature': temperature, 'test_error': error,
+                       'wall_seconds': result['wall_seconds']})
+        print('sweep T=%g: test error %.2f%%' % (temperature, 100 * points[-1]['test_error']),
+              flush=True)
+    record = {'points': points, 'plot': os.path.relpath(opts.plot, ROOT),
+              'recipe': dict(recipe, mimic_weight=opts.mimic_weight, t2_scaling=True,
+                             num_examples=opts.sweep_examples or 60000,
+                             note='fewer epochs (and images) than kd-student-distilled; '
+                                  'errors on the full test set'),
+              'command': _command(opts)}
+    _record({'temperature_sweep': record}, opts)
+    plot_sweep(points, opts)
+    return record
+
+
+def plot_sweep(points, opts):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mxcompress.results import read_results
+    done = read_results(opts.output)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    temps = [p['temperature'] for p in points]
+    ax.plot(temps, [100 * p['test_error'] for p in points], 'o-',
+            label='distilled 800-800 (%d epochs)' % opts.sweep_epochs)
+    for key, style in (('kd-teacher', 'g--'), ('kd-student-alone', 'r:')):
+        if key in done:
+            ax.axhline(100 * done[key]['test_error'], color=style[0], linestyle=style[1:],
+                       label=key)
+    ax.set_xscale('log', base=2)
+    ax.set_xticks(temps)
+    ax.set_xticklabels([('%g' % t) for t in temps])
+    ax.set_xlabel('temperature T')
+    ax.set_ylabel('MNIST test error (%)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(opts.plot, dpi=100)
+
+
+def _light_models(opts):
+    models = {'teacher-' + os.path.basename(opts.cnn_teacher): (opts.cnn_teacher, 0)}
+    for student in LIGHT_STUDENTS:
+        for mode in ('alone', 'distilled'):
+            name = 'kd-light-%s-%s' % (student, mode)
+            models[name] = (os.path.join(opts.models_dir, name), 0)
+    return models
+
+
+def stage_light(opts):
+    recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
+    rows = {}
+    t_sym, t_args, t_aux = load_checkpoint(opts.cnn_teacher, 0)
+    rows['teacher-' + os.path.basename(opts.cnn_teacher)] = dict(
+        _evaluate(t_sym, t_args, t_aux, opts), role='teacher', training='checkpoint %s'
+        % os.path.relpath(opts.cnn_teacher, ROOT))
+    for student in opts.light_students:
+        prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
+        same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
+        symbol, arg_params, aux_params, wall = train_alone(student, recipe, opts,
+                                                           num_examples=opts.light_examples,
+                                                           symbol=same_head,
+                                                           num_test_examples=1000)
+        save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+        rows[os.path.basename(prefix)] = dict(_evaluate(symbol, arg_params, aux_params, opts),
+                                              role='student', training='alone',
+                                              wall_seconds=wall)
+        prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled' % student)
+        result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
+                        num_examples=opts.light_examples, output_prefix=prefix,
+                        num_test_examples=1000)
+        rows[os.path.basename(prefix)] = dict(
+            _evaluate(result['student_symbol'], result['student_arg_params'],
+                      result['student_aux_params'], opts), role='student',
+            training='distilled T=%g' % opts.light_temperature,
+            wall_seconds=result['wall_seconds'])
+        print('%s: alone %.2f%%, distilled %.2f%%' % (
+            student, 100 * rows['kd-light-%s-alone' % student]['test_error'],
+            100 * rows[os.path.basename(prefix)]['test_error']), flush=True)
+        _record({'light_networks': {'rows': rows, 'recipe': dict(
+            recipe, num_examples=opts.light_examples, temperature=opts.light_temperature,
+            mimic_weight=opts.mimic_weight, t2_scaling=True, optimizer='sgd',
+            lr_schedule='cosine', note='short training on a subset: compares the students '
+            'with each other, not their converged accuracy'), 'command': _command(opts)}}, opts)
+    return rows
+
+
+def stage_light_timing(opts):
+    models = {name: load_checkpoint(prefix, epoch)
+              for name, (prefix, epoch) in _light_models(opts).items()
+              if os.path.exists(prefix + '-symbol.json')}
+    timing = {}
+    for batch in (1, 64):
+        timing['batch_%d' % batch] = time_inference(models, batch, repeats=opts.repeats)
+    _record({'light_timing': {'latency': timing, 'repeats': opts.repeats,
+                              'note': 'interleaved medians in one process; the machine was '
+                                      'shared with other jobs',
+                              'command': _command(opts)}}, opts)
+    return timing
+
+
+STAGE_FUNCTIONS = {'teacher': stage_teacher, 'student-alone': stage_student_alone,
+                   'distilled': stage_distilled, 'sweep': stage_sweep, 'light': stage_light,
+                   'light-timing': stage_light_timing}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--stages', nargs='+', choices=STAGES, default=list(STAGES))
+    parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--mimic-weight', type=float, default=1.0,
+                        help='weight of the soft term (grad_scale, times T^2)')
+    parser.add_argument('--teacher-from', nargs=2, metavar=('PREFIX', 'EPOCH'),
+                        help='adopt a teacher trained by train/train_mnist.py')
+    parser.add_argument('--teacher-init', nargs=2, metavar=('PREFIX', 'EPOCH'),
+                        help='start the teacher from this checkpoint (a run cut short) and '
+                             'train it --teacher-epochs more with a fresh cosine schedule')
+    parser.add_argument('--teacher-epochs', type=int, default=20)
+    parser.add_argument('--teacher-lr', type=float, default=0.05)
+    parser.add_argument('--teacher-command', default=None,
+                        help='the command that trained --teacher-from / --teacher-init '
+                             '(recorded)')
+    parser.add_argument('--temperatures', type=float, nargs='+', default=[1, 2, 4, 8, 20])
+    parser.add_argument('--sweep-epochs', type=int, default=3)
+    parser.add_argument('--sweep-examples', type=int, default=None,
+                        help='train the sweep on the first N training images (default all)')
+    parser.add_argument('--cnn-teacher', default=os.path.join(MODELS, 'lenet5'),
+                        help='CNN teacher checkpoint prefix (epoch 0) for the light networks')
+    parser.add_argument('--light-students', nargs='+', default=list(LIGHT_STUDENTS),
+                        choices=LIGHT_STUDENTS)
+    parser.add_argument('--light-examples', type=int, default=60000)
+    parser.add_argument('--light-epochs', type=int, default=3)
+    parser.add_argument('--light-temperature', type=float, default=4.0)
+    parser.add_argument('--repeats', type=int, default=30, help='timed runs per model')
+    parser.add_argument('--models-dir', default=MODELS)
+    parser.add_argument('--output', default=RESULTS)
+    parser.add_argument('--plot', default=PLOT)
+    opts = parser.parse_args(argv)
+    opts.argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    for stage in opts.stages:
+        result = STAGE_FUNCTIONS[stage](opts)
+        print('%s done: %s' % (stage, {k: v for k, v in result.items()
+                                       if not isinstance(v, (dict, list))}), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
