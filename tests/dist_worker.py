@@ -39,6 +39,7 @@ def main():
     parser.add_argument('--num-examples', type=int, default=1600)
     parser.add_argument('--init', default=None, help='checkpoint prefix (epoch 0) to start from')
     parser.add_argument('--fixed', default='', help='comma-separated fixed param names')
+    parser.add_argument('--optimizer', default='sgd', help='registered optimizer name')
     args = parser.parse_args()
     kv, num_parts, part_index = create_kvstore(args.kv_store)
     train_iter, _ = data.mnist_iterators(32, num_examples=args.num_examples,
@@ -50,8 +51,11 @@ def main():
     else:
         sym, arg_params, aux_params = symbols.get_symbol('lenet300'), None, None
     recorder = LossRecorder()
+    if args.optimizer.startswith('latentclip'):
+        import mxcompress.binary.optimizer  # noqa: F401  registers the latent-clip optimizers
     opts = fit_args(num_epochs=1, batch_size=32, lr=0.05, lr_schedule='none',
-                    num_examples=train_iter.num_data, kv_store=args.kv_store)
+                    num_examples=train_iter.num_data, kv_store=args.kv_store,
+                    optimizer=args.optimizer)
     fixed = [n for n in args.fixed.split(',') if n]
     module = fit(opts, sym, train_iter, None, arg_params=arg_params, aux_params=aux_params,
                  fixed_param_names=fixed or None, kv=kv, batch_end_callback=recorder)

@@ -81,3 +81,78 @@ def test_dist_sync_workers_end_identical_and_learn(tmp_path, mnist_dir):
     for log in logs:
         losses = log['losses']
         assert np.mean(losses[-5:]) < np.mean(losses[:5])
+
+
+def lenet300_start(seed=0):
+    import symbols
+    sym = symbols.get_symbol('lenet300')
+    shapes, _, _ = sym.infer_shape(data=(1, 1, 28, 28))
+    args = {}
+    for name, shape in zip(sym.list_arguments(), shapes):
+        if name in ('data', 'softmax_label'):
+            continue
+        args[name] = mx.nd.zeros(shape)
+        mx.init.Xavier(magnitude=2)(mx.init.InitDesc(name), args[name])
+    return sym, args
+
+
+def test_dist_sync_keeps_pruned_weights_at_zero(tmp_path, mnist_dir):
+    from mxcompress.checkpoint import save_checkpoint
+    from mxcompress.pruning import insert_masks, level_mask
+    mx.random.seed(0)
+    sym, args = lenet300_start()
+    masks = {w: level_mask(args[w], 0.9) for w in args if w.endswith('_weight')}
+    sym, args, mask_names = insert_masks(sym, args, masks)
+    save_checkpoint(str(tmp_path / 'pruned'), 0, sym, args, {})
+    params, logs = run_group(tmp_path, '--init', str(tmp_path / 'pruned'),
+                             '--fixed', ','.join(mask_names))
+    for name in params[0]:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy())
+    for weight, mask in masks.items():
+        final = params[0][weight].asnumpy()
+        assert np.all(final[mask == 0] == 0)            # pruned weights exactly zero
+        assert np.count_nonzero(final) == mask.sum()    # and every kept one still alive
+        np.testing.assert_array_equal(params[0][weight + '_mask'].asnumpy(), mask)
+    for log in logs:
+        assert np.mean(log['losses'][-5:]) < np.mean(log['losses'][:5])
+
+
+def test_dist_sync_keeps_codebook_indices_fixed(tmp_path, mnist_dir):
+    from mxcompress.checkpoint import save_checkpoint
+    from mxcompress.quantization import codebook_rewrite, quantize_params
+    mx.random.seed(0)
+    sym, args = lenet300_start()
+    plan = quantize_params(sym, args, fc_bits=4)
+    sym, args, fixed = codebook_rewrite(sym, args, plan)
+    save_checkpoint(str(tmp_path / 'coded'), 0, sym, args, {})
+    params, _ = run_group(tmp_path, '--init', str(tmp_path / 'coded'), '--fixed', ','.join(fixed))
+    for name in params[0]:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy())
+    for name in fixed:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), args[name].asnumpy())
+    codebooks = [n for n in args if n.endswith('_codebook')]
+    assert codebooks and any(not np.array_equal(params[0][n].asnumpy(), args[n].asnumpy())
+                             for n in codebooks)  # the shared centroids were trained
+
+
+def test_dist_sync_keeps_binary_latent_weights_clipped(tmp_path, mnist_dir):
+    import symbols
+    from mxcompress.binary.optimizer import latent_weight_names
+    from mxcompress.checkpoint import save_checkpoint
+    sym = symbols.get_symbol('binaryconnect-mlp', hidden=(64, 64))
+    shapes, _, aux_shapes = sym.infer_shape(data=(1, 1, 28, 28))
+    rng = np.random.RandomState(0)
+    # latent weights start just inside the bound, so training pushes many of them against it
+    args = {n: mx.nd.array(rng.choice([-1.0, 1.0], s) * rng.uniform(0.9, 0.999, s))
+            for n, s in zip(sym.list_arguments(), shapes) if n not in ('data', 'softmax_label')}
+    aux = {n: mx.nd.ones(s) for n, s in zip(sym.list_auxiliary_states(), aux_shapes)}
+    save_checkpoint(str(tmp_path / 'bc'), 0, sym, args, aux)
+    params, _ = run_group(tmp_path, '--init', str(tmp_path / 'bc'), '--optimizer',
+                          'latentclipsgd')
+    latent = latent_weight_names(sym)
+    assert latent
+    for name in latent:
+        np.testing.assert_array_equal(params[0][name].asnumpy(), params[1][name].asnumpy())
+        final = params[0][name].asnumpy()
+        assert np.abs(final).max() == 1.0  # some updates hit the bound and were clipped
+        assert not np.array_equal(final, args[name].asnumpy())

@@ -59,7 +59,9 @@ class _LatentClipMixin:
             if name is None and getattr(self, 'param_dict', None) and idx in self.param_dict:
                 name = self.param_dict[idx].name
             if name in self.latent_names:
-                mx.nd.clip(w, -self.latent_clip, self.latent_clip, out=w)
+                # NDArray's own method, not mx.nd: on a parameter server this runs inside
+                # the server loop, which starts while `import mxnet` is still unfinished
+                w.clip(-self.latent_clip, self.latent_clip, out=w)
 
     def update(self, index, weight, grad, state):
         super().update(index, weight, grad, state)

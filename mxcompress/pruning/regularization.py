@@ -61,7 +61,9 @@ class SparseSGD(mx.optimizer.SGD):
             lam = self.l1.get(self.idx2name.get(index, index), 0.0)
             if lam:
                 # the update multiplies grad by rescale_grad, so pre-divide the penalty
-                grad += (lam / self.rescale_grad) * mx.nd.sign(weight)
+                # NDArray's own method, not mx.nd: on a parameter server this runs inside
+                # the server loop, which starts while `import mxnet` is still unfinished
+                grad += (lam / self.rescale_grad) * weight.sign()
         super()._update_impl(indices, weights, grads, states, multi_precision)
 
 
