@@ -14,7 +14,8 @@ import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ['add_fit_args', 'add_data_args', 'seed_everything', 'create_kvstore', 'fit',
+__all__ = ['add_fit_args', 'add_data_args', 'seed_everything', 'create_kvstore',
+           'train_iterators', 'fit',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'OPTIMIZERS']
 
 OPTIMIZERS = ('sgd', 'nag', 'adam', 'rmsprop')
@@ -95,12 +96,45 @@ def seed_everything(seed):
     mx.random.seed(seed)
 
 
+#: distributed kvstores already joined by this process (a process joins its group once)
+_DIST_KVSTORES = {}
+
+
 def create_kvstore(kv_store):
-    """Create the kvstore and return ``(kv, num_parts, part_index)`` for sharding data."""
-    kv = mx.kvstore.create(kv_store)
-    if 'dist' in kv.type:
+    """Create the kvstore and return ``(kv, num_parts, part_index)`` for sharding data.
+
+    A distributed kvstore (``dist_*``) is created once per process and reused: a worker joins
+    its parameter-server group once, however many fine-tuning stages a pipeline runs.
+    """
+    if 'dist' in kv_store:
+        kv = _DIST_KVSTORES.get(kv_store)
+        if kv is None:
+            kv = _DIST_KVSTORES[kv_store] = mx.kvstore.create(kv_store)
         return kv, kv.num_workers, kv.rank
-    return kv, 1, 0
+    return mx.kvstore.create(kv_store), 1, 0
+
+
+def train_iterators(args, label_name='softmax_label', flatten=False):
+    """MNIST iterators from the data options of ``args``, sharded per worker when distributed.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        With the options of :func:`add_data_args`, ``batch_size``, ``seed`` and ``kv_store``.
+
+    Returns
+    -------
+    kv, train_iter, test_iter
+        The kvstore (pass it to :func:`fit`) and this worker's iterators.
+    """
+    from .data import mnist_iterators
+    kv, num_parts, part_index = create_kvstore(getattr(args, 'kv_store', 'local'))
+    train_iter, test_iter = mnist_iterators(
+        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
+        num_test_examples=args.num_test_examples, label_name=label_name, flatten=flatten,
+        jitter=getattr(args, 'jitter', 0), seed=args.seed, num_parts=num_parts,
+        part_index=part_index)
+    return kv, train_iter, test_iter
 
 
 def make_lr_scheduler(args, epoch_size, begin_epoch=0):
@@ -193,7 +227,7 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
     logger = logger or logging.getLogger('mxcompress')
     seed_everything(args.seed)
     if kv is None:
-        kv = mx.kvstore.create(args.kv_store)
+        kv = create_kvstore(args.kv_store)[0]
     begin_epoch = 0
     if args.load_epoch is not None:
         if not args.model_prefix:

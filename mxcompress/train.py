@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from . import data as mnist_data
-from .fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
+from .fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
 from .measure import classification_error
 
 __all__ = ['add_train_args', 'run_train', 'main']
@@ -28,11 +28,7 @@ def run_train(args):
     import symbols
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
     seed_everything(args.seed)
-    kv, num_parts, part_index = create_kvstore(args.kv_store)
-    train_iter, test_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-        num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed,
-        num_parts=num_parts, part_index=part_index)
+    kv, train_iter, test_iter = train_iterators(args)
     module = fit(args, symbol, train_iter, test_iter, kv=kv)
     arg_params, aux_params = module.get_params()
     images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
