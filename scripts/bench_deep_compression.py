@@ -50,7 +50,7 @@ RECIPES = {
                  '--prune-steps', '4', '--prune-epochs', '3', '--quant-epochs', '3',
                  '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
                  '--gap-bits-fc', 'auto'],
-    'lenet5': ['--sparsity', 'lenet5_conv1=0.4,lenet5_conv2=0.8,lenet5_fc1=0.95,lenet5_fc2=0.8',
+    'lenet5': ['--sparsity', 'lenet5_conv1=0.5,lenet5_conv2=0.88,lenet5_fc1=0.975,lenet5_fc2=0.85',
                '--prune-steps', '3', '--prune-epochs', '2', '--quant-epochs', '2',
                '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
                '--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto'],

@@ -14,7 +14,7 @@ network=${1:-lenet300}
 shift || true
 case "$network" in
   lenet300) sparsity=lenet300_fc1=0.96,lenet300_fc2=0.9,lenet300_fc3=0.7 ;;
-  lenet5) sparsity=lenet5_conv1=0.4,lenet5_conv2=0.8,lenet5_fc1=0.95,lenet5_fc2=0.8 ;;
+  lenet5) sparsity=lenet5_conv1=0.5,lenet5_conv2=0.88,lenet5_fc1=0.975,lenet5_fc2=0.85 ;;
   *) echo "network must be lenet300 or lenet5, got $network" >&2; exit 2 ;;
 esac
 mkdir -p "$root/out"

@@ -67,7 +67,10 @@ def add_parser(sub):
         'with masked fine-tuning, k-means weight sharing with centroid fine-tuning, Huffman '
         'coding, written as an .mxc file. Prints the test error and the compression ratio '
         '(4 x params / non-graph file bytes) after each stage (P, P+Q, P+Q+H); the final '
-        'error is measured on the weights read back from the file.',
+        'error is measured on the weights read back from the file. The training options '
+        'set the fine-tuning (SGD momentum, --lr for pruning, --quant-lr for centroids); the '
+        'epochs of each stage are --prune-epochs and --quant-epochs (--num-epochs, '
+        '--model-prefix and --load-epoch are not used).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_deep_args(parser)
     parser.set_defaults(func=run)
