@@ -270,6 +270,9 @@ def main(argv=None):
                         help='also prune the factors and fine-tune (low rank + pruning)')
     parser.add_argument('--prune-sparsities', type=float, nargs='+', default=[0.5, 0.75])
     parser.add_argument('--prune-epochs', type=int, default=5)
+    parser.add_argument('--prune-only', action='store_true',
+                        help='only the pruning combination, on the saved benchmarks/models/NAME; '
+                             'added to the existing record')
     parser.add_argument('--sweep', action='store_true', help='run the rank sweeps too')
     parser.add_argument('--sweep-only', action='store_true', help='only the rank sweeps')
     parser.add_argument('--sweep-examples', type=int, default=None,
@@ -284,7 +287,17 @@ def main(argv=None):
     for name in args.models:
         cfg = CONFIGS[name]
         entries = {}
-        if not args.sweep_only:
+        if args.prune_only:
+            record = read_results(args.output)[name]
+            record.setdefault('model_measured_at', record.get('measured_at'))
+            model = load_checkpoint(os.path.join(args.models_dir, name), 0)
+            error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
+            record['with_pruning'] = combine_with_pruning(name, cfg, model,
+                                                          fit_options(cfg['recipe']), args, error)
+            record['with_pruning_command'] = 'OMP_NUM_THREADS=%s python scripts/' \
+                'bench_lowrank.py %s' % (os.environ.get('OMP_NUM_THREADS', ''), ' '.join(args.argv))
+            entries[name] = record
+        elif not args.sweep_only:
             entries[name] = run_model(name, cfg, args, images, labels)
         if args.sweep or args.sweep_only:
             entries['%s-sweep' % name] = run_sweep(name, cfg, args, images, labels)
