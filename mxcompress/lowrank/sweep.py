@@ -183,7 +183,7 @@ def plot_sweep(rows, path, title='rank sweep'):
         ax.set_ylabel('speed-up vs original layer')
         ax.set_yscale('log')
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
