@@ -62,6 +62,7 @@ CONFIGS = {
         schemes={'lenet5_conv1': 'channel', 'lenet5_conv2': 'spatial'},
         compression=2.2, cost='macs', sweep_examples=10000,
         recipe=dict(num_epochs=10, batch_size=64, lr=0.005, wd=5e-4, jitter=2),
+        prune_layers=['lenet5_fc1'],   # low rank cuts conv FLOPs, pruning the FC size
         sweep=[('lenet5_conv2', 'spatial', [2, 5, 10, 20, 40, 100]),
                ('lenet5_conv2', 'channel', [2, 5, 10, 20, 50])],
 ),
@@ -206,9 +207,13 @@ def derived_fields(record, base_network):
 
 
 def combine_with_pruning(name, cfg, model, fit_args, args, error):
-    """Prune the factor layers by magnitude (per-layer level), fine-tune with masks."""
+    """Prune by magnitude (per-layer level) and fine-tune with masks.
+
+    Layers: ``cfg['prune_layers']``, by default the factors of the factorised layers.
+    """
     from mxcompress.pruning import prune_and_finetune
-    layers = [name + suffix for name in cfg['layers'] for suffix in ('_v', '_u')]
+    layers = cfg.get('prune_layers') or [name + suffix for name in cfg['layers']
+                                         for suffix in ('_v', '_u')]
     results = []
     for sparsity in args.prune_sparsities:
         ft = fit_options(cfg['recipe'], num_epochs=args.prune_epochs)
@@ -218,7 +223,7 @@ def combine_with_pruning(name, cfg, model, fit_args, args, error):
                                                method='level', sparsity=sparsity, layers=layers,
                                                lr_scale=1.0)
         t = totals(psym, pargs)
-        results.append({'sparsity_of_factors': sparsity, 'layers': layers,
+        results.append({'sparsity': sparsity, 'layers': layers,
                         'test_error': error(psym, pargs, paux),
                         'weight_nonzeros': t['weight_nonzeros'],
                         'fine_tune_epochs': args.prune_epochs,
