@@ -27,7 +27,6 @@ Example::
 """
 import argparse
 import contextlib
-import copy
 import fcntl
 import logging
 import os
