@@ -132,3 +132,36 @@ def test_train_prune_script_help():
                    '--output', '--steps', '--filter-norm', '--l1-gamma', '--tolerance'):
         assert option in out
     assert 'fine-tune epochs per pruning step' in out
+
+
+def test_network_slimming_end_to_end(tmp_path, mnist_dir):
+    from test_pruning_filters import conv_bn_net
+    sym = conv_bn_net()
+    args, aux = random_params(sym)
+    prefix = str(tmp_path / 'bn')
+    save_checkpoint(prefix, 0, sym, args, aux)
+    out = str(tmp_path / 'slim')
+    assert main(['prune', prefix, '--output', out, '--method', 'slim', '--sparsity', '0.5',
+                 '--regularize-epochs', '1', '--l1-gamma', '1e-3', '--num-epochs', '1',
+                 '--num-examples', '300', '--batch-size', '50', '--num-test-examples',
+                 '100']) == 0
+    _, new_args, new_aux = load_checkpoint(out, 0, {'data': (1, 1, 28, 28)})
+    assert new_args['bn1_gamma'].shape[0] + new_args['bn2_gamma'].shape[0] == 7  # 14 -> 7
+    assert new_aux['bn2_moving_mean'].shape == new_args['bn2_gamma'].shape
+
+
+def test_l1_regularised_training_shrinks_weights(mnist_dir):
+    from conftest import fit_args
+    from mxcompress import data as mnist_data
+    from mxcompress.fit import fit
+    from mxcompress.pruning import l1_optimizer_params
+    sym = symbols.get_symbol('lenet300')
+    args, _ = random_params(sym)
+    norms = {}
+    for l1 in (0.0, 1e-2):
+        train, val = mnist_data.mnist_iterators(50, num_examples=500, num_test_examples=100)
+        opts = fit_args(num_epochs=1, batch_size=50, lr=0.05, lr_schedule='none')
+        opts.optimizer, opt_params = l1_optimizer_params(sym, opts, weight_l1=l1)
+        module = fit(opts, sym, train, val, arg_params=dict(args), optimizer_params=opt_params)
+        norms[l1] = np.abs(module.get_params()[0]['lenet300_fc1_weight'].asnumpy()).sum()
+    assert norms[1e-2] < 0.9 * norms[0.0]

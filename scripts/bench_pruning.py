@@ -1,0 +1,282 @@
+#!/usr/bin/env python
+"""Pruning benchmark: prune the baseline LeNets, fine-tune, measure; write pruning.json.
+
+Tasks (``--tasks``, default all but timing):
+
+- ``lenet300-pruned``: Han's iterative magnitude pruning of LeNet-300-100 (per-layer level
+  targets, ``--steps`` prune -> fine-tune rounds at 1/10 of the training rate).
+  Target: <= 8 % of weights nonzero (biases excluded), test error <= 1.64 %.
+- ``lenet5-pruned``: LeNet-5 with Zhu & Gupta's gradual (AGP) schedule.
+  Target: <= 8 % nonzero, test error <= 0.80 %.
+- ``lenet5-thinned``: Li et al. filter pruning with physical removal (L1 norm) of LeNet-5's two
+  conv layers, then fine-tuning. Target: >= 50 % fewer conv+fc MACs, error <= baseline + 0.10
+  points, >= 1.5x measured speed-up at batch 64 (task ``timing``).
+- ``sensitivity``: LeNet-5 per-layer sensitivity sweep (CSV + PNG under benchmarks/pruning/).
+- ``timing``: batch 1 and 64 inference time of LeNet-5 vs its thinned and pruned versions,
+  interleaved in one process (run it under ``flock /tmp/mxcompress-timing.lock``).
+
+Fine-tuning uses the data recipe that trained the baselines (scripts/bench_baseline.py
+RECIPES: +-2 px jitter, SGD momentum 0.9, batch 64, cosine decay). Models are written as
+standard checkpoints ``benchmarks/models/NAME`` at epoch 0.
+
+Example::
+
+    OMP_NUM_THREADS=1 python scripts/bench_pruning.py --tasks lenet300-pruned
+    OMP_NUM_THREADS=1 flock /tmp/mxcompress-timing.lock python scripts/bench_pruning.py --tasks timing
+"""
+import argparse
+import logging
+import os
+import sys
+import time
+
+from bench_baseline import RECIPES  # same directory: the recipes that trained the baselines
+
+from mxcompress import data as mnist_data
+from mxcompress.analysis import model_summary
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.fit import add_fit_args, fit, seed_everything
+from mxcompress.measure import classification_error, machine_info, time_inference
+from mxcompress.pruning import (plan_filters, plot_sensitivity, prune_and_finetune,
+                                report_markdown, sensitivity_sweep, targets_from_sensitivity,
+                                thin_network, write_sensitivity_csv)
+from mxcompress.pruning.finetune import _finetune_args
+from mxcompress.results import read_results, update_results
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_SHAPE = {'data': (1, 1, 28, 28)}
+TASKS = ('lenet300-pruned', 'lenet5-pruned', 'lenet5-thinned', 'sensitivity', 'timing')
+
+#: per-layer sparsity targets (Han et al. 2015 Table 1/2 kept ~8 %, slightly tighter here)
+LENET300_TARGETS = {'lenet300_fc1': 0.93, 'lenet300_fc2': 0.91, 'lenet300_fc3': 0.75}
+LENET5_TARGETS = {'lenet5_conv1': 0.4, 'lenet5_conv2': 0.88, 'lenet5_fc1': 0.93,
+                  'lenet5_fc2': 0.85}
+#: filters removed per conv layer (of 20 and 50)
+LENET5_FILTERS = {'lenet5_conv1': 8, 'lenet5_conv2': 22}
+
+
+def fit_options(network, **overrides):
+    parser = argparse.ArgumentParser()
+    add_fit_args(parser)
+    args = parser.parse_args([])
+    recipe = RECIPES[network]
+    for key in ('batch_size', 'lr', 'wd'):
+        setattr(args, key, recipe[key])
+    args.lr_schedule, args.disp_batches, args.num_examples = 'cosine', 300, None
+    for key, value in overrides.items():
+        setattr(args, key, value)
+    return args
+
+
+def iterators(network, args, data_dir):
+    seed_everything(args.seed)
+    return mnist_data.mnist_iterators(args.batch_size, data_dir=data_dir,
+                                      num_examples=args.num_examples,
+                                      jitter=RECIPES[network]['jitter'], seed=args.seed)
+
+
+def test_error(model, data_dir):
+    images, labels = mnist_data.load_mnist('test', data_dir)
+    return classification_error(*model, images, labels)
+
+
+def summary_fields(model):
+    s = model_summary(model[0], model[1], model[2])
+    return {'weights': s['weights'], 'weight_nonzeros': s['weight_nonzeros'],
+            'weight_density': s['weight_density'], 'params': s['params'],
+            'dense_macs': s['dense_macs'], 'remaining_macs': s['remaining_macs'],
+            'layers': s['layers']}
+
+
+def save_model(name, model, models_dir, reports_dir, title):
+    """Save the checkpoint and its Markdown report; returns (model path, params file bytes)."""
+    prefix = os.path.join(models_dir, name)
+    save_checkpoint(prefix, 0, *model)
+    summary = model_summary(*model)
+    os.makedirs(reports_dir, exist_ok=True)
+    with open(os.path.join(reports_dir, name + '-report.md'), 'w') as f:
+        f.write(report_markdown(summary, title))
+    return 'benchmarks/models/%s' % name, os.path.getsize(prefix + '-0000.params')
+
+
+def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
+    baseline = load_checkpoint(os.path.join(baseline_dir, network), 0, DATA_SHAPE)
+    base_error = test_error(baseline, data_dir)
+    if network == 'lenet300':
+        method, targets, steps = 'level', LENET300_TARGETS, cli.steps
+        args = fit_options(network, num_epochs=cli.epochs_lenet300,
+                           num_examples=cli.num_examples)
+        lr_scale = cli.lr_scale
+    else:
+        method, targets, steps = 'agp', LENET5_TARGETS, 1
+        args = fit_options(network, num_epochs=cli.epochs_lenet5, num_examples=cli.num_examples)
+        lr_scale = cli.agp_lr_scale
+    train_iter, _ = iterators(network, args, data_dir)  # test error measured once at the end
+    start = time.time()
+    model = prune_and_finetune(*baseline, args, train_iter, None, method=method,
+                               sparsity=targets, steps=steps, lr_scale=lr_scale,
+                               agp_frequency=50)
+    wall = time.time() - start
+    error = test_error(model, data_dir)
+    fields = summary_fields(model)
+    target_error = 0.0164 if network == 'lenet300' else 0.0080
+    record = dict(fields, base_network=network, test_error=error, test_errors_of_10000=int(round(error * 10000)),
+                  baseline_error=base_error, target_error=target_error,
+                  target_density=0.08,
+                  target_met=bool(error <= target_error and fields['weight_density'] <= 0.08),
+                  compression_ratio=fields['weights'] / float(fields['weight_nonzeros']),
+                  method='pruning-' + method, schedule=('Han iterative, %d steps of %d epochs' %
+                                           (steps, args.num_epochs)) if method == 'level'
+                  else 'AGP (Zhu & Gupta) over %d epochs, masks every 50 batches, final '
+                       'sparsity reached at 3/4 of training' % args.num_epochs,
+                  layer_targets=targets, fine_tune_lr=args.lr * lr_scale,
+                  fine_tune_epochs=args.num_epochs * steps,
+                  data_recipe=dict(RECIPES[network], lr_schedule='cosine', momentum=args.mom),
+                  wall_seconds=wall)
+    record['model'], record['size_bytes'] = save_model(
+        name, model, cli.models_dir, cli.reports_dir, '%s (%s)' % (name, record['schedule']))
+    record['size_note'] = ('size_bytes is the standard dense .params file (zeros stored); the '
+                           'sparsity pays off in the packed container of the quantisation '
+                           'family')
+    return record
+
+
+def run_thinning(name, cli, baseline_dir, data_dir):
+    baseline = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)
+    base_error = test_error(baseline, data_dir)
+    keep = plan_filters(baseline[0], baseline[1], LENET5_FILTERS, norm='l1')
+    thinned = thin_network(*baseline, keep)
+    error_before_ft = test_error(thinned, data_dir)
+    args = fit_options('lenet5', num_epochs=cli.epochs_thinned, num_examples=cli.num_examples)
+    train_iter, _ = iterators('lenet5', args, data_dir)  # test error measured once at the end
+    start = time.time()
+    module = fit(_finetune_args(args, cli.thin_lr_scale), thinned[0], train_iter, None,
+                 arg_params=thinned[1], aux_params=thinned[2], allow_missing=False)
+    wall = time.time() - start
+    model = (thinned[0],) + module.get_params()
+    error = test_error(model, data_dir)
+    before, after = summary_fields(baseline), summary_fields(model)
+    reduction = 1.0 - after['dense_macs'] / float(before['dense_macs'])
+    record = dict(after, base_network='lenet5', method='pruning-filter',
+                  test_error=error, test_errors_of_10000=int(round(error * 10000)),
+                  test_error_before_finetune=error_before_ft, baseline_error=base_error,
+                  error_increase_points=100 * (error - base_error),
+                  baseline_macs=before['dense_macs'], baseline_params=before['params'],
+                  mac_reduction=reduction, flop_ratio=before['dense_macs'] / after['dense_macs'],
+                  filters_removed=LENET5_FILTERS, filter_norm='l1',
+                  kept_filters={k: [int(i) for i in v] for k, v in keep.items()},
+                  fine_tune_lr=args.lr * cli.thin_lr_scale, fine_tune_epochs=args.num_epochs,
+                  data_recipe=dict(RECIPES['lenet5'], lr_schedule='cosine', momentum=args.mom),
+                  wall_seconds=wall,
+                  targets={'mac_reduction': 0.5, 'error_increase_points': 0.10,
+                           'speedup_b64': 1.5},
+                  speedup_b64=None, target_met=False,  # both set by the timing task
+                  accuracy_and_flops_targets_met=bool(reduction >= 0.5 and
+                                                      error - base_error <= 0.0010 + 1e-12))
+    record['model'], record['size_bytes'] = save_model(
+        name, model, cli.models_dir, cli.reports_dir,
+        '%s (filters removed: %s)' % (name, LENET5_FILTERS))
+    return record
+
+
+def run_sensitivity(cli, baseline_dir, data_dir):
+    model = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)
+    images, labels = mnist_data.load_mnist('train', data_dir)
+    images, labels = images[-5000:], labels[-5000:]
+    rows = sensitivity_sweep(*model, images, labels)
+    os.makedirs(cli.reports_dir, exist_ok=True)
+    csv_path = write_sensitivity_csv(rows, os.path.join(cli.reports_dir,
+                                                        'lenet5-sensitivity.csv'))
+    png = plot_sensitivity(rows, os.path.join(cli.reports_dir, 'lenet5-sensitivity.png'),
+                           title='LeNet-5: accuracy with one layer pruned', max_drop=0.002)
+    return {'held_out': 'last 5000 MNIST training images', 'max_drop': 0.002,
+            'targets_for_max_drop': targets_from_sensitivity(rows, 0.002),
+            'csv': os.path.relpath(csv_path, ROOT), 'png': os.path.relpath(png, ROOT),
+            'rows': rows}
+
+
+def run_timing(cli, baseline_dir):
+    models = {'lenet5': load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)}
+    for name in ('lenet5-thinned', 'lenet5-pruned'):
+        prefix = os.path.join(cli.models_dir, name)
+        if os.path.exists(prefix + '-symbol.json'):
+            models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
+    record = {'repeats': cli.repeats, 'threads': os.environ.get('OMP_NUM_THREADS'),
+              'note': 'median of interleaved runs in one process; the machine was shared with '
+                      'other jobs (2 cores), under the timing lock'}
+    for batch in (1, 64):
+        times = time_inference(models, batch, repeats=cli.repeats)
+        record['batch%d' % batch] = times
+        for name in models:
+            if name != 'lenet5':
+                record['batch%d' % batch][name]['speedup_vs_lenet5'] = (
+                    times['lenet5']['median_ms'] / times[name]['median_ms'])
+    return record
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--tasks', nargs='+', choices=TASKS, default=list(TASKS[:4]))
+    parser.add_argument('--baseline-dir', default=os.path.join(ROOT, 'benchmarks', 'models'),
+                        help='directory of the baseline checkpoints lenet300 / lenet5')
+    parser.add_argument('--data-dir', default=None)
+    parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
+    parser.add_argument('--reports-dir', default=os.path.join(ROOT, 'benchmarks', 'pruning'))
+    parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
+                                                         'pruning.json'))
+    parser.add_argument('--steps', type=int, default=4, help='lenet300: Han iterative steps')
+    parser.add_argument('--epochs-lenet300', type=int, default=4,
+                        help='lenet300: fine-tune epochs per step')
+    parser.add_argument('--epochs-lenet5', type=int, default=10, help='lenet5 AGP epochs')
+    parser.add_argument('--epochs-thinned', type=int, default=10,
+                        help='lenet5-thinned fine-tune epochs')
+    parser.add_argument('--lr-scale', type=float, default=0.1,
+                        help='weight pruning: fine-tune lr = recipe lr x this (Han: 1/10)')
+    parser.add_argument('--agp-lr-scale', type=float, default=0.25,
+                        help='lenet5 AGP: lr = recipe lr x this')
+    parser.add_argument('--thin-lr-scale', type=float, default=0.5,
+                        help='filter pruning: fine-tune lr = recipe lr x this')
+    parser.add_argument('--num-examples', type=int, default=None,
+                        help='fine-tune on the first N training images (quick looks only)')
+    parser.add_argument('--repeats', type=int, default=50, help='timing repeats (median)')
+    cli = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    command = 'OMP_NUM_THREADS=%s python scripts/bench_pruning.py %s' % (
+        os.environ.get('OMP_NUM_THREADS', ''), ' '.join(argv if argv is not None
+                                                        else sys.argv[1:]))
+    if 'timing' in cli.tasks:
+        command = 'flock /tmp/mxcompress-timing.lock ' + command
+    for task in cli.tasks:
+        if task in ('lenet300-pruned', 'lenet5-pruned'):
+            record = run_weight_pruning(task, task.split('-')[0], cli, cli.baseline_dir,
+                                        cli.data_dir)
+        elif task == 'lenet5-thinned':
+            record = run_thinning(task, cli, cli.baseline_dir, cli.data_dir)
+        elif task == 'sensitivity':
+            record = run_sensitivity(cli, cli.baseline_dir, cli.data_dir)
+            task = 'lenet5-sensitivity'
+        else:
+            record = run_timing(cli, cli.baseline_dir)
+            thinned = read_results(cli.output).get('lenet5-thinned')
+            if thinned and 'lenet5-thinned' in record['batch64']:
+                speed = record['batch64']['lenet5-thinned']['speedup_vs_lenet5']
+                thinned = dict(thinned, speedup_b64=speed,
+                               speedup_b1=record['batch1']['lenet5-thinned'][
+                                   'speedup_vs_lenet5'],
+                               timing_command=command)
+                thinned['target_met'] = bool(thinned['accuracy_and_flops_targets_met']
+                                             and speed >= 1.5)
+                thinned.pop('measured_at', None)
+                update_results(cli.output, {'lenet5-thinned': thinned})
+            task = 'timing'
+        record['command'] = command
+        update_results(cli.output, {task: record}, machine=machine_info())
+        print('%s: %s' % (task, {k: v for k, v in record.items()
+                                 if k in ('test_error', 'weight_density', 'mac_reduction',
+                                          'target_met', 'baseline_error')}), flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
