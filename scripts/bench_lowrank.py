@@ -27,7 +27,6 @@ Example::
 """
 import argparse
 import contextlib
-import copy
 import fcntl
 import logging
 import os
@@ -62,6 +61,7 @@ CONFIGS = {
         schemes={'lenet5_conv1': 'channel', 'lenet5_conv2': 'spatial'},
         compression=2.2, cost='macs', sweep_examples=10000,
         recipe=dict(num_epochs=10, batch_size=64, lr=0.005, wd=5e-4, jitter=2),
+        prune_layers=['lenet5_fc1'],   # low rank cuts conv FLOPs, pruning the FC size
         sweep=[('lenet5_conv2', 'spatial', [2, 5, 10, 20, 40, 100]),
                ('lenet5_conv2', 'channel', [2, 5, 10, 20, 50])],
 ),
@@ -206,9 +206,13 @@ def derived_fields(record, base_network):
 
 
 def combine_with_pruning(name, cfg, model, fit_args, args, error):
-    """Prune the factor layers by magnitude (per-layer level), fine-tune with masks."""
+    """Prune by magnitude (per-layer level) and fine-tune with masks.
+
+    Layers: ``cfg['prune_layers']``, by default the factors of the factorised layers.
+    """
     from mxcompress.pruning import prune_and_finetune
-    layers = [name + suffix for name in cfg['layers'] for suffix in ('_v', '_u')]
+    layers = cfg.get('prune_layers') or [name + suffix for name in cfg['layers']
+                                         for suffix in ('_v', '_u')]
     results = []
     for sparsity in args.prune_sparsities:
         ft = fit_options(cfg['recipe'], num_epochs=args.prune_epochs)
@@ -218,7 +222,7 @@ def combine_with_pruning(name, cfg, model, fit_args, args, error):
                                                method='level', sparsity=sparsity, layers=layers,
                                                lr_scale=1.0)
         t = totals(psym, pargs)
-        results.append({'sparsity_of_factors': sparsity, 'layers': layers,
+        results.append({'sparsity': sparsity, 'layers': layers,
                         'test_error': error(psym, pargs, paux),
                         'weight_nonzeros': t['weight_nonzeros'],
                         'fine_tune_epochs': args.prune_epochs,
@@ -270,6 +274,9 @@ def main(argv=None):
                         help='also prune the factors and fine-tune (low rank + pruning)')
     parser.add_argument('--prune-sparsities', type=float, nargs='+', default=[0.5, 0.75])
     parser.add_argument('--prune-epochs', type=int, default=5)
+    parser.add_argument('--prune-only', action='store_true',
+                        help='only the pruning combination, on the saved benchmarks/models/NAME; '
+                             'added to the existing record')
     parser.add_argument('--sweep', action='store_true', help='run the rank sweeps too')
     parser.add_argument('--sweep-only', action='store_true', help='only the rank sweeps')
     parser.add_argument('--sweep-examples', type=int, default=None,
@@ -284,7 +291,17 @@ def main(argv=None):
     for name in args.models:
         cfg = CONFIGS[name]
         entries = {}
-        if not args.sweep_only:
+        if args.prune_only:
+            record = read_results(args.output)[name]
+            record.setdefault('model_measured_at', record.get('measured_at'))
+            model = load_checkpoint(os.path.join(args.models_dir, name), 0)
+            error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
+            record['with_pruning'] = combine_with_pruning(name, cfg, model,
+                                                          fit_options(cfg['recipe']), args, error)
+            record['with_pruning_command'] = 'OMP_NUM_THREADS=%s python scripts/' \
+                'bench_lowrank.py %s' % (os.environ.get('OMP_NUM_THREADS', ''), ' '.join(args.argv))
+            entries[name] = record
+        elif not args.sweep_only:
             entries[name] = run_model(name, cfg, args, images, labels)
         if args.sweep or args.sweep_only:
             entries['%s-sweep' % name] = run_sweep(name, cfg, args, images, labels)

@@ -12,7 +12,7 @@ import numpy as np
 from ..graph import find_layers, graph_nodes, parse_tuple
 from .schemes import LowRankError, conv_geometry, dense_geometry, get_scheme
 
-__all__ = ['LayerSpec', 'FACTORISABLE_OPS', 'describe_layers', 'default_scheme']
+__all__ = ['LayerSpec', 'FACTORISABLE_OPS', 'describe_layers', 'default_scheme', 'kept_energy']
 
 FACTORISABLE_OPS = ('FullyConnected', 'Convolution')
 

@@ -12,7 +12,7 @@ from .layers import kept_energy
 from .schemes import LowRankError
 
 __all__ = ['rank_for_ratio', 'rank_for_energy', 'ranks_for_target', 'choose_ranks',
-           'layer_cost', 'check_rank']
+           'layer_cost', 'check_rank', 'describe_rank']
 
 COSTS = ('params', 'macs')
 

@@ -151,16 +151,16 @@ def write_csv(rows, path):
 def plot_sweep(rows, path, title='rank sweep'):
     """PNG: test error (before / after fine-tune) and layer speed-up against the rank.
 
-    One column per layer; top: error in %, bottom: measured speed-up per batch size beside
-    the MAC ratio's ideal speed-up.
+    One column per (layer, scheme); top: error in %, bottom: measured speed-up per batch
+    size beside the MAC reduction (the ideal speed-up).
     """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    layers = list(dict.fromkeys(r['layer'] for r in rows))
-    fig, axes = plt.subplots(2, len(layers), figsize=(5 * len(layers), 7), squeeze=False)
-    for col, layer in enumerate(layers):
-        mine = [r for r in rows if r['layer'] == layer]
+    panels = list(dict.fromkeys((r['layer'], r['scheme']) for r in rows))
+    fig, axes = plt.subplots(2, len(panels), figsize=(4.5 * len(panels), 7), squeeze=False)
+    for col, (layer, scheme) in enumerate(panels):
+        mine = [r for r in rows if r['layer'] == layer and r['scheme'] == scheme]
         batches = sorted({r['batch'] for r in mine})
         first = [r for r in mine if r['batch'] == batches[0]]
         ranks = [r['rank'] for r in first]
@@ -177,13 +177,14 @@ def plot_sweep(rows, path, title='rank sweep'):
         for batch in batches:
             sel = [r for r in mine if r['batch'] == batch]
             ax.plot(ranks, [r['speedup'] for r in sel], 'o-', label='measured, batch %d' % batch)
-        ax.plot(ranks, [1.0 / r['macs_ratio'] for r in first], 'k--', label='MAC reduction (ideal)')
+        ax.plot(ranks, [1.0 / r['macs_ratio'] for r in first], 'k--',
+                label='MAC reduction (ideal)')
         ax.axhline(1.0, color='grey', lw=0.5)
         ax.set_xlabel('rank')
         ax.set_ylabel('speed-up vs original layer')
         ax.set_yscale('log')
         ax.legend()
-    fig.suptitle(title)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)

@@ -38,7 +38,10 @@ MNIST with mx.mod.Module.fit. Methods:
 Weight pruning keeps pruned weights at exactly 0 during fine-tuning (fixed masks) and saves a
 standard checkpoint with zeros and no mask ops. --steps N repeats prune -> fine-tune N times
 (Han's iterative pruning). Writes OUTPUT-symbol.json, OUTPUT-0000.params and
-OUTPUT-report.md/.json (per-layer shape, params, nonzeros, sparsity, MACs).'''
+OUTPUT-report.md/.json (per-layer shape, params, nonzeros, sparsity, MACs). The training options
+below apply to fine-tuning and regularised training (--lr is the original training rate: the
+regularised epochs use it, fine-tuning multiplies it by --lr-scale); --model-prefix and
+--load-epoch are not used here.'''
 
 
 def parse_per_layer(text, what='--sparsity'):
