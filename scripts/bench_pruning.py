@@ -201,11 +201,12 @@ def run_timing(cli, baseline_dir):
         prefix = os.path.join(cli.models_dir, name)
         if os.path.exists(prefix + '-symbol.json'):
             models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
-    record = {'repeats': cli.repeats, 'threads': os.environ.get('OMP_NUM_THREADS'),
+    record = {'repeats': cli.repeats, 'warmup': 10,
+              'threads': os.environ.get('OMP_NUM_THREADS'),
               'note': 'median of interleaved runs in one process; the machine was shared with '
                       'other jobs (2 cores), under the timing lock'}
     for batch in (1, 64):
-        times = time_inference(models, batch, repeats=cli.repeats)
+        times = time_inference(models, batch, repeats=cli.repeats, warmup=10)
         record['batch%d' % batch] = times
         for name in models:
             if name != 'lenet5':
@@ -239,7 +240,7 @@ def main(argv=None):
                         help='filter pruning: fine-tune lr = recipe lr x this')
     parser.add_argument('--num-examples', type=int, default=None,
                         help='fine-tune on the first N training images (quick looks only)')
-    parser.add_argument('--repeats', type=int, default=50, help='timing repeats (median)')
+    parser.add_argument('--repeats', type=int, default=200, help='timing repeats (median)')
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
     command = 'OMP_NUM_THREADS=%s python scripts/bench_pruning.py %s' % (
