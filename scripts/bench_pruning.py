@@ -243,11 +243,11 @@ def main(argv=None):
     parser.add_argument('--repeats', type=int, default=200, help='timing repeats (median)')
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    command = 'OMP_NUM_THREADS=%s python scripts/bench_pruning.py %s' % (
-        os.environ.get('OMP_NUM_THREADS', ''), ' '.join(argv if argv is not None
-                                                        else sys.argv[1:]))
+    command = 'python scripts/bench_pruning.py %s' % ' '.join(argv if argv is not None
+                                                          else sys.argv[1:])
     if 'timing' in cli.tasks:
         command = 'flock /tmp/mxcompress-timing.lock ' + command
+    command = 'OMP_NUM_THREADS=%s %s' % (os.environ.get('OMP_NUM_THREADS', ''), command)
     for task in cli.tasks:
         if task in ('lenet300-pruned', 'lenet5-pruned'):
             record = run_weight_pruning(task, task.split('-')[0], cli, cli.baseline_dir,
