@@ -230,7 +230,7 @@ def main(argv=None):
     parser.add_argument('--epochs-lenet300', type=int, default=4,
                         help='lenet300: fine-tune epochs per step')
     parser.add_argument('--epochs-lenet5', type=int, default=10, help='lenet5 AGP epochs')
-    parser.add_argument('--epochs-thinned', type=int, default=10,
+    parser.add_argument('--epochs-thinned', type=int, default=15,
                         help='lenet5-thinned fine-tune epochs')
     parser.add_argument('--lr-scale', type=float, default=0.1,
                         help='weight pruning: fine-tune lr = recipe lr x this (Han: 1/10)')
