@@ -201,11 +201,12 @@ def run_timing(cli, baseline_dir):
         prefix = os.path.join(cli.models_dir, name)
         if os.path.exists(prefix + '-symbol.json'):
             models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
-    record = {'repeats': cli.repeats, 'threads': os.environ.get('OMP_NUM_THREADS'),
+    record = {'repeats': cli.repeats, 'warmup': 10,
+              'threads': os.environ.get('OMP_NUM_THREADS'),
               'note': 'median of interleaved runs in one process; the machine was shared with '
                       'other jobs (2 cores), under the timing lock'}
     for batch in (1, 64):
-        times = time_inference(models, batch, repeats=cli.repeats)
+        times = time_inference(models, batch, repeats=cli.repeats, warmup=10)
         record['batch%d' % batch] = times
         for name in models:
             if name != 'lenet5':
@@ -229,7 +230,7 @@ def main(argv=None):
     parser.add_argument('--epochs-lenet300', type=int, default=4,
                         help='lenet300: fine-tune epochs per step')
     parser.add_argument('--epochs-lenet5', type=int, default=10, help='lenet5 AGP epochs')
-    parser.add_argument('--epochs-thinned', type=int, default=10,
+    parser.add_argument('--epochs-thinned', type=int, default=15,
                         help='lenet5-thinned fine-tune epochs')
     parser.add_argument('--lr-scale', type=float, default=0.1,
                         help='weight pruning: fine-tune lr = recipe lr x this (Han: 1/10)')
@@ -239,14 +240,14 @@ def main(argv=None):
                         help='filter pruning: fine-tune lr = recipe lr x this')
     parser.add_argument('--num-examples', type=int, default=None,
                         help='fine-tune on the first N training images (quick looks only)')
-    parser.add_argument('--repeats', type=int, default=50, help='timing repeats (median)')
+    parser.add_argument('--repeats', type=int, default=200, help='timing repeats (median)')
     cli = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    command = 'OMP_NUM_THREADS=%s python scripts/bench_pruning.py %s' % (
-        os.environ.get('OMP_NUM_THREADS', ''), ' '.join(argv if argv is not None
-                                                        else sys.argv[1:]))
+    command = 'python scripts/bench_pruning.py %s' % ' '.join(argv if argv is not None
+                                                          else sys.argv[1:])
     if 'timing' in cli.tasks:
         command = 'flock /tmp/mxcompress-timing.lock ' + command
+    command = 'OMP_NUM_THREADS=%s %s' % (os.environ.get('OMP_NUM_THREADS', ''), command)
     for task in cli.tasks:
         if task in ('lenet300-pruned', 'lenet5-pruned'):
             record = run_weight_pruning(task, task.split('-')[0], cli, cli.baseline_dir,

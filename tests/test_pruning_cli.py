@@ -68,6 +68,7 @@ def test_filter_prune_with_finetune(lenet5_ckpt, tmp_path, mnist_dir):
     (['--method', 'filter', '--sparsity', '0.5', '--layers', 'lenet5_fc1'],
      'unknown conv layer.*lenet5_conv1, lenet5_conv2'),
     (['--method', 'threshold'], 'needs --quality'),
+    (['--method', 'filter', '--sensitivity', '--tolerance', '0.01'], 'filter needs --sparsity'),
     (['--method', 'agp', '--sparsity', '0.5'], 'num-epochs must be >= 1'),
 ])
 def test_bad_input_is_a_clear_error_and_writes_nothing(lenet5_ckpt, tmp_path, capsys, argv,

@@ -141,6 +141,9 @@ def _validate(args, symbol, arg_params):
         resolve_layers(symbol, names)
     if isinstance(sparsity, dict):
         resolve_layers(symbol, list(sparsity))
+    if args.method in ('filter', 'slim') and sparsity is None:
+        raise ValueError('--method %s needs --sparsity (the fraction of filters / channels to '
+                         'remove; the sensitivity sweep gives weight sparsities)' % args.method)
     if args.method == 'threshold' and quality is None:
         raise ValueError('--method threshold needs --quality')
     if args.method != 'threshold' and sparsity is None and not (args.sensitivity and
