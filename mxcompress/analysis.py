@@ -5,10 +5,9 @@ Convolution ``C_out x C_in/g x kh x kw`` producing an ``H x W`` map costs
 ``C_out * C_in/g * kh * kw * H * W``. Remaining MACs scale the dense count by the layer's
 weight density (what an ideal sparse kernel would do).
 """
-import json
-
-import mxnet as mx
 import numpy as np
+
+from .graph import find_layers
 
 __all__ = ['layer_table', 'model_summary', 'count_params']
 
@@ -18,10 +17,6 @@ _WEIGHTED_OPS = ('FullyConnected', 'Convolution')
 def count_params(arg_params, exclude=('data', 'softmax_label')):
     """Total number of elements of ``arg_params``."""
     return int(sum(v.size for k, v in arg_params.items() if k not in exclude))
-
-
-def _nodes(symbol):
-    return json.loads(symbol.tojson())['nodes']
 
 
 def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
@@ -36,25 +31,22 @@ def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
     internals = symbol.get_internals()
     out_names = internals.list_outputs()
     rows = []
-    for node in _nodes(symbol):
-        if node['op'] not in _WEIGHTED_OPS:
-            continue
-        name = node['name']
-        weight = arg_params.get(name + '_weight')
+    for layer in find_layers(symbol, _WEIGHTED_OPS):
+        weight = arg_params.get(layer.weight)  # the variable wired to the weight input
         if weight is None:
             continue
         weight = weight.asnumpy()
-        bias = arg_params.get(name + '_bias')
-        out = internals[out_names.index(name + '_output')]
+        bias = arg_params.get(layer.bias) if layer.bias else None
+        out = internals[out_names.index(layer.name + '_output')]
         _, out_shapes, _ = out.infer_shape_partial(data=data_shape)
         out_shape = out_shapes[0]
-        if node['op'] == 'FullyConnected':
+        if layer.op == 'FullyConnected':
             macs = int(weight.size)
         else:
             macs = int(weight.size * np.prod(out_shape[2:]))
         nonzeros = int(np.count_nonzero(weight))
         density = nonzeros / weight.size
-        rows.append({'layer': name, 'op': node['op'], 'weight_shape': list(weight.shape),
+        rows.append({'layer': layer.name, 'op': layer.op, 'weight_shape': list(weight.shape),
                      'params': int(weight.size + (bias.size if bias is not None else 0)),
                      'nonzeros': nonzeros, 'sparsity': 1.0 - density,
                      'dense_macs': macs, 'remaining_macs': int(round(macs * density))})

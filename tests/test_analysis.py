@@ -43,3 +43,14 @@ def test_time_inference_reports_medians_for_every_model():
         t = timing[name]
         assert t['min_ms'] <= t['median_ms'] <= t['max_ms'] and t['repeats'] == 5
         assert t['images_per_s'] > 0
+
+
+def test_layers_found_through_the_graph_not_by_weight_name():
+    import mxnet as mx
+    data = mx.sym.Variable('data')
+    w = mx.sym.Variable('oddly_named')
+    fc = mx.sym.FullyConnected(mx.sym.Flatten(data), weight=w, num_hidden=4, no_bias=True,
+                               name='dense')
+    args = {'oddly_named': mx.nd.ones((4, 784))}
+    rows = model_summary(fc, args)['layers']
+    assert [(r['layer'], r['params'], r['dense_macs']) for r in rows] == [('dense', 3136, 3136)]
