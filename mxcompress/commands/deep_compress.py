@@ -5,7 +5,7 @@ import logging
 
 from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fit import add_data_args, add_fit_args, seed_everything
+from ..fit import add_data_args, add_fit_args, seed_everything, train_iterators
 from ..graph import find_layers
 from ..quantization.deep import deep_compress
 from ..quantization.kmeans import INITS
@@ -99,9 +99,7 @@ def compress(args):
     sparsity = layer_sparsity(symbol, args)
     bits = bits_overrides(args.bits)
     seed_everything(args.seed)
-    train_iter, val_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-        num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed)
+    _, train_iter, val_iter = train_iterators(args)  # sharded per worker if dist
     test = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
     report = deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, test,
                            sparsity, args.output, prune_steps=args.prune_steps,

@@ -3,7 +3,7 @@ import argparse
 import json
 import logging
 
-from ..fit import add_data_args, add_fit_args
+from ..fit import add_data_args, add_fit_args, train_iterators
 
 DESCRIPTION = """\
 Replace layers of a checkpoint by low-rank factorisations, optionally fine-tune, and save a
@@ -131,9 +131,7 @@ def run(args):
         images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
         errors['original'] = classification_error(symbol, arg_params, aux_params, images, labels)
         errors['factorised'] = classification_error(new_sym, new_args, new_aux, images, labels)
-        train_iter, test_iter = mnist_data.mnist_iterators(
-            args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-            num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed)
+        _, train_iter, test_iter = train_iterators(args)  # sharded per worker if dist
         new_args, new_aux = finetune(new_sym, new_args, new_aux, args, train_iter, test_iter)
         errors['fine_tuned'] = classification_error(new_sym, new_args, new_aux, images, labels)
     save_checkpoint(args.output, 0, new_sym, new_args, new_aux)

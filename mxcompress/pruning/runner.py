@@ -10,7 +10,7 @@ import logging
 
 from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fit import add_data_args, add_fit_args, fit, seed_everything
+from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
 from ..measure import classification_error
 from .criteria import check_sparsity
 from .filters import plan_filters, slimming_plan, thin_network
@@ -188,9 +188,7 @@ def run_prune(args, logger=None):
                       sparsity=sparsity, quality=quality, layers=names)
     train_iter = test_iter = None
     if args.num_epochs or args.regularize_epochs:
-        train_iter, test_iter = mnist_data.mnist_iterators(
-            args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-            num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed)
+        _, train_iter, test_iter = train_iterators(args)  # sharded per worker if dist
     if args.regularize_epochs:
         reg = _finetune_args(args, 1.0)
         reg.num_epochs = args.regularize_epochs
