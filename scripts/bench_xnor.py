@@ -98,7 +98,7 @@ def layer_worker(args):
                 'target_speedup': TARGETS[channels],
                 'target_met': None if TARGETS[channels] is None else tf / tb >= TARGETS[channels],
                 'max_abs_error_vs_reference': max_err,
-                'op_workspace_bytes': workspace, 'bit_packed_input_bytes': bit_input,
+                'op_extra_bytes': workspace, 'bit_packed_input_bytes': bit_input,
                 'output_bytes': output,
                 'memory_ok': workspace <= bit_input + output,
                 'repeats': args.repeats, 'warmup': args.warmup}

@@ -42,6 +42,8 @@ constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
+
+
 // Taps of a window starting at input position `start` (stride `dil`) that fall inside
 // [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
 inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
@@ -80,6 +82,7 @@ struct Workspace {
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
   int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
   int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
+  char* threads;       // omp_get_max_threads() private buffers of thread_buffer_bytes(g)
 };
 
 Workspace carve(const ConvGeom& g, void* ws) {
@@ -92,6 +95,8 @@ Workspace carve(const ConvGeom& g, void* ws) {
   w.corr = reinterpret_cast<int32_t*>(p);
   p += align64(corr_bytes(g));
   w.row_class = reinterpret_cast<int32_t*>(p);
+  p += align64(sizeof(int32_t) * g.OH);
+  w.threads = p;
   return w;
 }
 
@@ -429,10 +434,15 @@ size_t corr_bytes(const ConvGeom& g) {
   return sizeof(int32_t) * static_cast<size_t>(max_row_classes(g) * g.O * g.OWr);
 }
 
+size_t thread_buffer_bytes(const ConvGeom& g) {
+  return sizeof(uint64_t) * static_cast<size_t>(2 * kQ * g.KH * g.KW * g.Wc);
+}
+
 size_t workspace_bytes(const ConvGeom& g) {
   return align64(packed_input_bytes(g)) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
-         align64(sizeof(int32_t) * g.OH);
+         align64(sizeof(int32_t) * g.OH) +
+         static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
 }
 
 bool cpu_has_avx2_popcnt() {
@@ -500,7 +510,8 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    std::vector<uint64_t> wq(static_cast<size_t>(2 * kQ * K));
+    uint64_t* wq = reinterpret_cast<uint64_t*>(
+        ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g)));
     int64_t split_for = -1;
 #pragma omp for collapse(3) schedule(static)
     for (int64_t ob = 0; ob < OB; ++ob)
@@ -510,7 +521,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
           const int64_t o0 = ob * kQ;
           const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
           if (split_for != ob) {
-            split_weights(g, w, o0, qn, wq.data());
+            split_weights(g, w, o0, qn, wq);
             split_for = ob;
           }
           const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
@@ -519,7 +530,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq.data(), K,
+              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K,
                                                counts);
               const TileOut t = {n, oh, o0, qn, ow0, lanes};
               if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
