@@ -65,9 +65,13 @@ inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, in
 // Word cw of tap t of the packed weights: the tap holds Cb = ceil(C / 8) bytes, so the
 // last word may be short (its missing bytes are zero).
 inline uint64_t load_tap_word(const ConvGeom& g, const uint8_t* w, int64_t t, int64_t cw) {
+  const uint8_t* src = w + t * g.Cb + cw * 8;
   uint64_t v = 0;
-  const int64_t n = std::min<int64_t>(8, g.Cb - cw * 8);
-  std::memcpy(&v, w + t * g.Cb + cw * 8, static_cast<size_t>(n));
+  if (cw * 8 + 8 <= g.Cb) {
+    std::memcpy(&v, src, 8);  // a whole word: one unaligned load
+  } else {
+    for (int64_t b = 0; b < g.Cb - cw * 8; ++b) v |= static_cast<uint64_t>(src[b]) << (8 * b);
+  }
   return v;
 }
 
@@ -143,10 +147,15 @@ void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t 
   const __m256 zero = _mm256_setzero_ps();
   int64_t w = 0;
   alignas(32) uint64_t words[8];
-  for (; w + 8 <= g.W; w += 8) {
+  for (; w < g.W; w += 8) {
+    const int64_t valid = std::min<int64_t>(8, g.W - w);
+    // the last block of a row loads only its `valid` pixels (masked, no read past the row)
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
     __m256i half[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int64_t c = c0; c < c1; ++c) {
-      const __m256 v = _mm256_loadu_ps(base + c * plane + w);
+      const __m256 v = valid == 8 ? _mm256_loadu_ps(base + c * plane + w)
+                                  : _mm256_maskload_ps(base + c * plane + w, lanes);
       const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
       const int bit = static_cast<int>(c - c0);
       half[bit >> 5] = _mm256_or_si256(
@@ -157,7 +166,9 @@ void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t 
     _mm256_store_si256(reinterpret_cast<__m256i*>(words), _mm256_permute2x128_si256(lo, hi, 0x20));
     _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
                        _mm256_permute2x128_si256(lo, hi, 0x31));
-    if (g.SW == 1) {
+    if (valid < 8) {
+      for (int l = 0; l < valid; ++l) store_word(g, row, w + l, words[l]);
+    } else if (g.SW == 1) {
       const __m256i m = _mm256_set1_epi8(0x0f);
       for (int half = 0; half < 8; half += 4) {
         const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + half));
@@ -170,7 +181,6 @@ void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t 
       for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
     }
   }
-  for (; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
 }
 
 // ---- micro-kernels ------------------------------------------------------------------
