@@ -75,11 +75,14 @@ inline uint64_t load_tap_word(const ConvGeom& g, const uint8_t* w, int64_t t, in
   return v;
 }
 
-inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
-
-__attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
-  return static_cast<int>(_mm_popcnt_u64(v));
+// Portable popcount (SWAR, no library call; the hot loops use vector popcounts instead).
+inline int popcount64(uint64_t v) {
+  v = v - ((v >> 1) & 0x5555555555555555ULL);
+  v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+  v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
 }
+
 
 struct Workspace {
   uint64_t* packed;
@@ -285,12 +288,12 @@ const std::array<tile_fn, kQ> tile_portable_table[2] = {
 
 // Split the weight words of channels [o0, o0 + qn) into nibble halves: out[(q * K + k) * 2 + h].
 void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out) {
-  const int64_t taps = g.KH * g.KW;
+  const int64_t taps = g.KH * g.KW, wc = g.Wc;
   for (int64_t q = 0; q < qn; ++q)
     for (int64_t tap = 0; tap < taps; ++tap)
-      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+      for (int64_t cw = 0; cw < wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
-        const int64_t k = (q * taps + tap) * g.Wc + cw;
+        const int64_t k = (q * taps + tap) * wc + cw;
         out[2 * k] = word & kLowNibbles;
         out[2 * k + 1] = (word >> 4) & kLowNibbles;
       }
@@ -298,7 +301,6 @@ void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, 
 
 // 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
 // pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
-template <bool kHardware>
 void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
   const int64_t stride = g.KW + 1;
   for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
@@ -309,7 +311,7 @@ void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
       int64_t pop = 0;
       for (int64_t cw = 0; cw < g.Wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, t, cw);
-        pop += kHardware ? popcount_hw(word) : popcount64(word);
+        pop += popcount64(word);
       }
       pre[(kh + 1) * stride + kw + 1] =
           pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
@@ -366,7 +368,6 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr
 // C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
 // i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
 // of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
-template <bool kHardware>
 void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class) {
   std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
   int64_t classes = 1;
@@ -390,7 +391,7 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
     std::vector<int64_t> pre((g.KH + 1) * stride);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < g.O; ++o) {
-      tap_prefix<kHardware>(g, w, o, pre.data());
+      tap_prefix(g, w, o, pre.data());
       const int64_t all = pre[g.KH * stride + g.KW];
       for (int64_t cls = 0; cls < classes; ++cls) {
         const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
@@ -509,8 +510,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
-  if (avx2) border_table<true>(g, w, ws.corr, ws.row_class);
-  else border_table<false>(g, w, ws.corr, ws.row_class);
+  border_table(g, w, ws.corr, ws.row_class);
 
   // Work items: (channel block, image, block of kRows output rows). Each thread splits the
   // weights of its channel block into nibble halves in a private buffer (Q * K * 16 bytes,
