@@ -34,7 +34,8 @@ namespace xnor {
 namespace {
 
 constexpr int64_t kTileOW = 8;
-constexpr int64_t kRows = 4;     // output rows per work item   // output pixels per tile (P = 2 vectors of 4)
+constexpr int64_t kRows = 4;     // output rows per work item
+constexpr int64_t kPackRows = 4; // input rows packed per work item   // output pixels per tile (P = 2 vectors of 4)
 #ifndef XNOR_TILE_Q
 #define XNOR_TILE_Q 6
 #endif
@@ -140,52 +141,67 @@ void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int6
   for (int64_t w = 0; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
 }
 
+// Packs rows [h0, h1) of image n, channel word cw. Reads every channel's rows as one
+// contiguous stretch (streams well), accumulating the sign bits of 8 pixels per vector
+// (channels c0..c0+31 in half 0, c0+32.. in half 1) in buf, then writes the words.
 __attribute__((target("avx2")))
-void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h,
-                   int64_t cw) {
-  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
+                    int64_t h1, int64_t cw, uint64_t* buf) {
   const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
-  const int64_t plane = g.H * g.W;
-  const float* base = x + (n * g.C * g.H + h) * g.W;
+  const int64_t WB = (g.W + 7) / 8, rows = h1 - h0;
   const __m256 zero = _mm256_setzero_ps();
-  int64_t w = 0;
-  alignas(32) uint64_t words[8];
-  for (; w < g.W; w += 8) {
-    const int64_t valid = std::min<int64_t>(8, g.W - w);
-    // the last block of a row loads only its `valid` pixels (masked, no read past the row)
-    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(valid)),
-                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    __m256i half[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    for (int64_t c = c0; c < c1; ++c) {
-      const __m256 v = valid == 8 ? _mm256_loadu_ps(base + c * plane + w)
-                                  : _mm256_maskload_ps(base + c * plane + w, lanes);
-      const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-      const int bit = static_cast<int>(c - c0);
-      half[bit >> 5] = _mm256_or_si256(
-          half[bit >> 5], _mm256_and_si256(neg, _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)))));
-    }
-    const __m256i lo = _mm256_unpacklo_epi32(half[0], half[1]);  // words 0 1 | 4 5
-    const __m256i hi = _mm256_unpackhi_epi32(half[0], half[1]);  // words 2 3 | 6 7
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
-                       _mm256_permute2x128_si256(lo, hi, 0x31));
-    if (valid < 8) {
-      for (int l = 0; l < valid; ++l) store_word(g, row, w + l, words[l]);
-    } else if (g.SW == 1) {
-      const __m256i m = _mm256_set1_epi8(0x0f);
-      for (int half = 0; half < 8; half += 4) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + half));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + half),
-                            _mm256_and_si256(v, m));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + half),
-                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+  const int64_t tail = g.W - (WB - 1) * 8;  // pixels in the last block, 1..8
+  const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(tail)),
+                                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  std::memset(buf, 0, sizeof(uint64_t) * 4 * rows * WB * 2);  // 4 words = one vector
+  for (int64_t c = c0; c < c1; ++c) {
+    const int bit = static_cast<int>(c - c0);
+    const __m256i one = _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)));
+    const float* plane = x + ((n * g.C + c) * g.H + h0) * g.W;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* src = plane + r * g.W;
+      uint64_t* dst = buf + 4 * (r * WB * 2 + (bit >> 5));
+      for (int64_t b = 0; b < WB; ++b) {
+        const __m256 v = b + 1 < WB || tail == 8 ? _mm256_loadu_ps(src + 8 * b)
+                                                 : _mm256_maskload_ps(src + 8 * b, tail_mask);
+        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        __m256i* acc = reinterpret_cast<__m256i*>(dst + 8 * b);
+        _mm256_storeu_si256(acc, _mm256_or_si256(_mm256_loadu_si256(acc),
+                                                 _mm256_and_si256(neg, one)));
       }
-    } else {
-      for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
+    }
+  }
+  alignas(32) uint64_t words[8];
+  const __m256i m = _mm256_set1_epi8(0x0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint64_t* row = packed_row(g, packed, n, h0 + r + g.PH, cw);
+    for (int64_t b = 0; b < WB; ++b) {
+      const uint64_t* half = buf + 8 * (r * WB + b);
+      const __m256i h0v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half));
+      const __m256i h1v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 4));
+      const __m256i lo = _mm256_unpacklo_epi32(h0v, h1v);  // words 0 1 | 4 5
+      const __m256i hi = _mm256_unpackhi_epi32(h0v, h1v);  // words 2 3 | 6 7
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words),
+                         _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
+                         _mm256_permute2x128_si256(lo, hi, 0x31));
+      const int64_t w = 8 * b, valid = std::min<int64_t>(8, g.W - w);
+      if (valid == 8 && g.SW == 1) {
+        for (int part = 0; part < 8; part += 4) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + part));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + part),
+                              _mm256_and_si256(v, m));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + part),
+                              _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
+        }
+      } else {
+        for (int64_t l = 0; l < valid; ++l) store_word(g, row, w + l, words[l]);
+      }
     }
   }
 }
 
+// ---- micro-kernels
 #include "xnor_tiles.h"
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
@@ -290,6 +306,9 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
     row_class[oh] = static_cast<int32_t>(cls);
   }
   const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
+  std::vector<int64_t> kw_lo(g.OWr, 0), kw_hi(g.OWr, g.KW);  // valid kw taps per column
+  for (int64_t ow = 0; ow < g.OW; ++ow)
+    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw_lo[ow], &kw_hi[ow]);
 #pragma omp parallel
   {
     std::vector<int64_t> pre((g.KH + 1) * stride);
@@ -301,8 +320,7 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
         const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
         int32_t* dst = corr + (cls * g.O + o) * g.OWr;
         for (int64_t ow = 0; ow < g.OWr; ++ow) {
-          int64_t kw0 = 0, kw1 = g.KW;
-          if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+          const int64_t kw0 = kw_lo[ow], kw1 = kw_hi[ow];
           const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
                                  pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
           dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
@@ -399,13 +417,25 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const int64_t K = g.KH * g.KW * g.Wc;
 
   std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
+  const int64_t HB = (g.H + kPackRows - 1) / kPackRows;
+  if (avx2) {
+#pragma omp parallel
+    {
+      // per-thread accumulators: kPackRows rows x ceil(W / 8) blocks x 2 halves
+      std::vector<uint64_t> buf(static_cast<size_t>(4 * kPackRows * ((g.W + 7) / 8) * 2));
+#pragma omp for collapse(3) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t hb = 0; hb < HB; ++hb)
+          for (int64_t cw = 0; cw < g.Wc; ++cw)
+            pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
+                           std::min(g.H, (hb + 1) * kPackRows), cw, buf.data());
+    }
+  } else {
 #pragma omp parallel for collapse(3) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t h = 0; h < g.H; ++h)
-      for (int64_t cw = 0; cw < g.Wc; ++cw) {
-        if (avx2) pack_row_avx2(g, x, ws.packed, n, h, cw);
-        else pack_row_portable(g, x, ws.packed, n, h, cw);
-      }
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t h = 0; h < g.H; ++h)
+        for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, ws.packed, n, h, cw);
+  }
 
   const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
   const int64_t hi_off = g.SW * g.Lp;
