@@ -123,7 +123,8 @@ def _pair(v):
 
 
 def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
-    """Bytes of temporary memory the op takes for one call (packed input + small tables)."""
+    """Peak extra bytes of one call: the workspace the op allocates (nibble-packed input,
+    border table, offsets) plus the private buffers of its OpenMP threads."""
     lib = _lib()
     lib.mxcompress_xnor_workspace_bytes.restype = ctypes.c_longlong
     args = _geometry_args(data_shape, kernel, stride, pad, dilate)

@@ -40,6 +40,28 @@ def check_case(case, seed, with_bias=True):
     return float(np.abs(got - want).max())
 
 
+def check_errors():
+    """Bad calls raise MXNetError (exercises the error paths); returns how many were tried."""
+    import mxnet as mx
+    data, alpha = mx.nd.ones((1, 3, 5, 5)), mx.nd.ones(2)
+    good = mx.nd.zeros((2, 3, 3, 1), dtype='uint8')
+    bad_calls = [
+        dict(weight=mx.nd.zeros((2, 3, 3, 2), dtype='uint8'), kernel=(3, 3)),
+        dict(weight=mx.nd.array([[[[8]]]] * 2, dtype='uint8').reshape((2, 1, 1, 1)),
+             kernel=(1, 1)),                               # padding bit set
+        dict(weight=good, kernel=(0, 3)),
+        dict(weight=good, kernel=(7, 7)),                  # larger than the input
+    ]
+    for call in bad_calls:
+        weight = call.pop('weight')
+        try:
+            mx.nd.xnor_conv2d(data, weight, alpha, num_filter=2, **call).wait_to_read()
+        except mx.base.MXNetError:
+            continue
+        raise AssertionError('xnor_conv2d accepted a bad call: %s' % call)
+    return len(bad_calls)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seeds', type=int, default=2, help='random seeds per case')
@@ -54,7 +76,9 @@ def main(argv=None):
             for seed in range(args.seeds):
                 check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0))
                 count += 1
-    print('selfcheck OK: %d cases, kernels %s' % (count, ', '.join(kernels)))
+    errors = check_errors()
+    print('selfcheck OK: %d cases, kernels %s, %d error paths' % (count, ', '.join(kernels),
+                                                                  errors))
     return 0
 
 

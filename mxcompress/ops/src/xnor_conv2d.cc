@@ -320,7 +320,8 @@ MXReturnValue initialize(int version) {
 extern "C" {
 // 2 if the AVX2/POPCNT kernel runs (MXCOMPRESS_XNOR_KERNEL honoured), 1 for the portable one.
 int mxcompress_xnor_kernel() { return xnor::resolve_kernel(0); }
-// Workspace bytes (packed input + small tables) the op allocates for a layer.
+// Peak extra bytes of the op for a layer: the workspace it allocates from MXNet (packed
+// input, border table, offsets and the private buffers of omp_get_max_threads() threads).
 long long mxcompress_xnor_workspace_bytes(long long n, long long c, long long h, long long w,
                                           long long o, long long kh, long long kw,
                                           long long sh, long long sw, long long ph,

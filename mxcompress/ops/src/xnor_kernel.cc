@@ -34,13 +34,16 @@ namespace xnor {
 namespace {
 
 constexpr int64_t kTileOW = 8;
-constexpr int64_t kRows = 4;     // output rows per work item   // output pixels per tile (P = 2 vectors of 4)
+constexpr int64_t kRows = 4;     // output rows per work item
+constexpr int64_t kPackRows = 4; // input rows packed per work item   // output pixels per tile (P = 2 vectors of 4)
 #ifndef XNOR_TILE_Q
 #define XNOR_TILE_Q 6
 #endif
 constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
+
+
 
 // Taps of a window starting at input position `start` (stride `dil`) that fall inside
 // [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
@@ -63,23 +66,31 @@ inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, in
 // Word cw of tap t of the packed weights: the tap holds Cb = ceil(C / 8) bytes, so the
 // last word may be short (its missing bytes are zero).
 inline uint64_t load_tap_word(const ConvGeom& g, const uint8_t* w, int64_t t, int64_t cw) {
+  const uint8_t* src = w + t * g.Cb + cw * 8;
   uint64_t v = 0;
-  const int64_t n = std::min<int64_t>(8, g.Cb - cw * 8);
-  std::memcpy(&v, w + t * g.Cb + cw * 8, static_cast<size_t>(n));
+  if (cw * 8 + 8 <= g.Cb) {
+    std::memcpy(&v, src, 8);  // a whole word: one unaligned load
+  } else {
+    for (int64_t b = 0; b < g.Cb - cw * 8; ++b) v |= static_cast<uint64_t>(src[b]) << (8 * b);
+  }
   return v;
 }
 
-inline int popcount64(uint64_t v) { return __builtin_popcountll(v); }
-
-__attribute__((target("popcnt"))) inline int popcount_hw(uint64_t v) {
-  return static_cast<int>(_mm_popcnt_u64(v));
+// Portable popcount (SWAR, no library call; the hot loops use vector popcounts instead).
+inline int popcount64(uint64_t v) {
+  v = v - ((v >> 1) & 0x5555555555555555ULL);
+  v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+  v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((v * 0x0101010101010101ULL) >> 56);
 }
+
 
 struct Workspace {
   uint64_t* packed;
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
   int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
   int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
+  char* threads;       // omp_get_max_threads() private buffers of thread_buffer_bytes(g)
 };
 
 Workspace carve(const ConvGeom& g, void* ws) {
@@ -92,6 +103,8 @@ Workspace carve(const ConvGeom& g, void* ws) {
   w.corr = reinterpret_cast<int32_t*>(p);
   p += align64(corr_bytes(g));
   w.row_class = reinterpret_cast<int32_t*>(p);
+  p += align64(sizeof(int32_t) * g.OH);
+  w.threads = p;
   return w;
 }
 
@@ -128,154 +141,79 @@ void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int6
   for (int64_t w = 0; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
 }
 
+// Packs rows [h0, h1) of image n, channel word cw. Reads every channel's rows as one
+// contiguous stretch (streams well), accumulating the sign bits of 8 pixels per vector
+// (channels c0..c0+31 in half 0, c0+32.. in half 1) in buf, then writes the words.
 __attribute__((target("avx2")))
-void pack_row_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h,
-                   int64_t cw) {
-  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
+                    int64_t h1, int64_t cw, uint64_t* buf) {
   const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
-  const int64_t plane = g.H * g.W;
-  const float* base = x + (n * g.C * g.H + h) * g.W;
+  const int64_t WB = (g.W + 7) / 8, rows = h1 - h0;
   const __m256 zero = _mm256_setzero_ps();
-  int64_t w = 0;
+  const int64_t tail = g.W - (WB - 1) * 8;  // pixels in the last block, 1..8
+  const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(tail)),
+                                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  std::memset(buf, 0, sizeof(uint64_t) * 4 * rows * WB * 2);  // 4 words = one vector
+  for (int64_t c = c0; c < c1; ++c) {
+    const int bit = static_cast<int>(c - c0);
+    const __m256i one = _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)));
+    const float* plane = x + ((n * g.C + c) * g.H + h0) * g.W;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* src = plane + r * g.W;
+      uint64_t* dst = buf + 4 * (r * WB * 2 + (bit >> 5));
+      for (int64_t b = 0; b < WB; ++b) {
+        const __m256 v = b + 1 < WB || tail == 8 ? _mm256_loadu_ps(src + 8 * b)
+                                                 : _mm256_maskload_ps(src + 8 * b, tail_mask);
+        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        __m256i* acc = reinterpret_cast<__m256i*>(dst + 8 * b);
+        _mm256_storeu_si256(acc, _mm256_or_si256(_mm256_loadu_si256(acc),
+                                                 _mm256_and_si256(neg, one)));
+      }
+    }
+  }
   alignas(32) uint64_t words[8];
-  for (; w + 8 <= g.W; w += 8) {
-    __m256i half[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
-    for (int64_t c = c0; c < c1; ++c) {
-      const __m256 v = _mm256_loadu_ps(base + c * plane + w);
-      const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-      const int bit = static_cast<int>(c - c0);
-      half[bit >> 5] = _mm256_or_si256(
-          half[bit >> 5], _mm256_and_si256(neg, _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)))));
-    }
-    const __m256i lo = _mm256_unpacklo_epi32(half[0], half[1]);  // words 0 1 | 4 5
-    const __m256i hi = _mm256_unpackhi_epi32(half[0], half[1]);  // words 2 3 | 6 7
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words), _mm256_permute2x128_si256(lo, hi, 0x20));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
-                       _mm256_permute2x128_si256(lo, hi, 0x31));
-    if (g.SW == 1) {
-      const __m256i m = _mm256_set1_epi8(0x0f);
-      for (int half = 0; half < 8; half += 4) {
-        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + half));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + half),
-                            _mm256_and_si256(v, m));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + half),
-                            _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
-      }
-    } else {
-      for (int l = 0; l < 8; ++l) store_word(g, row, w + l, words[l]);
-    }
-  }
-  for (; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
-}
-
-// ---- micro-kernels ------------------------------------------------------------------
-// counts[q * kTileOW + l] = sum_k popcount(in[base + off[k] + l] ^ w[q][k]), l < 4 * P.
-
-template <int P, int Q>
-__attribute__((target("avx2,popcnt")))
-void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
-               int64_t K, int32_t* counts) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i total[P][Q];
-  for (int p = 0; p < P; ++p)
-    for (int q = 0; q < Q; ++q) total[p][q] = zero;
-  for (int64_t k0 = 0; k0 < K; k0 += 31) {
-    const int64_t k1 = std::min(K, k0 + 31);
-    __m256i acc[P][Q];
-    for (int p = 0; p < P; ++p)
-      for (int q = 0; q < Q; ++q) acc[p][q] = zero;
-    for (int64_t k = k0; k < k1; ++k) {
-      const uint64_t* src = in + off[k];
-      __m256i a[P], b[P];
-      for (int p = 0; p < P; ++p) {
-        a[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * p));
-        b[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + hi_off + 4 * p));
-      }
-      for (int q = 0; q < Q; ++q) {
-        const uint64_t* wk = w + 2 * (q * K + k);
-        const __m256i wl = _mm256_set1_epi64x(static_cast<long long>(wk[0]));
-        const __m256i wh = _mm256_set1_epi64x(static_cast<long long>(wk[1]));
-        for (int p = 0; p < P; ++p) {
-          acc[p][q] = _mm256_add_epi8(acc[p][q],
-                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(a[p], wl)));
-          acc[p][q] = _mm256_add_epi8(acc[p][q],
-                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(b[p], wh)));
+  const __m256i m = _mm256_set1_epi8(0x0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    uint64_t* row = packed_row(g, packed, n, h0 + r + g.PH, cw);
+    for (int64_t b = 0; b < WB; ++b) {
+      const uint64_t* half = buf + 8 * (r * WB + b);
+      const __m256i h0v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half));
+      const __m256i h1v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 4));
+      const __m256i lo = _mm256_unpacklo_epi32(h0v, h1v);  // words 0 1 | 4 5
+      const __m256i hi = _mm256_unpackhi_epi32(h0v, h1v);  // words 2 3 | 6 7
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words),
+                         _mm256_permute2x128_si256(lo, hi, 0x20));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
+                         _mm256_permute2x128_si256(lo, hi, 0x31));
+      const int64_t w = 8 * b, valid = std::min<int64_t>(8, g.W - w);
+      if (valid == 8 && g.SW == 1) {
+        for (int part = 0; part < 8; part += 4) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + part));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + part),
+                              _mm256_and_si256(v, m));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + part),
+                              _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
         }
+      } else {
+        for (int64_t l = 0; l < valid; ++l) store_word(g, row, w + l, words[l]);
       }
     }
-    for (int p = 0; p < P; ++p)
-      for (int q = 0; q < Q; ++q)
-        total[p][q] = _mm256_add_epi64(total[p][q], _mm256_sad_epu8(acc[p][q], zero));
-  }
-  // 64-bit lane sums (< 2^31) -> 8 packed int32 per output channel
-  const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-  for (int q = 0; q < Q; ++q) {
-    const __m256i a = _mm256_permutevar8x32_epi32(total[0][q], low_dwords);
-    const __m256i b = P > 1 ? _mm256_permutevar8x32_epi32(total[P - 1][q], low_dwords) : zero;
-    _mm256_store_si256(reinterpret_cast<__m256i*>(counts + q * kTileOW),
-                       _mm256_permute2x128_si256(a, b, 0x20));
   }
 }
 
-template <int P, int Q>
-void tile_portable(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
-                   int64_t K, int32_t* counts) {
-  for (int q = 0; q < Q; ++q) {
-    for (int l = 0; l < 4 * P; ++l) {
-      int64_t c = 0;
-      for (int64_t k = 0; k < K; ++k) {
-        const uint64_t* wk = w + 2 * (q * K + k);
-        c += popcount64(in[off[k] + l] ^ wk[0]) + popcount64(in[off[k] + hi_off + l] ^ wk[1]);
-      }
-      counts[q * kTileOW + l] = static_cast<int32_t>(c);
-    }
-  }
-}
-
-typedef void (*tile_fn)(const uint64_t*, const int64_t*, int64_t, const uint64_t*, int64_t,
-                        int32_t*);
-
-template <template <int, int> class Fn, int P, int... Q>
-constexpr std::array<tile_fn, sizeof...(Q)> tile_row(std::integer_sequence<int, Q...>) {
-  return {{&Fn<P, Q + 1>::run...}};
-}
-
-template <int P, int Q>
-struct TileAvx2 {
-  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
-                  int64_t K, int32_t* counts) {
-    tile_avx2<P, Q>(in, off, hi_off, w, K, counts);
-  }
-};
-
-template <int P, int Q>
-struct TilePortable {
-  static void run(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
-                  int64_t K, int32_t* counts) {
-    tile_portable<P, Q>(in, off, hi_off, w, K, counts);
-  }
-};
-
-// table[P - 1][Q - 1]: micro-kernel for P vectors of 4 pixels and Q output channels
-const std::array<tile_fn, kQ> tile_avx2_table[2] = {
-    tile_row<TileAvx2, 1>(std::make_integer_sequence<int, kQ>()),
-    tile_row<TileAvx2, 2>(std::make_integer_sequence<int, kQ>())};
-const std::array<tile_fn, kQ> tile_portable_table[2] = {
-    tile_row<TilePortable, 1>(std::make_integer_sequence<int, kQ>()),
-    tile_row<TilePortable, 2>(std::make_integer_sequence<int, kQ>())};
+// ---- micro-kernels
+#include "xnor_tiles.h"
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
 // Split the weight words of channels [o0, o0 + qn) into nibble halves: out[(q * K + k) * 2 + h].
 void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out) {
-  const int64_t taps = g.KH * g.KW;
+  const int64_t taps = g.KH * g.KW, wc = g.Wc;
   for (int64_t q = 0; q < qn; ++q)
     for (int64_t tap = 0; tap < taps; ++tap)
-      for (int64_t cw = 0; cw < g.Wc; ++cw) {
+      for (int64_t cw = 0; cw < wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
-        const int64_t k = (q * taps + tap) * g.Wc + cw;
+        const int64_t k = (q * taps + tap) * wc + cw;
         out[2 * k] = word & kLowNibbles;
         out[2 * k + 1] = (word >> 4) & kLowNibbles;
       }
@@ -283,7 +221,6 @@ void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, 
 
 // 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
 // pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
-template <bool kHardware>
 void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
   const int64_t stride = g.KW + 1;
   for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
@@ -294,7 +231,7 @@ void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
       int64_t pop = 0;
       for (int64_t cw = 0; cw < g.Wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, t, cw);
-        pop += kHardware ? popcount_hw(word) : popcount64(word);
+        pop += popcount64(word);
       }
       pre[(kh + 1) * stride + kw + 1] =
           pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
@@ -351,7 +288,6 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr
 // C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
 // i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
 // of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
-template <bool kHardware>
 void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class) {
   std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
   int64_t classes = 1;
@@ -370,19 +306,21 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
     row_class[oh] = static_cast<int32_t>(cls);
   }
   const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
+  std::vector<int64_t> kw_lo(g.OWr, 0), kw_hi(g.OWr, g.KW);  // valid kw taps per column
+  for (int64_t ow = 0; ow < g.OW; ++ow)
+    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw_lo[ow], &kw_hi[ow]);
 #pragma omp parallel
   {
     std::vector<int64_t> pre((g.KH + 1) * stride);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < g.O; ++o) {
-      tap_prefix<kHardware>(g, w, o, pre.data());
+      tap_prefix(g, w, o, pre.data());
       const int64_t all = pre[g.KH * stride + g.KW];
       for (int64_t cls = 0; cls < classes; ++cls) {
         const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
         int32_t* dst = corr + (cls * g.O + o) * g.OWr;
         for (int64_t ow = 0; ow < g.OWr; ++ow) {
-          int64_t kw0 = 0, kw1 = g.KW;
-          if (ow < g.OW) valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw0, &kw1);
+          const int64_t kw0 = kw_lo[ow], kw1 = kw_hi[ow];
           const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
                                  pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
           dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
@@ -429,10 +367,15 @@ size_t corr_bytes(const ConvGeom& g) {
   return sizeof(int32_t) * static_cast<size_t>(max_row_classes(g) * g.O * g.OWr);
 }
 
+size_t thread_buffer_bytes(const ConvGeom& g) {
+  return sizeof(uint64_t) * static_cast<size_t>(2 * kQ * g.KH * g.KW * g.Wc);
+}
+
 size_t workspace_bytes(const ConvGeom& g) {
   return align64(packed_input_bytes(g)) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
-         align64(sizeof(int32_t) * g.OH);
+         align64(sizeof(int32_t) * g.OH) +
+         static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
 }
 
 bool cpu_has_avx2_popcnt() {
@@ -474,13 +417,25 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const int64_t K = g.KH * g.KW * g.Wc;
 
   std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
+  const int64_t HB = (g.H + kPackRows - 1) / kPackRows;
+  if (avx2) {
+#pragma omp parallel
+    {
+      // per-thread accumulators: kPackRows rows x ceil(W / 8) blocks x 2 halves
+      std::vector<uint64_t> buf(static_cast<size_t>(4 * kPackRows * ((g.W + 7) / 8) * 2));
+#pragma omp for collapse(3) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t hb = 0; hb < HB; ++hb)
+          for (int64_t cw = 0; cw < g.Wc; ++cw)
+            pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
+                           std::min(g.H, (hb + 1) * kPackRows), cw, buf.data());
+    }
+  } else {
 #pragma omp parallel for collapse(3) schedule(static)
-  for (int64_t n = 0; n < g.N; ++n)
-    for (int64_t h = 0; h < g.H; ++h)
-      for (int64_t cw = 0; cw < g.Wc; ++cw) {
-        if (avx2) pack_row_avx2(g, x, ws.packed, n, h, cw);
-        else pack_row_portable(g, x, ws.packed, n, h, cw);
-      }
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t h = 0; h < g.H; ++h)
+        for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, ws.packed, n, h, cw);
+  }
 
   const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
   const int64_t hi_off = g.SW * g.Lp;
@@ -489,8 +444,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
-  if (avx2) border_table<true>(g, w, ws.corr, ws.row_class);
-  else border_table<false>(g, w, ws.corr, ws.row_class);
+  border_table(g, w, ws.corr, ws.row_class);
 
   // Work items: (channel block, image, block of kRows output rows). Each thread splits the
   // weights of its channel block into nibble halves in a private buffer (Q * K * 16 bytes,
@@ -500,7 +454,8 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    std::vector<uint64_t> wq(static_cast<size_t>(2 * kQ * K));
+    uint64_t* wq = reinterpret_cast<uint64_t*>(
+        ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g)));
     int64_t split_for = -1;
 #pragma omp for collapse(3) schedule(static)
     for (int64_t ob = 0; ob < OB; ++ob)
@@ -510,7 +465,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
           const int64_t o0 = ob * kQ;
           const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
           if (split_for != ob) {
-            split_weights(g, w, o0, qn, wq.data());
+            split_weights(g, w, o0, qn, wq);
             split_for = ob;
           }
           const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
@@ -519,7 +474,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq.data(), K,
+              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K,
                                                counts);
               const TileOut t = {n, oh, o0, qn, ow0, lanes};
               if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);

@@ -41,6 +41,9 @@ size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
 size_t corr_bytes(const ConvGeom& g);           // border correction table
 int64_t max_row_classes(const ConvGeom& g);
 size_t workspace_bytes(const ConvGeom& g);
+// Private buffer per OpenMP thread (the split weights of one channel block); the workspace
+// holds omp_get_max_threads() of them.
+size_t thread_buffer_bytes(const ConvGeom& g);
 
 // Kernel selection: 0 = auto (AVX2 when the CPU has AVX2 and POPCNT), 1 = portable, 2 = AVX2.
 // The environment variable MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2 overrides `choice`.
