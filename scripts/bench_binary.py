@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import mxnet as mx
@@ -135,7 +136,8 @@ def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resum
 
 
 def _locked_update(path, entries):
-    with open(path + '.lock', 'w') as lock:
+    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-%s.lock' % os.path.basename(path))
+    with open(lock_path, 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         update_results(path, entries, machine=dict(
             machine_info(), shared_machine='2 cores shared with other jobs while training'))
