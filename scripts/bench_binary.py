@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import mxnet as mx
@@ -44,14 +45,14 @@ COMMON = ['--optimizer', 'adam', '--lr', '0.005', '--lr-schedule', 'cosine', '--
 #: model -> (train_bnn options, target test error or None, paper of the target)
 MODELS = {
     'binaryconnect-mlp': (['--network', 'binaryconnect-mlp', '--widths', '1024,1024,1024',
-                           '--binarization', 'deterministic', '--num-epochs', '5'],
+                           '--binarization', 'deterministic', '--num-epochs', '12'],
                           0.0129, 'Courbariaux et al. 2015, deterministic BinaryConnect MLP'),
     'bwn-lenet5': (['--network', 'bwn-lenet5', '--widths', '20,50,500', '--num-epochs', '5'],
                    0.0090, 'BWN LeNet-5 (Rastegari et al. 2016 method), issue target'),
     'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '4'],
                     0.0150, 'XNOR LeNet-5 (Rastegari et al. 2016 method), issue target'),
     'bnn-resnet': (['--network', 'bnn-resnet', '--num-bits', '1', '--num-layers', '8',
-                    '--widths', '16,32,64', '--num-epochs', '5'],
+                    '--widths', '32,64,128', '--num-epochs', '4'],
                    0.0100, "the document's residual unit, binary activations, issue target"),
     'bnn-resnet-2bit': (['--network', 'bnn-resnet', '--num-bits', '2', '--num-layers', '8',
                          '--widths', '16,32,64', '--num-epochs', '2'], None,
@@ -135,7 +136,8 @@ def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resum
 
 
 def _locked_update(path, entries):
-    with open(path + '.lock', 'w') as lock:
+    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-%s.lock' % os.path.basename(path))
+    with open(lock_path, 'w') as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         update_results(path, entries, machine=dict(
             machine_info(), shared_machine='2 cores shared with other jobs while training'))
