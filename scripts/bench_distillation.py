@@ -68,7 +68,7 @@ LIGHT_STUDENTS = ('shallow-cnn', 'mobilenetv2_0.25', 'shufflenet_v2')
 RECIPES = {
     'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
     'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
-    'kd-student-distilled': dict(num_epochs=20, batch_size=128, lr=0.1, wd=0.0, jitter=2),
+    'kd-student-distilled': dict(num_epochs=16, batch_size=128, lr=0.1, wd=0.0, jitter=2),
     'light': dict(batch_size=64, lr=0.05, wd=1e-4, jitter=0),
 }
 
