@@ -16,6 +16,9 @@ as soon as it ends, so stages can run as separate processes):
     The same student distilled from the frozen teacher at T = 20 with the document's
     SoftmaxOutput group (T^2 scaling, jittered transfer set) -> ``kd-student-distilled``.
     Targets: error <= 0.80 % and >= 75 % of the student-alone/teacher gap closed.
+``distilled-cnn``
+    The same student distilled at T = 20 from the CNN teacher ``--cnn-teacher`` (LeNet-5)
+    -> ``kd-student-distilled-from-lenet5``.
 ``sweep``
     T in {1, 2, 4, 8, 20} with fewer epochs (``--sweep-epochs``); plot
     ``benchmarks/results/distillation_temperature.png``.
@@ -58,7 +61,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'distillation.json')
 PLOT = os.path.join(ROOT, 'benchmarks', 'results', 'distillation_temperature.png')
-STAGES = ('teacher', 'student-alone', 'distilled', 'sweep', 'light', 'light-timing')
+STAGES = ('teacher', 'student-alone', 'distilled', 'distilled-cnn', 'sweep', 'light',
+          'light-timing')
 TARGET_ERROR = 0.0080
 TARGET_GAP_CLOSED = 0.75
 PAPER_ERRORS = {'kd-teacher': 67, 'kd-student-alone': 146, 'kd-student-distilled': 74}
@@ -205,33 +209,52 @@ def stage_student_alone(opts):
     return record
 
 
-def stage_distilled(opts):
+def _stage_distilled(opts, name, teacher_prefix, teacher_key, teacher_label):
     from mxcompress.results import read_results
     recipe = RECIPES['kd-student-distilled']
-    prefix = os.path.join(opts.models_dir, 'kd-student-distilled')
-    result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), 20.0, recipe,
-                    opts, output_prefix=prefix)
+    prefix = os.path.join(opts.models_dir, name)
+    result = distil('kd-student', teacher_prefix, 20.0, recipe, opts, output_prefix=prefix)
     record = _evaluate(result['student_symbol'], result['student_arg_params'],
                        result['student_aux_params'], opts)
     done = read_results(opts.output)
-    teacher = done.get('kd-teacher', {}).get('test_error')
+    teacher = done.get(teacher_key, {}).get('test_error')
     alone = done.get('kd-student-alone', {}).get('test_error')
     gap = None
     if teacher is not None and alone is not None and alone > teacher:
         gap = (alone - record['test_error']) / (alone - teacher)
     record.update(recipe=dict(recipe, temperature=20.0, mimic_weight=opts.mimic_weight,
-                              t2_scaling=True, hard_label_weight=1.0, teacher='frozen kd-teacher',
+                              t2_scaling=True, hard_label_weight=1.0,
+                              teacher='frozen ' + teacher_label, teacher_test_error=teacher,
                               transfer_set='the 60,000 training images with +-2 px jitter, '
                                            'labels used too (softmax_hard)',
                               optimizer='sgd', momentum=0.9, lr_schedule='cosine'),
-                  wall_seconds=result['wall_seconds'], model='benchmarks/models/'
-                  'kd-student-distilled', target_error=TARGET_ERROR, gap_closed=gap,
+                  wall_seconds=result['wall_seconds'], model='benchmarks/models/' + name,
+                  target_error=TARGET_ERROR, gap_closed=gap,
                   target_gap_closed=TARGET_GAP_CLOSED,
                   target_met=bool(record['test_error'] <= TARGET_ERROR and gap is not None
                                   and gap >= TARGET_GAP_CLOSED),
                   paper_errors=PAPER_ERRORS['kd-student-distilled'], command=_command(opts))
-    _record({'kd-student-distilled': record}, opts)
+    _record({name: record}, opts)
     return record
+
+
+def stage_distilled(opts):
+    return _stage_distilled(opts, 'kd-student-distilled',
+                            os.path.join(opts.models_dir, 'kd-teacher'), 'kd-teacher',
+                            'kd-teacher (784-1200-1200-10 MLP)')
+
+
+def stage_distilled_cnn(opts):
+    """The same student distilled from the CNN teacher (``--cnn-teacher``, LeNet-5)."""
+    from mxcompress.results import read_results
+    key = 'cnn-teacher-' + os.path.basename(opts.cnn_teacher)
+    if key not in read_results(opts.output):
+        symbol, arg_params, aux_params = load_checkpoint(opts.cnn_teacher, 0)
+        _record({key: dict(_evaluate(symbol, arg_params, aux_params, opts),
+                           model=os.path.relpath(opts.cnn_teacher, ROOT))}, opts)
+    return _stage_distilled(opts, 'kd-student-distilled-from-%s'
+                            % os.path.basename(opts.cnn_teacher), opts.cnn_teacher, key,
+                            os.path.basename(opts.cnn_teacher) + ' CNN')
 
 
 def stage_sweep(opts):
@@ -343,7 +366,8 @@ def stage_light_timing(opts):
 
 
 STAGE_FUNCTIONS = {'teacher': stage_teacher, 'student-alone': stage_student_alone,
-                   'distilled': stage_distilled, 'sweep': stage_sweep, 'light': stage_light,
+                   'distilled': stage_distilled, 'distilled-cnn': stage_distilled_cnn,
+                   'sweep': stage_sweep, 'light': stage_light,
                    'light-timing': stage_light_timing}
 
 
