@@ -211,7 +211,9 @@ def stage_student_alone(opts):
 
 def _stage_distilled(opts, name, teacher_prefix, teacher_key, teacher_label):
     from mxcompress.results import read_results
-    recipe = RECIPES['kd-student-distilled']
+    recipe = dict(RECIPES['kd-student-distilled'])
+    if opts.distilled_epochs:
+        recipe['num_epochs'] = opts.distilled_epochs
     prefix = os.path.join(opts.models_dir, name)
     result = distil('kd-student', teacher_prefix, 20.0, recipe, opts, output_prefix=prefix)
     record = _evaluate(result['student_symbol'], result['student_arg_params'],
@@ -389,6 +391,8 @@ def main(argv=None):
     parser.add_argument('--teacher-command', default=None,
                         help='the command that trained --teacher-from / --teacher-init '
                              '(recorded)')
+    parser.add_argument('--distilled-epochs', type=int, default=None,
+                        help='override the epochs of the distilled / distilled-cnn recipe')
     parser.add_argument('--temperatures', type=float, nargs='+', default=[1, 2, 4, 8, 20])
     parser.add_argument('--sweep-epochs', type=int, default=3)
     parser.add_argument('--sweep-examples', type=int, default=None,
