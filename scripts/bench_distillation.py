@@ -308,48 +308,59 @@ def plot_sweep(points, opts):
 
 def _light_models(opts):
     models = {'teacher-' + os.path.basename(opts.cnn_teacher): (opts.cnn_teacher, 0)}
-    for student in LIGHT_STUDENTS:
-        for mode in ('alone', 'distilled'):
-            name = 'kd-light-%s-%s' % (student, mode)
+    for name in sorted(os.listdir(opts.models_dir)):
+        if name.startswith('kd-light-') and name.endswith('-symbol.json'):
+            name = name[:-len('-symbol.json')]
             models[name] = (os.path.join(opts.models_dir, name), 0)
     return models
 
 
 def stage_light(opts):
+    from mxcompress.results import read_results
     recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
-    rows = {}
+    previous = read_results(opts.output).get('light_networks', {})
+    rows = previous.get('rows', {})
+    for name, row in rows.items():  # rows of an earlier run keep their own settings
+        for key in ('mimic_weight', 'temperature'):
+            if '-distilled' in name and key not in row and key in previous.get('recipe', {}):
+                row[key] = previous['recipe'][key]
     t_sym, t_args, t_aux = load_checkpoint(opts.cnn_teacher, 0)
     rows['teacher-' + os.path.basename(opts.cnn_teacher)] = dict(
         _evaluate(t_sym, t_args, t_aux, opts), role='teacher', training='checkpoint %s'
         % os.path.relpath(opts.cnn_teacher, ROOT))
     for student in opts.light_students:
-        prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
-        same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
-        symbol, arg_params, aux_params, wall = train_alone(student, recipe, opts,
-                                                           num_examples=opts.light_examples,
-                                                           symbol=same_head,
-                                                           num_test_examples=1000)
-        save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
-        rows[os.path.basename(prefix)] = dict(_evaluate(symbol, arg_params, aux_params, opts),
-                                              role='student', training='alone',
-                                              wall_seconds=wall)
-        prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled' % student)
-        result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
-                        num_examples=opts.light_examples, output_prefix=prefix,
-                        num_test_examples=1000)
-        rows[os.path.basename(prefix)] = dict(
-            _evaluate(result['student_symbol'], result['student_arg_params'],
-                      result['student_aux_params'], opts), role='student',
-            training='distilled T=%g' % opts.light_temperature,
-            wall_seconds=result['wall_seconds'])
-        print('%s: alone %.2f%%, distilled %.2f%%' % (
-            student, 100 * rows['kd-light-%s-alone' % student]['test_error'],
-            100 * rows[os.path.basename(prefix)]['test_error']), flush=True)
+        if 'alone' in opts.light_modes:
+            prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
+            same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
+            symbol, arg_params, aux_params, wall = train_alone(
+                student, recipe, opts, num_examples=opts.light_examples, symbol=same_head,
+                num_test_examples=1000)
+            save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+            rows[os.path.basename(prefix)] = dict(
+                _evaluate(symbol, arg_params, aux_params, opts), role='student',
+                training='alone', wall_seconds=wall)
+            print('%s alone: %.2f%%' % (student, 100 * rows[os.path.basename(prefix)]
+                                        ['test_error']), flush=True)
+        if 'distilled' in opts.light_modes:
+            prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled%s'
+                                  % (student, opts.light_tag))
+            result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
+                            num_examples=opts.light_examples, output_prefix=prefix,
+                            num_test_examples=1000)
+            rows[os.path.basename(prefix)] = dict(
+                _evaluate(result['student_symbol'], result['student_arg_params'],
+                          result['student_aux_params'], opts), role='student',
+                training='distilled T=%g, mimic weight %g x T^2'
+                % (opts.light_temperature, opts.mimic_weight),
+                temperature=opts.light_temperature, mimic_weight=opts.mimic_weight,
+                wall_seconds=result['wall_seconds'])
+            print('%s distilled: %.2f%%' % (student, 100 * rows[os.path.basename(prefix)]
+                                            ['test_error']), flush=True)
         _record({'light_networks': {'rows': rows, 'recipe': dict(
-            recipe, num_examples=opts.light_examples, temperature=opts.light_temperature,
-            mimic_weight=opts.mimic_weight, t2_scaling=True, optimizer='sgd',
-            lr_schedule='cosine', note='short training on a subset: compares the students '
-            'with each other, not their converged accuracy'), 'command': _command(opts)}}, opts)
+            recipe, num_examples=opts.light_examples, t2_scaling=True, optimizer='sgd',
+            momentum=0.9, lr_schedule='cosine', note='short training on a subset: compares the '
+            'students with each other, not their converged accuracy'),
+            'command': _command(opts)}}, opts)
     return rows
 
 
@@ -404,6 +415,10 @@ def main(argv=None):
     parser.add_argument('--light-examples', type=int, default=60000)
     parser.add_argument('--light-epochs', type=int, default=3)
     parser.add_argument('--light-temperature', type=float, default=4.0)
+    parser.add_argument('--light-modes', nargs='+', choices=('alone', 'distilled'),
+                        default=['alone', 'distilled'])
+    parser.add_argument('--light-tag', default='',
+                        help='suffix of the distilled light models (keeps earlier runs)')
     parser.add_argument('--repeats', type=int, default=30, help='timed runs per model')
     parser.add_argument('--models-dir', default=MODELS)
     parser.add_argument('--output', default=RESULTS)
