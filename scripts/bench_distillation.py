@@ -26,6 +26,8 @@ as soon as it ends, so stages can run as separate processes):
     A CNN teacher (``--cnn-teacher``, a LeNet-5 checkpoint) and light students (shallow CNN,
     MobileNetV2 0.25, ShuffleNetV2) trained alone and distilled on ``--light-examples``
     training images for ``--light-epochs`` epochs -> params, MACs and test error.
+``plot``
+    Redraw the temperature plot from the recorded sweep (and the other runs' errors).
 ``light-timing``
     Latency at batch 1 and 64 of the teacher and every light student, interleaved in one
     process (``measure.time_inference``). Run it under ``flock /tmp/mxcompress-timing.lock``.
@@ -62,7 +64,7 @@ MODELS = os.path.join(ROOT, 'benchmarks', 'models')
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'distillation.json')
 PLOT = os.path.join(ROOT, 'benchmarks', 'results', 'distillation_temperature.png')
 STAGES = ('teacher', 'student-alone', 'distilled', 'distilled-cnn', 'sweep', 'light',
-          'light-timing')
+          'light-timing', 'plot')
 TARGET_ERROR = 0.0080
 TARGET_GAP_CLOSED = 0.75
 PAPER_ERRORS = {'kd-teacher': 67, 'kd-student-alone': 146, 'kd-student-distilled': 74}
@@ -290,12 +292,16 @@ def plot_sweep(points, opts):
     done = read_results(opts.output)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     temps = [p['temperature'] for p in points]
+    recipe = done.get('temperature_sweep', {}).get('recipe', {})
     ax.plot(temps, [100 * p['test_error'] for p in points], 'o-',
-            label='distilled 800-800 (%d epochs)' % opts.sweep_epochs)
-    for key, style in (('kd-teacher', 'g--'), ('kd-student-alone', 'r:')):
+            label='distilled 800-800, sweep: %s epochs on %s images'
+            % (recipe.get('num_epochs', opts.sweep_epochs), recipe.get('num_examples', '?')))
+    for key, style in (('kd-teacher', 'g--'), ('kd-student-alone', 'r:'),
+                       ('kd-student-distilled', 'b-.')):
         if key in done:
             ax.axhline(100 * done[key]['test_error'], color=style[0], linestyle=style[1:],
-                       label=key)
+                       label='%s (%d epochs, 60,000 images)'
+                       % (key, done[key]['recipe']['num_epochs']))
     ax.set_xscale('log', base=2)
     ax.set_xticks(temps)
     ax.set_xticklabels([('%g' % t) for t in temps])
@@ -304,6 +310,14 @@ def plot_sweep(points, opts):
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(opts.plot, dpi=100)
+
+
+def stage_plot(opts):
+    """Redraw the temperature plot from the recorded sweep."""
+    from mxcompress.results import read_results
+    points = read_results(opts.output)['temperature_sweep']['points']
+    plot_sweep(points, opts)
+    return {'plot': os.path.relpath(opts.plot, ROOT)}
 
 
 def _light_models(opts):
@@ -381,7 +395,7 @@ def stage_light_timing(opts):
 STAGE_FUNCTIONS = {'teacher': stage_teacher, 'student-alone': stage_student_alone,
                    'distilled': stage_distilled, 'distilled-cnn': stage_distilled_cnn,
                    'sweep': stage_sweep, 'light': stage_light,
-                   'light-timing': stage_light_timing}
+                   'light-timing': stage_light_timing, 'plot': stage_plot}
 
 
 def main(argv=None):
