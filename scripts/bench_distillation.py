@@ -158,8 +158,8 @@ def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None
            output_prefix=None, teacher_epoch=0, num_test_examples=None):
     """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
     args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
-                      num_test_examples=num_test_examples, seed=opts.seed, student=student, teacher_prefix=teacher_prefix,
-                      teacher_epoch=teacher_epoch, temperature=temperature,
+                      num_test_examples=num_test_examples, seed=opts.seed, student=student,
+                      teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch, temperature=temperature,
                       mimic_weight=opts.mimic_weight, t2_scaling=True,
                       output_prefix=output_prefix, **recipe)
     return run_kd(args)
@@ -301,7 +301,7 @@ def plot_sweep(points, opts):
         if key in done:
             ax.axhline(100 * done[key]['test_error'], color=style[0], linestyle=style[1:],
                        label='%s (%d epochs, 60,000 images)'
-                       % (key, done[key]['recipe']['num_epochs']))
+                       % (key, done[key].get('total_epochs', done[key]['recipe']['num_epochs'])))
     ax.set_xscale('log', base=2)
     ax.set_xticks(temps)
     ax.set_xticklabels([('%g' % t) for t in temps])
