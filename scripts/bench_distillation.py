@@ -159,7 +159,8 @@ def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None
     """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
     args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
                       num_test_examples=num_test_examples, seed=opts.seed, student=student,
-                      teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch, temperature=temperature,
+                      teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch,
+                      temperature=temperature,
                       mimic_weight=opts.mimic_weight, t2_scaling=True,
                       output_prefix=output_prefix, **recipe)
     return run_kd(args)
