@@ -44,6 +44,7 @@ import fcntl
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import symbols
@@ -94,7 +95,8 @@ def _fit_args(**values):
 
 
 def _record(records, opts):
-    with open(opts.output + '.lock', 'a') as lock:  # stages in parallel processes merge safely
+    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-distillation-results.lock')
+    with open(lock_path, 'a') as lock:  # stages run as parallel processes merge safely
         fcntl.flock(lock, fcntl.LOCK_EX)
         update_results(opts.output, records, machine=machine_info())
 
