@@ -16,6 +16,9 @@ as soon as it ends, so stages can run as separate processes):
     The same student distilled from the frozen teacher at T = 20 with the document's
     SoftmaxOutput group (T^2 scaling, jittered transfer set) -> ``kd-student-distilled``.
     Targets: error <= 0.80 % and >= 75 % of the student-alone/teacher gap closed.
+``distilled-cnn``
+    The same student distilled at T = 20 from the CNN teacher ``--cnn-teacher`` (LeNet-5)
+    -> ``kd-student-distilled-from-lenet5``.
 ``sweep``
     T in {1, 2, 4, 8, 20} with fewer epochs (``--sweep-epochs``); plot
     ``benchmarks/results/distillation_temperature.png``.
@@ -23,6 +26,8 @@ as soon as it ends, so stages can run as separate processes):
     A CNN teacher (``--cnn-teacher``, a LeNet-5 checkpoint) and light students (shallow CNN,
     MobileNetV2 0.25, ShuffleNetV2) trained alone and distilled on ``--light-examples``
     training images for ``--light-epochs`` epochs -> params, MACs and test error.
+``plot``
+    Redraw the temperature plot from the recorded sweep (and the other runs' errors).
 ``light-timing``
     Latency at batch 1 and 64 of the teacher and every light student, interleaved in one
     process (``measure.time_inference``). Run it under ``flock /tmp/mxcompress-timing.lock``.
@@ -39,6 +44,7 @@ import fcntl
 import logging
 import os
 import sys
+import tempfile
 import time
 
 import symbols
@@ -58,7 +64,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'distillation.json')
 PLOT = os.path.join(ROOT, 'benchmarks', 'results', 'distillation_temperature.png')
-STAGES = ('teacher', 'student-alone', 'distilled', 'sweep', 'light', 'light-timing')
+STAGES = ('teacher', 'student-alone', 'distilled', 'distilled-cnn', 'sweep', 'light',
+          'light-timing', 'plot')
 TARGET_ERROR = 0.0080
 TARGET_GAP_CLOSED = 0.75
 PAPER_ERRORS = {'kd-teacher': 67, 'kd-student-alone': 146, 'kd-student-distilled': 74}
@@ -68,7 +75,7 @@ LIGHT_STUDENTS = ('shallow-cnn', 'mobilenetv2_0.25', 'shufflenet_v2')
 RECIPES = {
     'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
     'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
-    'kd-student-distilled': dict(num_epochs=20, batch_size=128, lr=0.1, wd=0.0, jitter=2),
+    'kd-student-distilled': dict(num_epochs=16, batch_size=128, lr=0.1, wd=0.0, jitter=2),
     'light': dict(batch_size=64, lr=0.05, wd=1e-4, jitter=0),
 }
 
@@ -88,7 +95,8 @@ def _fit_args(**values):
 
 
 def _record(records, opts):
-    with open(opts.output + '.lock', 'a') as lock:  # stages in parallel processes merge safely
+    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-distillation-results.lock')
+    with open(lock_path, 'a') as lock:  # stages run as parallel processes merge safely
         fcntl.flock(lock, fcntl.LOCK_EX)
         update_results(opts.output, records, machine=machine_info())
 
@@ -152,8 +160,9 @@ def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None
            output_prefix=None, teacher_epoch=0, num_test_examples=None):
     """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
     args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
-                      num_test_examples=num_test_examples, seed=opts.seed, student=student, teacher_prefix=teacher_prefix,
-                      teacher_epoch=teacher_epoch, temperature=temperature,
+                      num_test_examples=num_test_examples, seed=opts.seed, student=student,
+                      teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch,
+                      temperature=temperature,
                       mimic_weight=opts.mimic_weight, t2_scaling=True,
                       output_prefix=output_prefix, **recipe)
     return run_kd(args)
@@ -205,33 +214,54 @@ def stage_student_alone(opts):
     return record
 
 
-def stage_distilled(opts):
+def _stage_distilled(opts, name, teacher_prefix, teacher_key, teacher_label):
     from mxcompress.results import read_results
-    recipe = RECIPES['kd-student-distilled']
-    prefix = os.path.join(opts.models_dir, 'kd-student-distilled')
-    result = distil('kd-student', os.path.join(opts.models_dir, 'kd-teacher'), 20.0, recipe,
-                    opts, output_prefix=prefix)
+    recipe = dict(RECIPES['kd-student-distilled'])
+    if opts.distilled_epochs:
+        recipe['num_epochs'] = opts.distilled_epochs
+    prefix = os.path.join(opts.models_dir, name)
+    result = distil('kd-student', teacher_prefix, 20.0, recipe, opts, output_prefix=prefix)
     record = _evaluate(result['student_symbol'], result['student_arg_params'],
                        result['student_aux_params'], opts)
     done = read_results(opts.output)
-    teacher = done.get('kd-teacher', {}).get('test_error')
+    teacher = done.get(teacher_key, {}).get('test_error')
     alone = done.get('kd-student-alone', {}).get('test_error')
     gap = None
     if teacher is not None and alone is not None and alone > teacher:
         gap = (alone - record['test_error']) / (alone - teacher)
     record.update(recipe=dict(recipe, temperature=20.0, mimic_weight=opts.mimic_weight,
-                              t2_scaling=True, hard_label_weight=1.0, teacher='frozen kd-teacher',
+                              t2_scaling=True, hard_label_weight=1.0,
+                              teacher='frozen ' + teacher_label, teacher_test_error=teacher,
                               transfer_set='the 60,000 training images with +-2 px jitter, '
                                            'labels used too (softmax_hard)',
                               optimizer='sgd', momentum=0.9, lr_schedule='cosine'),
-                  wall_seconds=result['wall_seconds'], model='benchmarks/models/'
-                  'kd-student-distilled', target_error=TARGET_ERROR, gap_closed=gap,
+                  wall_seconds=result['wall_seconds'], model='benchmarks/models/' + name,
+                  target_error=TARGET_ERROR, gap_closed=gap,
                   target_gap_closed=TARGET_GAP_CLOSED,
                   target_met=bool(record['test_error'] <= TARGET_ERROR and gap is not None
                                   and gap >= TARGET_GAP_CLOSED),
                   paper_errors=PAPER_ERRORS['kd-student-distilled'], command=_command(opts))
-    _record({'kd-student-distilled': record}, opts)
+    _record({name: record}, opts)
     return record
+
+
+def stage_distilled(opts):
+    return _stage_distilled(opts, 'kd-student-distilled',
+                            os.path.join(opts.models_dir, 'kd-teacher'), 'kd-teacher',
+                            'kd-teacher (784-1200-1200-10 MLP)')
+
+
+def stage_distilled_cnn(opts):
+    """The same student distilled from the CNN teacher (``--cnn-teacher``, LeNet-5)."""
+    from mxcompress.results import read_results
+    key = 'cnn-teacher-' + os.path.basename(opts.cnn_teacher)
+    if key not in read_results(opts.output):
+        symbol, arg_params, aux_params = load_checkpoint(opts.cnn_teacher, 0)
+        _record({key: dict(_evaluate(symbol, arg_params, aux_params, opts),
+                           model=os.path.relpath(opts.cnn_teacher, ROOT))}, opts)
+    return _stage_distilled(opts, 'kd-student-distilled-from-%s'
+                            % os.path.basename(opts.cnn_teacher), opts.cnn_teacher, key,
+                            os.path.basename(opts.cnn_teacher) + ' CNN')
 
 
 def stage_sweep(opts):
@@ -265,12 +295,16 @@ def plot_sweep(points, opts):
     done = read_results(opts.output)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     temps = [p['temperature'] for p in points]
+    recipe = done.get('temperature_sweep', {}).get('recipe', {})
     ax.plot(temps, [100 * p['test_error'] for p in points], 'o-',
-            label='distilled 800-800 (%d epochs)' % opts.sweep_epochs)
-    for key, style in (('kd-teacher', 'g--'), ('kd-student-alone', 'r:')):
+            label='distilled 800-800, sweep: %s epochs on %s images'
+            % (recipe.get('num_epochs', opts.sweep_epochs), recipe.get('num_examples', '?')))
+    for key, style in (('kd-teacher', 'g--'), ('kd-student-alone', 'r:'),
+                       ('kd-student-distilled', 'b-.')):
         if key in done:
             ax.axhline(100 * done[key]['test_error'], color=style[0], linestyle=style[1:],
-                       label=key)
+                       label='%s (%d epochs, 60,000 images)'
+                       % (key, done[key].get('total_epochs', done[key]['recipe']['num_epochs'])))
     ax.set_xscale('log', base=2)
     ax.set_xticks(temps)
     ax.set_xticklabels([('%g' % t) for t in temps])
@@ -281,50 +315,69 @@ def plot_sweep(points, opts):
     fig.savefig(opts.plot, dpi=100)
 
 
+def stage_plot(opts):
+    """Redraw the temperature plot from the recorded sweep."""
+    from mxcompress.results import read_results
+    points = read_results(opts.output)['temperature_sweep']['points']
+    plot_sweep(points, opts)
+    return {'plot': os.path.relpath(opts.plot, ROOT)}
+
+
 def _light_models(opts):
     models = {'teacher-' + os.path.basename(opts.cnn_teacher): (opts.cnn_teacher, 0)}
-    for student in LIGHT_STUDENTS:
-        for mode in ('alone', 'distilled'):
-            name = 'kd-light-%s-%s' % (student, mode)
+    for name in sorted(os.listdir(opts.models_dir)):
+        if name.startswith('kd-light-') and name.endswith('-symbol.json'):
+            name = name[:-len('-symbol.json')]
             models[name] = (os.path.join(opts.models_dir, name), 0)
     return models
 
 
 def stage_light(opts):
+    from mxcompress.results import read_results
     recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
-    rows = {}
+    previous = read_results(opts.output).get('light_networks', {})
+    rows = previous.get('rows', {})
+    for name, row in rows.items():  # rows of an earlier run keep their own settings
+        for key in ('mimic_weight', 'temperature'):
+            if '-distilled' in name and key not in row and key in previous.get('recipe', {}):
+                row[key] = previous['recipe'][key]
     t_sym, t_args, t_aux = load_checkpoint(opts.cnn_teacher, 0)
     rows['teacher-' + os.path.basename(opts.cnn_teacher)] = dict(
         _evaluate(t_sym, t_args, t_aux, opts), role='teacher', training='checkpoint %s'
         % os.path.relpath(opts.cnn_teacher, ROOT))
     for student in opts.light_students:
-        prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
-        same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
-        symbol, arg_params, aux_params, wall = train_alone(student, recipe, opts,
-                                                           num_examples=opts.light_examples,
-                                                           symbol=same_head,
-                                                           num_test_examples=1000)
-        save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
-        rows[os.path.basename(prefix)] = dict(_evaluate(symbol, arg_params, aux_params, opts),
-                                              role='student', training='alone',
-                                              wall_seconds=wall)
-        prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled' % student)
-        result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
-                        num_examples=opts.light_examples, output_prefix=prefix,
-                        num_test_examples=1000)
-        rows[os.path.basename(prefix)] = dict(
-            _evaluate(result['student_symbol'], result['student_arg_params'],
-                      result['student_aux_params'], opts), role='student',
-            training='distilled T=%g' % opts.light_temperature,
-            wall_seconds=result['wall_seconds'])
-        print('%s: alone %.2f%%, distilled %.2f%%' % (
-            student, 100 * rows['kd-light-%s-alone' % student]['test_error'],
-            100 * rows[os.path.basename(prefix)]['test_error']), flush=True)
+        if 'alone' in opts.light_modes:
+            prefix = os.path.join(opts.models_dir, 'kd-light-%s-alone' % student)
+            same_head = sd.student_symbol(sd.network_student(student))  # as inside the group
+            symbol, arg_params, aux_params, wall = train_alone(
+                student, recipe, opts, num_examples=opts.light_examples, symbol=same_head,
+                num_test_examples=1000)
+            save_checkpoint(prefix, 0, symbol, arg_params, aux_params)
+            rows[os.path.basename(prefix)] = dict(
+                _evaluate(symbol, arg_params, aux_params, opts), role='student',
+                training='alone', wall_seconds=wall)
+            print('%s alone: %.2f%%' % (student, 100 * rows[os.path.basename(prefix)]
+                                        ['test_error']), flush=True)
+        if 'distilled' in opts.light_modes:
+            prefix = os.path.join(opts.models_dir, 'kd-light-%s-distilled%s'
+                                  % (student, opts.light_tag))
+            result = distil(student, opts.cnn_teacher, opts.light_temperature, recipe, opts,
+                            num_examples=opts.light_examples, output_prefix=prefix,
+                            num_test_examples=1000)
+            rows[os.path.basename(prefix)] = dict(
+                _evaluate(result['student_symbol'], result['student_arg_params'],
+                          result['student_aux_params'], opts), role='student',
+                training='distilled T=%g, mimic weight %g x T^2'
+                % (opts.light_temperature, opts.mimic_weight),
+                temperature=opts.light_temperature, mimic_weight=opts.mimic_weight,
+                wall_seconds=result['wall_seconds'])
+            print('%s distilled: %.2f%%' % (student, 100 * rows[os.path.basename(prefix)]
+                                            ['test_error']), flush=True)
         _record({'light_networks': {'rows': rows, 'recipe': dict(
-            recipe, num_examples=opts.light_examples, temperature=opts.light_temperature,
-            mimic_weight=opts.mimic_weight, t2_scaling=True, optimizer='sgd',
-            lr_schedule='cosine', note='short training on a subset: compares the students '
-            'with each other, not their converged accuracy'), 'command': _command(opts)}}, opts)
+            recipe, num_examples=opts.light_examples, t2_scaling=True, optimizer='sgd',
+            momentum=0.9, lr_schedule='cosine', note='short training on a subset: compares the '
+            'students with each other, not their converged accuracy'),
+            'command': _command(opts)}}, opts)
     return rows
 
 
@@ -343,8 +396,9 @@ def stage_light_timing(opts):
 
 
 STAGE_FUNCTIONS = {'teacher': stage_teacher, 'student-alone': stage_student_alone,
-                   'distilled': stage_distilled, 'sweep': stage_sweep, 'light': stage_light,
-                   'light-timing': stage_light_timing}
+                   'distilled': stage_distilled, 'distilled-cnn': stage_distilled_cnn,
+                   'sweep': stage_sweep, 'light': stage_light,
+                   'light-timing': stage_light_timing, 'plot': stage_plot}
 
 
 def main(argv=None):
@@ -365,6 +419,8 @@ def main(argv=None):
     parser.add_argument('--teacher-command', default=None,
                         help='the command that trained --teacher-from / --teacher-init '
                              '(recorded)')
+    parser.add_argument('--distilled-epochs', type=int, default=None,
+                        help='override the epochs of the distilled / distilled-cnn recipe')
     parser.add_argument('--temperatures', type=float, nargs='+', default=[1, 2, 4, 8, 20])
     parser.add_argument('--sweep-epochs', type=int, default=3)
     parser.add_argument('--sweep-examples', type=int, default=None,
@@ -376,6 +432,10 @@ def main(argv=None):
     parser.add_argument('--light-examples', type=int, default=60000)
     parser.add_argument('--light-epochs', type=int, default=3)
     parser.add_argument('--light-temperature', type=float, default=4.0)
+    parser.add_argument('--light-modes', nargs='+', choices=('alone', 'distilled'),
+                        default=['alone', 'distilled'])
+    parser.add_argument('--light-tag', default='',
+                        help='suffix of the distilled light models (keeps earlier runs)')
     parser.add_argument('--repeats', type=int, default=30, help='timed runs per model')
     parser.add_argument('--models-dir', default=MODELS)
     parser.add_argument('--output', default=RESULTS)

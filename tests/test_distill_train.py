@@ -109,3 +109,12 @@ def test_cli_reports_bad_input(capsys, tmp_path, mnist_dir):
     assert code == 2 and 'nope-symbol.json' in capsys.readouterr().err
     code = cli_main(['distill', '--joint', '--temperature', '0'])
     assert code == 2 and 'Temperature' in capsys.readouterr().err
+
+
+def test_distill_help_lists_the_options(capsys):
+    with pytest.raises(SystemExit):
+        cli_main(['distill', '--help'])
+    out = capsys.readouterr().out
+    for option in ('--temperature', '--mimic-weight', '--teacher-prefix', '--teacher-epoch',
+                   '--joint', '--student', '--teacher', '--t2-scaling', '--output-prefix'):
+        assert option in out
