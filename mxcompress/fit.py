@@ -137,15 +137,16 @@ def train_iterators(args, label_name='softmax_label', flatten=False):
     return kv, train_iter, test_iter
 
 
-def make_lr_scheduler(args, epoch_size, begin_epoch=0):
-    """The learning-rate scheduler of ``args`` in updates, or None for a constant rate.
+def make_lr_scheduler(args, epoch_size):
+    """The learning-rate scheduler of ``args``, in optimizer updates, or None for a constant rate.
+
+    Steps are absolute update counts, so a run resumed at epoch ``e`` (whose optimizer starts
+    at ``begin_num_update = e * epoch_size``, see :func:`fit`) continues the same schedule.
 
     Parameters
     ----------
     epoch_size : int
         Optimizer updates per epoch (batches per epoch on this worker).
-    begin_epoch : int
-        Resume point: steps already passed are applied to the initial rate.
     """
     epoch_size = max(1, int(epoch_size))
     if args.lr_schedule == 'none':
@@ -159,10 +160,8 @@ def make_lr_scheduler(args, epoch_size, begin_epoch=0):
     if sorted(steps) != steps or steps[0] < 1:
         raise ValueError('--lr-step-epochs must be increasing positive epochs, got %r'
                          % args.lr_step_epochs)
-    remaining = [epoch_size * (s - begin_epoch) for s in steps if s > begin_epoch]
-    if not remaining:
-        return None
-    return mx.lr_scheduler.MultiFactorScheduler(step=remaining, factor=args.lr_factor)
+    return mx.lr_scheduler.MultiFactorScheduler(step=[epoch_size * s for s in steps],
+                                                factor=args.lr_factor, base_lr=args.lr)
 
 
 def checkpoint_callback(prefix, symbol=None):
@@ -246,9 +245,10 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
         opt['rescale_grad'] = 1.0 / (args.batch_size * kv.num_workers)
     if args.optimizer in ('sgd', 'nag'):
         opt['momentum'] = args.mom
-    scheduler = make_lr_scheduler(args, epoch_size, begin_epoch)
+    scheduler = make_lr_scheduler(args, epoch_size)
     if scheduler is not None:
         opt['lr_scheduler'] = scheduler
+    opt['begin_num_update'] = begin_epoch * epoch_size  # a resumed run continues its schedule
     opt.update(optimizer_params or {})
 
     label_names = [d.name for d in train_iter.provide_label]

@@ -52,7 +52,7 @@ MODELS = {
     'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '4'],
                     0.0150, 'XNOR LeNet-5 (Rastegari et al. 2016 method), issue target'),
     'bnn-resnet': (['--network', 'bnn-resnet', '--num-bits', '1', '--num-layers', '8',
-                    '--widths', '32,64,128', '--num-epochs', '4'],
+                    '--widths', '32,64,128', '--num-epochs', '12'],
                    0.0100, "the document's residual unit, binary activations, issue target"),
     'bnn-resnet-2bit': (['--network', 'bnn-resnet', '--num-bits', '2', '--num-layers', '8',
                          '--widths', '16,32,64', '--num-epochs', '2'], None,

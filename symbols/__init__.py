@@ -18,7 +18,6 @@ _LOCAL = {
     'binaryconnect-mlp': ('binaryconnect_mlp', {}),
     'bwn-lenet5': ('binary_lenet5', {'mode': 'bwn'}),
     'xnor-lenet5': ('binary_lenet5', {'mode': 'xnor'}),
-
     'resnet': ('resnet', {}),
     'shallow-cnn': ('shallow_cnn', {}),
 }

@@ -78,3 +78,14 @@ def test_fixed_params_do_not_move(mnist_dir):
     module = fit(args, sym, it, val, arg_params=init, fixed_param_names=['lenet300_fc1_weight'])
     np.testing.assert_array_equal(module.get_params()[0]['lenet300_fc1_weight'].asnumpy(),
                                   init['lenet300_fc1_weight'].asnumpy())
+
+
+@pytest.mark.parametrize('schedule,steps', [('cosine', ''), ('step', '2')])
+def test_resumed_schedule_continues_where_it_stopped(schedule, steps):
+    from mxcompress.fit import make_lr_scheduler
+    args = fit_args(num_epochs=4, lr=0.1, lr_schedule=schedule, lr_step_epochs=steps)
+    whole = make_lr_scheduler(args, epoch_size=10)
+    resumed = make_lr_scheduler(args, epoch_size=10)
+    opt = mx.optimizer.SGD(learning_rate=0.1, lr_scheduler=resumed, begin_num_update=30)
+    # the optimizer of a run resumed at epoch 3 uses the rate the whole run has there
+    assert abs(opt._get_lr(0) - whole(30)) < 1e-12 and whole(30) < 0.1
