@@ -178,7 +178,7 @@ def run_model(name, cfg, args, images, labels):
         'whole_model_speedup': {str(b): whole[b]['baseline']['median_ms']
                                 / whole[b]['lowrank']['median_ms'] for b in whole},
         'timing': 'median of %d interleaved runs, OMP_NUM_THREADS=%s, under %s; the 2-core '
-                  'machine was shared with other engineers\' jobs'
+                  'machine was shared with other jobs\' jobs'
                   % (args.repeats, os.environ.get('OMP_NUM_THREADS'), TIMING_LOCK),
         'fine_tune': dict(recipe, optimizer='sgd', momentum=fit_args.mom, lr_schedule='cosine',
                           wall_seconds=wall),

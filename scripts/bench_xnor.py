@@ -330,7 +330,7 @@ def main(argv=None):
         load_after = os.getloadavg()
     machine = machine_info()
     machine['load_average_before_after'] = [load_before, load_after]
-    machine['shared_machine'] = ('2 cores shared with other engineers\' jobs; timing runs '
+    machine['shared_machine'] = ('2 cores shared with other jobs\' jobs; timing runs '
                                  'serialised by %s but other load was present' % LOCK)
     for entry in entries.values():
         entry['command'] = 'python scripts/bench_xnor.py ' + ' '.join(argv or sys.argv[1:])
