@@ -12,7 +12,7 @@ import json
 
 import mxnet as mx
 
-__all__ = ['Node', 'Layer', 'rewrite', 'find_layers', 'op_function', 'parse_tuple',
+__all__ = ['Node', 'Layer', 'rewrite', 'build_op', 'find_layers', 'op_function', 'parse_tuple',
            'graph_nodes']
 
 #: One operator node of the graph, as :func:`rewrite` passes it.
@@ -86,7 +86,7 @@ def rewrite(symbol, replace=None):
         info = Node(node['op'], node['name'], attrs, [nodes[i]['name'] for i, *_ in node['inputs']])
         result = replace(info, inputs) if replace is not None else None
         if result is None:
-            result = _build_op(info, inputs)
+            result = build_op(info, inputs)
         built.append(result)
     heads = [_select(built[i], index) for i, index, *_ in graph['heads']]
     return heads[0] if len(heads) == 1 else mx.sym.Group(heads)
@@ -96,7 +96,11 @@ def _select(sym, index):
     return sym if index == 0 and len(sym.list_outputs()) == 1 else sym[index]
 
 
-def _build_op(node, inputs):
+def build_op(node, inputs):
+    """Create ``node``'s operator (same op, name and attributes) on new ``inputs``.
+
+    Used by rewrites that keep a layer but feed it a new weight (masked, codebook, ...).
+    """
     params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
     hidden = {k: v for k, v in node.attrs.items() if k.startswith('__')}
     fn = op_function(node.op)

@@ -24,7 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..graph import find_layers, rewrite
+from ..graph import build_op, find_layers, rewrite
 
 __all__ = ['masked_weight', 'MaskedDense', 'MaskedConv2D', 'mask_name', 'masked_node_name',
            'prunable_layers', 'resolve_layers', 'insert_masks', 'strip_masks',
@@ -241,17 +241,10 @@ def insert_masks(symbol, arg_params, masks):
             return None
         masked = masked_weight(mx.sym, inputs[1], mx.sym.Variable(mask_name(weight)),
                                name=masked_node_name(weight))
-        return _rebuild(node, [inputs[0], masked] + list(inputs[2:]))
+        return build_op(node, [inputs[0], masked] + list(inputs[2:]))
 
     new_symbol = rewrite(symbol, replace)
     return new_symbol, new_params, [mask_name(w) for w in masks]
-
-
-def _rebuild(node, inputs):
-    from ..graph import op_function
-    params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
-    hidden = {k: v for k, v in node.attrs.items() if k.startswith('__')}
-    return op_function(node.op)(*inputs, name=node.name, attr=hidden or None, **params)
 
 
 def mask_names(symbol):

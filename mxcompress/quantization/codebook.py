@@ -23,7 +23,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..graph import _build_op, find_layers, rewrite
+from ..graph import build_op, find_layers, rewrite
 from .scalar import check_bits, default_bits, dequantize, scalar_quantize
 
 __all__ = ['codebook_weight', 'CodebookDense', 'CodebookConv2D', 'codebook_rewrite',
@@ -214,7 +214,7 @@ def codebook_rewrite(symbol, arg_params, plan):
         weight = codebook_weight(mx.sym, mx.sym.Variable(cb, shape=(k,)),
                                  mx.sym.Variable(mask, shape=(k,)),
                                  mx.sym.Variable(idx, shape=p['index'].shape, dtype='float32'))
-        return _build_op(node, [inputs[0], weight] + list(inputs[2:]))
+        return build_op(node, [inputs[0], weight] + list(inputs[2:]))
 
     new_symbol = rewrite(symbol, replace)
     new_params = {k: v for k, v in arg_params.items() if k not in plan}
