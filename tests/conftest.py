@@ -49,3 +49,15 @@ def fit_args(**overrides):
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
+
+
+def random_params(sym, seed=0, data_shape=(2, 1, 28, 28)):
+    """Random ``(arg_params, aux_params)`` for ``sym`` (inputs excluded; aux kept positive)."""
+    import mxnet as mx
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=data_shape)
+    rng = np.random.RandomState(seed)
+    args = {k: mx.nd.array(rng.randn(*s) * 0.1) for k, s in zip(sym.list_arguments(), arg_shapes)
+            if k not in ('data', 'softmax_label')}
+    aux = {k: mx.nd.array(np.abs(rng.randn(*s)) + 0.5)
+           for k, s in zip(sym.list_auxiliary_states(), aux_shapes)}
+    return args, aux

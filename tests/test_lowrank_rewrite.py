@@ -10,16 +10,7 @@ from mxcompress.data import mnist_iterators
 from mxcompress.lowrank import (LowRankError, choose_ranks, describe_layers, factorize,
                                 rank_for_energy, rank_for_ratio, ranks_for_target)
 from mxcompress.lowrank.finetune import finetune
-
-
-def random_params(sym, seed=0, data_shape=(2, 1, 28, 28)):
-    arg_shapes, _, aux_shapes = sym.infer_shape(data=data_shape)
-    rng = np.random.RandomState(seed)
-    args = {k: mx.nd.array(rng.randn(*s) * 0.1) for k, s in zip(sym.list_arguments(), arg_shapes)
-            if k not in ('data', 'softmax_label')}
-    aux = {k: mx.nd.array(np.abs(rng.randn(*s)) + 0.5)
-           for k, s in zip(sym.list_auxiliary_states(), aux_shapes)}
-    return args, aux
+from conftest import random_params
 
 
 def forward(sym, args, aux, x):

@@ -9,16 +9,7 @@ from mxcompress import data as mnist_data
 from mxcompress.fit import fit
 from mxcompress.pruning import (MaskedConv2D, MaskedDense, insert_masks, level_mask,
                                 masks_from_zeros, resolve_layers, strip_masks)
-
-
-def random_params(sym, seed=0, shape=(2, 1, 28, 28)):
-    arg_shapes, _, aux_shapes = sym.infer_shape(data=shape)
-    rng = np.random.RandomState(seed)
-    args = {k: mx.nd.array(rng.randn(*s) * 0.1) for k, s in zip(sym.list_arguments(), arg_shapes)
-            if k not in ('data', 'softmax_label')}
-    aux = {k: mx.nd.array(np.abs(rng.randn(*s)) + 0.5)
-           for k, s in zip(sym.list_auxiliary_states(), aux_shapes)}
-    return args, aux
+from conftest import random_params
 
 
 def run(sym, args, aux, x):
