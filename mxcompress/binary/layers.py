@@ -86,6 +86,12 @@ class _BinaryBase(HybridBlock):
     def _binary_input(self, F, x):
         return ste_sign(F, x, self._clip) if self._binarize_input else x
 
+    def _op_inputs(self, F, x, weight, bias):
+        """The op's inputs: binarised data (when this layer binarises it), binarised weight,
+        and the bias if any."""
+        args = [self._binary_input(F, x), self._binary_weight(F, weight)]
+        return args + [bias] if bias is not None else args
+
     def _node_kwargs(self, weight):
         """``attr=`` with the contract attributes when building a Symbol."""
         if isinstance(weight, mx.sym.Symbol):
@@ -140,10 +146,7 @@ class _BinaryDense(_BinaryBase):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         op = getattr(F, self._op_name)
-        args = [self._binary_input(F, x), self._binary_weight(F, weight)]
-        if bias is not None:
-            args.append(bias)
-        return op(*args, num_hidden=self._units, flatten=self._flatten,
+        return op(*self._op_inputs(F, x, weight, bias), num_hidden=self._units, flatten=self._flatten,
                   no_bias=bias is None, name='fwd', **self._node_kwargs(weight))
 
 
@@ -201,10 +204,7 @@ class _BinaryConv2D(_BinaryBase):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         op = getattr(F, self._op_name)
-        args = [self._binary_input(F, x), self._binary_weight(F, weight)]
-        if bias is not None:
-            args.append(bias)
-        return op(*args, no_bias=bias is None, name='fwd', **dict(self._kwargs,
+        return op(*self._op_inputs(F, x, weight, bias), no_bias=bias is None, name='fwd', **dict(self._kwargs,
                                                                    **self._node_kwargs(weight)))
 
 

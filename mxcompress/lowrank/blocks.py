@@ -22,7 +22,26 @@ def _check_rank(rank, max_rank, what):
         raise LowRankError('%s: rank must be an integer in 1..%d, got %r' % (what, max_rank, rank))
 
 
-class SVDDense(HybridBlock):
+class _FactorisedBlock(HybridBlock):
+    """Shared parts of the factorised layers: the two factors ``v_weight`` (applied first) and
+    ``u_weight`` (with the original bias), a rank, and a scheme that builds the two ops."""
+
+    def _make_params(self, v_shape, u_shape, out_units, use_bias):
+        with self.name_scope():
+            self.v_weight = self.params.get('v_weight', shape=v_shape, allow_deferred_init=True)
+            self.u_weight = self.params.get('u_weight', shape=u_shape, allow_deferred_init=True)
+            self.bias = (self.params.get('bias', shape=(out_units,), init='zeros',
+                                         allow_deferred_init=True) if use_bias else None)
+
+    @property
+    def rank(self):
+        return self._rank
+
+    def hybrid_forward(self, F, x, v_weight, u_weight, bias=None):
+        return self._scheme.build(F, x, v_weight, u_weight, bias, self._geom, self._rank)
+
+
+class SVDDense(_FactorisedBlock):
     """A Dense layer ``y = W x + b`` with ``W (units x in_units)`` stored as ``U V``.
 
     ``y = u_weight (v_weight x) + b``: a FullyConnected ``in_units -> rank`` without bias,
@@ -53,20 +72,8 @@ class SVDDense(HybridBlock):
             _check_rank(rank, min(units, in_units), self.name)
         self._geom = dense_geometry((units, in_units), flatten=flatten, no_bias=not use_bias)
         self._rank = int(rank)
-        with self.name_scope():
-            self.v_weight = self.params.get('v_weight', shape=(rank, in_units),
-                                            allow_deferred_init=True)
-            self.u_weight = self.params.get('u_weight', shape=(units, rank),
-                                            allow_deferred_init=True)
-            self.bias = (self.params.get('bias', shape=(units,), init='zeros',
-                                         allow_deferred_init=True) if use_bias else None)
-
-    @property
-    def rank(self):
-        return self._rank
-
-    def hybrid_forward(self, F, x, v_weight, u_weight, bias=None):
-        return get_scheme('svd').build(F, x, v_weight, u_weight, bias, self._geom, self._rank)
+        self._scheme = get_scheme('svd')
+        self._make_params((rank, in_units), (units, rank), units, use_bias)
 
     @classmethod
     def from_weights(cls, weight, bias, rank, flatten=True, **kwargs):
@@ -84,7 +91,7 @@ class SVDDense(HybridBlock):
         return block
 
 
-class LowRankConv2D(HybridBlock):
+class LowRankConv2D(_FactorisedBlock):
     """A 2-D convolution factorised into two convolutions.
 
     ``scheme='channel'``: ``kh x kw`` conv ``C -> rank`` (stride, padding, dilation of the
@@ -125,20 +132,8 @@ class LowRankConv2D(HybridBlock):
             _check_rank(rank, self._scheme.max_rank(self._geom), self.name)
         self._rank = int(rank)
         v_kernel, u_kernel = ((kh, kw), (1, 1)) if scheme == 'channel' else ((kh, 1), (1, kw))
-        with self.name_scope():
-            self.v_weight = self.params.get('v_weight', shape=(rank, in_channels) + v_kernel,
-                                            allow_deferred_init=True)
-            self.u_weight = self.params.get('u_weight', shape=(channels, rank) + u_kernel,
-                                            allow_deferred_init=True)
-            self.bias = (self.params.get('bias', shape=(channels,), init='zeros',
-                                         allow_deferred_init=True) if use_bias else None)
-
-    @property
-    def rank(self):
-        return self._rank
-
-    def hybrid_forward(self, F, x, v_weight, u_weight, bias=None):
-        return self._scheme.build(F, x, v_weight, u_weight, bias, self._geom, self._rank)
+        self._make_params((rank, in_channels) + v_kernel, (channels, rank) + u_kernel,
+                          channels, use_bias)
 
     @classmethod
     def from_weights(cls, weight, bias, rank, scheme='channel', strides=1, padding=0,
