@@ -76,7 +76,7 @@ RECIPES = {
     'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
     'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
     'kd-student-distilled': dict(num_epochs=16, batch_size=128, lr=0.1, wd=0.0, jitter=2),
-    'light': dict(batch_size=64, lr=0.05, wd=1e-4, jitter=0),
+    'light': dict(batch_size=128, lr=0.05, wd=1e-4, jitter=0),
 }
 
 
@@ -335,12 +335,11 @@ def _light_models(opts):
 def stage_light(opts):
     from mxcompress.results import read_results
     recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
+    table_recipe = dict(recipe, num_examples=opts.light_examples, t2_scaling=True,
+                        optimizer='sgd', momentum=0.9, lr_schedule='cosine')
     previous = read_results(opts.output).get('light_networks', {})
-    rows = previous.get('rows', {})
-    for name, row in rows.items():  # rows of an earlier run keep their own settings
-        for key in ('mimic_weight', 'temperature'):
-            if '-distilled' in name and key not in row and key in previous.get('recipe', {}):
-                row[key] = previous['recipe'][key]
+    # rows of an earlier run are kept only when it used the same recipe (one table, one recipe)
+    rows = previous.get('rows', {}) if previous.get('recipe') == table_recipe else {}
     t_sym, t_args, t_aux = load_checkpoint(opts.cnn_teacher, 0)
     rows['teacher-' + os.path.basename(opts.cnn_teacher)] = dict(
         _evaluate(t_sym, t_args, t_aux, opts), role='teacher', training='checkpoint %s'
@@ -373,11 +372,8 @@ def stage_light(opts):
                 wall_seconds=result['wall_seconds'])
             print('%s distilled: %.2f%%' % (student, 100 * rows[os.path.basename(prefix)]
                                             ['test_error']), flush=True)
-        _record({'light_networks': {'rows': rows, 'recipe': dict(
-            recipe, num_examples=opts.light_examples, t2_scaling=True, optimizer='sgd',
-            momentum=0.9, lr_schedule='cosine', note='short training on a subset: compares the '
-            'students with each other, not their converged accuracy'),
-            'command': _command(opts)}}, opts)
+        _record({'light_networks': {'rows': rows, 'recipe': table_recipe,
+                                    'command': _command(opts)}}, opts)
     return rows
 
 

@@ -5,8 +5,10 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
 
 * per layer (3x3, stride 1, pad 1, C -> C channels): 64 @ 56x56, 128 @ 28x28, 256 @ 14x14,
   512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2 (each thread count in its own
-  subprocess): the op and ``mx.nd.Convolution`` on the same input, interleaved in one
-  process, median of ``--repeats`` runs after warm-up; speed-up, binary and fp32 MAC/s, the
+  subprocess): the op and ``mx.nd.Convolution`` on the same input, alternating in blocks of
+  ``--block`` runs in one process, median of ``--repeats`` warm runs after warm-up (the
+  first run of each block, with the other layer's data in the caches, is reported apart as
+  cold); speed-up, binary and fp32 MAC/s, the
   op's result checked against ``Convolution(sign(x), sign(W)) * alpha``, and memory (the op's
   workspace vs the bit-packed input plus the output). Targets: >= 6x at 256 and 512 channels,
   >= 3x at 64 (aim 10x).
@@ -41,18 +43,31 @@ LOCK = '/tmp/mxcompress-timing.lock'
 MODEL_CANDIDATES = ['benchmarks/models/bnn-resnet']
 
 
-def _median_pair(fn_a, fn_b, repeats, warmup):
-    """Interleaved runs of two callables returning NDArrays: per callable the wall-clock
-    seconds and the process CPU seconds of every timed run (CPU time counts only the time
-    this process ran, so it is robust to other jobs on a shared machine)."""
-    samples = {fn_a: ([], []), fn_b: ([], [])}
-    for i in range(warmup + repeats):
-        for fn in (fn_a, fn_b):
-            wall, cpu = time.perf_counter(), time.process_time()
+def _median_pair(fn_a, fn_b, repeats, warmup, block):
+    """Interleaved blocks of runs of two callables returning NDArrays.
+
+    After ``warmup`` untimed runs of each, rounds alternate a block of ``block`` consecutive
+    runs of ``fn_a`` with a block of ``fn_b`` until each has ``repeats`` warm runs. The
+    first run of a block follows the other callable (its caches hold the other layer's
+    data) and is kept apart as a *cold* run; the others are *warm*, as when a layer runs
+    repeatedly. Returns per callable the wall-clock seconds and the process CPU seconds of
+    the warm runs (CPU time counts only this process, robust to other jobs) and the
+    wall-clock seconds of the cold runs."""
+    samples = {fn_a: ([], [], []), fn_b: ([], [], [])}
+    for fn in (fn_a, fn_b):
+        for _ in range(warmup):
             fn().wait_to_read()
-            if i >= warmup:
-                samples[fn][0].append(time.perf_counter() - wall)
-                samples[fn][1].append(time.process_time() - cpu)
+    while len(samples[fn_a][0]) < repeats:
+        for fn in (fn_a, fn_b):
+            for i in range(block):
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn().wait_to_read()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if i == 0:
+                    samples[fn][2].append(wall)
+                else:
+                    samples[fn][0].append(wall)
+                    samples[fn][1].append(cpu)
     return samples[fn_a], samples[fn_b]
 
 
@@ -84,8 +99,8 @@ def layer_worker(args):
 
             check = reference_conv(x, w_fp32, alpha, kernel=(3, 3), pad=(1, 1))
             max_err = float(mx.nd.abs(run_binary() - check).max().asscalar())
-            (wall_b, cpu_b), (wall_f, cpu_f) = _median_pair(run_binary, run_fp32, args.repeats,
-                                                            args.warmup)
+            (wall_b, cpu_b, cold_b), (wall_f, cpu_f, cold_f) = _median_pair(
+                run_binary, run_fp32, args.repeats, args.warmup, args.block)
             tb, tf = statistics.median(wall_b), statistics.median(wall_f)
             cb, cf = statistics.median(cpu_b), statistics.median(cpu_f)
             threads = int(os.environ.get('OMP_NUM_THREADS', '1'))
@@ -100,6 +115,9 @@ def layer_worker(args):
                 'binary_median_ms': 1e3 * tb, 'fp32_median_ms': 1e3 * tf,
                 'binary_min_ms': 1e3 * min(wall_b), 'fp32_min_ms': 1e3 * min(wall_f),
                 'speedup': tf / tb,
+                'binary_cold_median_ms': 1e3 * statistics.median(cold_b),
+                'fp32_cold_median_ms': 1e3 * statistics.median(cold_f),
+                'speedup_cold': statistics.median(cold_f) / statistics.median(cold_b),
                 'binary_gmacs_per_s': macs / tb / 1e9, 'fp32_gmacs_per_s': macs / tf / 1e9,
                 'binary_cpu_median_ms': 1e3 * cb, 'fp32_cpu_median_ms': 1e3 * cf,
                 'speedup_cpu_time': cf / cb,
@@ -111,7 +129,8 @@ def layer_worker(args):
                 'op_extra_bytes': workspace, 'bit_packed_input_bytes': bit_input,
                 'output_bytes': output,
                 'memory_ok': workspace <= bit_input + output,
-                'threads': threads, 'repeats': args.repeats, 'warmup': args.warmup}
+                'threads': threads, 'repeats': len(wall_b), 'cold_runs': len(cold_b),
+                'warmup': args.warmup, 'block': args.block}
             records.append(record)
             print('threads %d %-12s batch %d: xnor %.3f ms (%.0f GMAC/s), fp32 %.3f ms '
                   '(%.1f GMAC/s), speed-up %.2fx wall, %.2fx CPU time'
@@ -219,6 +238,7 @@ def run_worker(mode, threads, args):
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', mode,
            '--repeats', str(args.repeats), '--warmup', str(args.warmup),
+           '--block', str(args.block),
            '--batches'] + [str(b) for b in args.batches]
     if args.model:
         cmd += ['--model', args.model]
@@ -274,6 +294,12 @@ def main(argv=None):
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 8])
     parser.add_argument('--repeats', type=int, default=40, help='timed runs (median)')
     parser.add_argument('--warmup', type=int, default=5)
+    parser.add_argument('--block', type=int, default=5,
+                        help='consecutive runs of one layer per round (the op and fp32 '
+                             'alternate by blocks; the first run of each block is reported '
+                             'apart as cold)')
+    parser.add_argument('--other-load', default='none known',
+                        help='what else ran on the machine during the run (recorded)')
     parser.add_argument('--skip-e2e', action='store_true', help='per-layer benchmark only')
     parser.add_argument('--skip-layers', action='store_true', help='end to end only')
     parser.add_argument('--model', help='trained bnn-resnet checkpoint prefix (epoch 0)')
@@ -317,11 +343,11 @@ def main(argv=None):
                 'median_speedup': statistics.median(r['speedup'] for r in records),
                 'median_speedup_cpu_time': statistics.median(r['speedup_cpu_time']
                                                              for r in records),
-                'note': 'speedup: ratio of wall-clock medians (the issue\'s measure); '
-                        'speedup_cpu_time: ratio of process-CPU-time medians, which other '
-                        'jobs on the shared machine do not inflate. With a loaded machine a '
-                        'short op is preempted less often than a long one, so the wall-clock '
-                        'ratio can overstate (batch 1) or understate the speed-up.',
+                'note': 'speedup: ratio of wall-clock medians of warm runs (runs 2..block '
+                        'of each block of consecutive runs of one layer); speedup_cold: the '
+                        'same for the first run of each block, right after the other layer '
+                        'ran (cold caches); speedup_cpu_time: ratio of process-CPU-time '
+                        'medians of the warm runs, which other jobs do not inflate.',
                 'memory_ok_all': all(r['memory_ok'] for r in records)}
             plot(records, os.path.join(os.path.dirname(args.output), 'xnor_speedup.png'))
         if not args.skip_e2e:
@@ -330,8 +356,7 @@ def main(argv=None):
         load_after = os.getloadavg()
     machine = machine_info()
     machine['load_average_before_after'] = [load_before, load_after]
-    machine['shared_machine'] = ('2 cores shared with other jobs\' jobs; timing runs '
-                                 'serialised by %s but other load was present' % LOCK)
+    machine['other_load'] = args.other_load
     for entry in entries.values():
         entry['command'] = 'python scripts/bench_xnor.py ' + ' '.join(argv or sys.argv[1:])
     update_results(args.output, entries, machine=machine)

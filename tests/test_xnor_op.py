@@ -12,7 +12,7 @@ from mxcompress.ops.selfcheck import CASES, check_case
 
 ops.load()
 
-KERNELS = ['avx2', 'portable'] if ops.kernel_name() == 'avx2' else ['portable']
+KERNELS = ops.available_kernels()
 
 @pytest.fixture(params=KERNELS)
 def kernel(request, monkeypatch):
@@ -62,11 +62,11 @@ def test_sign_rule_zero_is_plus_one():
        h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 9),
        kh=st.sampled_from([1, 3, 5]), kw=st.sampled_from([1, 3, 5]),
        s=st.sampled_from([1, 2]), p=st.sampled_from([0, 1, 2]), d=st.sampled_from([1, 2]),
-       bias=st.booleans(), portable=st.booleans(), seed=st.integers(0, 2 ** 16))
-def test_fuzz(n, c, h, w, o, kh, kw, s, p, d, bias, portable, seed):
+       bias=st.booleans(), kernel_choice=st.sampled_from(KERNELS), seed=st.integers(0, 2 ** 16))
+def test_fuzz(n, c, h, w, o, kh, kw, s, p, d, bias, kernel_choice, seed):
     if h + 2 * p < d * (kh - 1) + 1 or w + 2 * p < d * (kw - 1) + 1:
         return  # empty output: covered by the error tests
-    os.environ['MXCOMPRESS_XNOR_KERNEL'] = 'portable' if portable else 'auto'
+    os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel_choice
     try:
         _check((n, c, h, w, o, (kh, kw), (s, s), (p, p), (d, d)), seed, bias)
     finally:
@@ -125,3 +125,51 @@ def test_hybrid_block_hybridised_equals_imperative():
 def test_load_is_idempotent():
     path = ops.load()
     assert ops.load() == path and os.path.isabs(path) and ops.is_loaded()
+
+
+def _cpu_flags():
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return set(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+def test_auto_picks_the_fastest_kernel_the_cpu_has(monkeypatch):
+    """auto = avx512 when /proc/cpuinfo lists AVX512F + VL + VPOPCNTDQ, else avx2 with AVX2 +
+    POPCNT, else portable; a forced kernel the CPU lacks falls back the same way."""
+    flags = _cpu_flags()
+    if flags is None:
+        pytest.skip('no /proc/cpuinfo')
+    if {'avx512f', 'avx512vl', 'avx512_vpopcntdq'} <= flags:
+        best = 'avx512'
+    elif {'avx2', 'popcnt'} <= flags:
+        best = 'avx2'
+    else:
+        best = 'portable'
+    monkeypatch.setenv('MXCOMPRESS_XNOR_KERNEL', 'auto')
+    assert ops.kernel_name() == best
+    assert ops.available_kernels()[0] == best
+    assert ops.available_kernels()[-1] == 'portable'
+    monkeypatch.setenv('MXCOMPRESS_XNOR_KERNEL', 'avx512')
+    assert ops.kernel_name() == best  # avx512 itself, or the fallback on CPUs without it
+
+
+def test_kernels_agree_bit_for_bit():
+    """Every kernel gives the same float output (same integer counts, same epilogue rounding)
+    on a layer with several channel blocks, a partial block and all border classes."""
+    rng = np.random.RandomState(5)
+    x, weight, alpha, bias = random_case(rng, 2, 130, 9, 11, 37, (3, 3))
+    outputs = {}
+    for name in ops.available_kernels():
+        os.environ['MXCOMPRESS_XNOR_KERNEL'] = name
+        try:
+            outputs[name] = run_op(x, weight, alpha, bias, pad=(1, 1))
+        finally:
+            os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+    first = next(iter(outputs.values()))
+    for name, out in outputs.items():
+        np.testing.assert_array_equal(out, first, err_msg=name)

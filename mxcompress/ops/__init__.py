@@ -105,9 +105,35 @@ def _lib():
 
 
 def kernel_name():
-    """``'avx2'`` or ``'portable'``: the kernel the op runs on this CPU (honours
-    ``MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2``)."""
-    return {2: 'avx2', 1: 'portable'}[_lib().mxcompress_xnor_kernel()]
+    """``'avx512'``, ``'avx2'`` or ``'portable'``: the kernel the op runs on this CPU.
+
+    ``auto`` picks AVX-512 (VPOPCNTQ) when the CPU has AVX512F and AVX512_VPOPCNTDQ, else
+    AVX2 (nibble-LUT popcount) when it has AVX2 and POPCNT, else the portable C++ kernel.
+    The environment variable ``MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512`` chooses
+    another; a kernel the CPU lacks falls back to the next one down."""
+    return KERNEL_NAMES[_lib().mxcompress_xnor_kernel()]
+
+
+#: kernel codes of the library (xnor::Kernel) -> names
+KERNEL_NAMES = {1: 'portable', 2: 'avx2', 3: 'avx512'}
+
+
+def available_kernels():
+    """The kernels this CPU runs, fastest first (each selectable with
+    ``MXCOMPRESS_XNOR_KERNEL``)."""
+    names = []
+    saved = os.environ.get('MXCOMPRESS_XNOR_KERNEL')
+    try:
+        for name in ('avx512', 'avx2', 'portable'):
+            os.environ['MXCOMPRESS_XNOR_KERNEL'] = name
+            if kernel_name() == name:
+                names.append(name)
+    finally:
+        if saved is None:
+            os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+        else:
+            os.environ['MXCOMPRESS_XNOR_KERNEL'] = saved
+    return names
 
 
 def _geometry_args(shape, kernel, stride, pad, dilate):

@@ -23,6 +23,7 @@ CASES = [
     (3, 3, 17, 13, 11, (3, 5), (2, 1), (0, 2), (2, 1)),
     (1, 65, 3, 3, 2, (5, 5), (1, 1), (2, 2), (1, 1)),   # every output pixel is a border pixel
     (2, 1, 9, 9, 1, (1, 1), (1, 1), (0, 0), (1, 1)),
+    (2, 70, 10, 19, 37, (3, 3), (1, 1), (1, 1), (1, 1)),  # several channel blocks + a tail
 ]
 
 
@@ -66,9 +67,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--seeds', type=int, default=2, help='random seeds per case')
     args = parser.parse_args(argv)
-    from . import kernel_name, load
+    from . import available_kernels, load
     print('library', load(build=False))
-    kernels = ['portable'] + (['avx2'] if kernel_name() == 'avx2' else [])
+    kernels = available_kernels()
     count = 0
     for kernel in kernels:
         os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel

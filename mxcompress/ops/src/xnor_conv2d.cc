@@ -318,7 +318,7 @@ MXReturnValue initialize(int version) {
 
 // Introspection for the Python loader and benchmarks (plain C symbols).
 extern "C" {
-// 2 if the AVX2/POPCNT kernel runs (MXCOMPRESS_XNOR_KERNEL honoured), 1 for the portable one.
+// The kernel that runs (MXCOMPRESS_XNOR_KERNEL honoured): 3 AVX-512, 2 AVX2, 1 portable.
 int mxcompress_xnor_kernel() { return xnor::resolve_kernel(0); }
 // Peak extra bytes of the op for a layer: the workspace it allocates from MXNet (packed
 // input, border table, offsets and the private buffers of omp_get_max_threads() threads).

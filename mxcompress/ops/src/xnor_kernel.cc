@@ -2,21 +2,26 @@
 //
 // Data layout of the packed input (the only large workspace, 1/16 of the float input
 // plus the zero border):  P[n][hp][cw][half][phase][j],  hp = h + PH,  column wp = w + PW is
-// stored at phase = wp % SW, j = wp / SW; half 0 holds the low nibble of every byte of the
-// packed word (word & 0x0f..), half 1 the high nibble ((word >> 4) & 0x0f..). The weights are
-// split the same way once per call, so the popcount of (a xor w) per byte is
-// LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor, 2 vpshufb, 2 add per 256 bits (no shifts
-// or masks in the inner loop). For an output pixel (oh, ow) and tap (kh, kw) the
+// stored at phase = wp % SW, j = wp / SW. For the AVX2 and portable kernels ("split" layout)
+// half 0 holds the low nibble of every byte of the packed word (word & 0x0f..), half 1 the
+// high nibble ((word >> 4) & 0x0f..). The weights are split the same way once per call, so
+// the popcount of (a xor w) per byte is LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor,
+// 2 vpshufb, 2 add per 256 bits (no shifts or masks in the inner loop). The AVX-512 kernel
+// has a popcount instruction (VPOPCNTQ) and keeps whole words in half 0 (half 1 unused):
+// 1 xor, 1 popcount, 1 add per 512 bits. For an output pixel (oh, ow) and tap (kh, kw) the
 // word cw sits at j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH,
 // so 4 neighbouring output pixels read 4 consecutive words for any stride: one 256-bit
 // load. Activations are packed once, before any patch is formed (no im2col).
 //
-// Register-blocked micro-kernel: a tile is 4*P output pixels (P 256-bit vectors, one pixel
-// per 64-bit lane) x Q output channels. Each step (tap, word) loads 2P input vectors (the
-// two nibble halves), broadcasts 2Q weight half-words, and for each of the P*Q pairs does the
-// xor + nibble-LUT popcount (vpshufb) into byte accumulators; every 31 steps these are summed to 64-bit lanes with
-// vpsadbw (8 bits * 31 < 256, so bytes never overflow). The float epilogue
-// (K - 2 * count, border correction, alpha, bias) is applied per tile while it is hot.
+// Register-blocked micro-kernels (xnor_tiles.h). AVX2: a tile is 4*P output pixels (P 256-bit
+// vectors, one pixel per 64-bit lane) x Q output channels. Each step (tap, word) loads 2P
+// input vectors (the two nibble halves), broadcasts 2Q weight half-words, and for each of the
+// P*Q pairs does the xor + nibble-LUT popcount (vpshufb) into byte accumulators; every 31
+// steps these are summed to 64-bit lanes with vpsadbw (8 bits * 31 < 256, so bytes never
+// overflow). AVX-512: a tile is 8 output pixels (one zmm) x 16 output channels; each step
+// loads one zmm and, per channel, xors a broadcast weight word, vpopcntq, and adds into a
+// 64-bit accumulator. The float epilogue (K - 2 * count, border correction, alpha, bias) is
+// applied per tile while it is hot (inside the AVX-512 micro-kernel, from registers).
 #include "xnor_kernel.h"
 
 #include <immintrin.h>
@@ -39,7 +44,12 @@ constexpr int64_t kPackRows = 4; // input rows packed per work item   // output 
 #ifndef XNOR_TILE_Q
 #define XNOR_TILE_Q 6
 #endif
-constexpr int kQ = XNOR_TILE_Q;  // output channels per tile
+#ifndef XNOR_TILE_Q512
+#define XNOR_TILE_Q512 16
+#endif
+constexpr int kQ = XNOR_TILE_Q;        // output channels per tile (AVX2, portable)
+constexpr int kQ512 = XNOR_TILE_Q512;  // output channels per tile (AVX-512: 32 zmm registers)
+constexpr int kQMax = kQ > kQ512 ? kQ : kQ512;
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
@@ -117,9 +127,14 @@ constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
 
 // ---- activation packing -------------------------------------------------------------
 
-void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word) {
+// Stores the packed word of column w: nibble halves (split) or the whole word in half 0.
+void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word, bool split) {
   const int64_t wp = w + g.PW;
   const int64_t at = (wp % g.SW) * g.Lp + wp / g.SW;
+  if (!split) {
+    row[at] = word;
+    return;
+  }
   row[at] = word & kLowNibbles;
   row[at + g.SW * g.Lp] = (word >> 4) & kLowNibbles;
 }
@@ -136,9 +151,10 @@ uint64_t pack_word_scalar(const ConvGeom& g, const float* x, int64_t n, int64_t 
 }
 
 void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
-                       int64_t h, int64_t cw) {
+                       int64_t h, int64_t cw, bool split) {
   uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
-  for (int64_t w = 0; w < g.W; ++w) store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w));
+  for (int64_t w = 0; w < g.W; ++w)
+    store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w), split);
 }
 
 // Packs rows [h0, h1) of image n, channel word cw. Reads every channel's rows as one
@@ -146,7 +162,7 @@ void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int6
 // (channels c0..c0+31 in half 0, c0+32.. in half 1) in buf, then writes the words.
 __attribute__((target("avx2")))
 void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
-                    int64_t h1, int64_t cw, uint64_t* buf) {
+                    int64_t h1, int64_t cw, uint64_t* buf, bool split) {
   const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
   const int64_t WB = (g.W + 7) / 8, rows = h1 - h0;
   const __m256 zero = _mm256_setzero_ps();
@@ -186,7 +202,9 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t
       _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
                          _mm256_permute2x128_si256(lo, hi, 0x31));
       const int64_t w = 8 * b, valid = std::min<int64_t>(8, g.W - w);
-      if (valid == 8 && g.SW == 1) {
+      if (valid == 8 && g.SW == 1 && !split) {
+        std::memcpy(row + w + g.PW, words, sizeof(words));
+      } else if (valid == 8 && g.SW == 1) {
         for (int part = 0; part < 8; part += 4) {
           const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + part));
           _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + part),
@@ -195,8 +213,70 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t
                               _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
         }
       } else {
-        for (int64_t l = 0; l < valid; ++l) store_word(g, row, w + l, words[l]);
+        for (int64_t l = 0; l < valid; ++l) store_word(g, row, w + l, words[l], split);
       }
+    }
+  }
+}
+
+// Whole-word packing with AVX-512 (the AVX-512 kernel's layout): for up to 64 pixels of a
+// row at once, the sign masks of 16 pixels come from one compare (vcmpps -> k register)
+// and set channel c's bit in 8 pixel words per masked OR; the 8 accumulators stay in
+// registers while the 64 channel planes are read row by row.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive (masked load)
+template <int NB>
+__attribute__((target("avx512f,avx512vl")))
+void pack_chunk_avx512(const ConvGeom& g, const float* src, int64_t plane, int64_t channels,
+                       int64_t npix, uint64_t* dst) {
+  __m512i acc[2 * NB];
+  for (int b = 0; b < 2 * NB; ++b) acc[b] = _mm512_setzero_si512();
+  __mmask16 load_mask[NB];
+  for (int b = 0; b < NB; ++b) {
+    const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, npix - 16 * b));
+    load_mask[b] = static_cast<__mmask16>((1u << left) - 1);
+  }
+  const __m512 zero = _mm512_setzero_ps();
+  __m512i bit = _mm512_set1_epi64(1);
+  for (int64_t c = 0; c < channels; ++c, src += plane) {
+    for (int b = 0; b < NB; ++b) {
+      const __m512 v = _mm512_maskz_loadu_ps(load_mask[b], src + 16 * b);
+      const __mmask16 neg = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
+      acc[2 * b] = _mm512_mask_or_epi64(acc[2 * b], static_cast<__mmask8>(neg), acc[2 * b], bit);
+      acc[2 * b + 1] = _mm512_mask_or_epi64(acc[2 * b + 1], static_cast<__mmask8>(neg >> 8),
+                                            acc[2 * b + 1], bit);
+    }
+    bit = _mm512_slli_epi64(bit, 1);
+  }
+  for (int b = 0; b < 2 * NB; ++b) {
+    const int64_t left = std::max<int64_t>(0, std::min<int64_t>(8, npix - 8 * b));
+    _mm512_mask_storeu_epi64(dst + 8 * b, static_cast<__mmask8>((1u << left) - 1), acc[b]);
+  }
+}
+#pragma GCC diagnostic pop
+
+// Packs rows [h0, h1) of image n, channel word cw, as whole words (AVX-512 kernel layout).
+__attribute__((target("avx512f,avx512vl")))
+void pack_rows_avx512(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
+                      int64_t h0, int64_t h1, int64_t cw) {
+  const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
+  const int64_t plane = g.H * g.W;
+  alignas(64) uint64_t words[64];
+  for (int64_t h = h0; h < h1; ++h) {
+    uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+    const float* src = x + ((n * g.C + c0) * g.H + h) * g.W;
+    for (int64_t w0 = 0; w0 < g.W; w0 += 64) {
+      const int64_t npix = std::min<int64_t>(64, g.W - w0);
+      // stride 1: straight into the packed row; otherwise through words[] to each phase
+      uint64_t* dst = g.SW == 1 ? row + g.PW + w0 : words;
+      switch ((npix + 15) / 16) {
+        case 1: pack_chunk_avx512<1>(g, src + w0, plane, channels, npix, dst); break;
+        case 2: pack_chunk_avx512<2>(g, src + w0, plane, channels, npix, dst); break;
+        case 3: pack_chunk_avx512<3>(g, src + w0, plane, channels, npix, dst); break;
+        default: pack_chunk_avx512<4>(g, src + w0, plane, channels, npix, dst); break;
+      }
+      if (g.SW != 1)
+        for (int64_t l = 0; l < npix; ++l) store_word(g, row, w0 + l, words[l], false);
     }
   }
 }
@@ -206,33 +286,90 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
-// Split the weight words of channels [o0, o0 + qn) into nibble halves: out[(q * K + k) * 2 + h].
-void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out) {
+// The weight words of channels [o0, o0 + qn) in step order, out[q * K + k] (whole words), or
+// split into nibble halves, out[(q * K + k) * 2 + h].
+void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out,
+                   bool split) {
   const int64_t taps = g.KH * g.KW, wc = g.Wc;
+  if (!split && g.Cb == 8 * wc) {  // whole words: the block is one contiguous copy
+    std::memcpy(out, w + o0 * taps * g.Cb, static_cast<size_t>(qn * taps * g.Cb));
+    return;
+  }
   for (int64_t q = 0; q < qn; ++q)
     for (int64_t tap = 0; tap < taps; ++tap)
       for (int64_t cw = 0; cw < wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
         const int64_t k = (q * taps + tap) * wc + cw;
+        if (!split) {
+          out[k] = word;
+          continue;
+        }
         out[2 * k] = word & kLowNibbles;
         out[2 * k + 1] = (word >> 4) & kLowNibbles;
       }
 }
 
+// Popcount of n bytes (padding bits are 0): the POPCNT instruction, or SWAR without it.
+__attribute__((target("popcnt")))
+int64_t popcount_bytes_hw(const uint8_t* p, int64_t n) {
+  int64_t pop = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    pop += __builtin_popcountll(v);
+  }
+  for (; i < n; ++i) pop += __builtin_popcount(p[i]);
+  return pop;
+}
+
+// Popcounts of `taps` consecutive taps of n bytes each (AVX-512 VPOPCNTQ).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive (reduce)
+__attribute__((target("avx512f,avx512bw,avx512vpopcntdq")))
+void tap_popcounts_avx512(const uint8_t* p, int64_t taps, int64_t n, int64_t* pops) {
+  for (int64_t t = 0; t < taps; ++t, p += n) {
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t i = 0; i < n; i += 64) {
+      const int64_t left = std::min<int64_t>(64, n - i);
+      const __mmask64 m = left == 64 ? ~0ULL : (1ULL << left) - 1;
+      acc = _mm512_add_epi64(acc, _mm512_popcnt_epi64(_mm512_maskz_loadu_epi8(m, p + i)));
+    }
+    pops[t] = _mm512_reduce_add_epi64(acc);
+  }
+}
+#pragma GCC diagnostic pop
+
+int64_t popcount_bytes_portable(const uint8_t* p, int64_t n) {
+  int64_t pop = 0, i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    std::memcpy(&v, p + i, 8);
+    pop += popcount64(v);
+  }
+  for (; i < n; ++i) pop += popcount64(p[i]);
+  return pop;
+}
+
 // 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
 // pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
-void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre) {
+// `popcnt`: 0 portable, 1 POPCNT, 2 AVX-512 VPOPCNTQ. The taps' counts are independent and
+// taken first; the prefix sums follow.
+void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre, int popcnt) {
   const int64_t stride = g.KW + 1;
+  int64_t* pops = pre + (g.KH + 1) * stride;  // KH * KW scratch after the table
+  const uint8_t* taps = w + o * g.KH * g.KW * g.Cb;
+  if (popcnt == 2) {
+    tap_popcounts_avx512(taps, g.KH * g.KW, g.Cb, pops);
+  } else {
+    for (int64_t t = 0; t < g.KH * g.KW; ++t)
+      pops[t] = popcnt == 1 ? popcount_bytes_hw(taps + t * g.Cb, g.Cb)
+                            : popcount_bytes_portable(taps + t * g.Cb, g.Cb);
+  }
   for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
   for (int64_t kh = 0; kh < g.KH; ++kh) {
     pre[(kh + 1) * stride] = 0;
     for (int64_t kw = 0; kw < g.KW; ++kw) {
-      const int64_t t = (o * g.KH + kh) * g.KW + kw;
-      int64_t pop = 0;
-      for (int64_t cw = 0; cw < g.Wc; ++cw) {
-        const uint64_t word = load_tap_word(g, w, t, cw);
-        pop += popcount64(word);
-      }
+      const int64_t pop = pops[kh * g.KW + kw];
       pre[(kh + 1) * stride + kw + 1] =
           pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
     }
@@ -288,7 +425,8 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr
 // C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
 // i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
 // of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
-void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class) {
+void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class,
+                  int popcnt) {
   std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
   int64_t classes = 1;
   kh_lo[0] = 0;
@@ -305,27 +443,42 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
     }
     row_class[oh] = static_cast<int32_t>(cls);
   }
+  // columns fall into a few classes of valid kw taps too (interior, left / right borders);
+  // the rounding-up columns beyond OW use the interior class (their outputs are not stored)
   const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
-  std::vector<int64_t> kw_lo(g.OWr, 0), kw_hi(g.OWr, g.KW);  // valid kw taps per column
-  for (int64_t ow = 0; ow < g.OW; ++ow)
-    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &kw_lo[ow], &kw_hi[ow]);
+  std::vector<int64_t> kw_lo(1, 0), kw_hi(1, g.KW);
+  std::vector<int32_t> col_class(g.OWr, 0);
+  for (int64_t ow = 0; ow < g.OW; ++ow) {
+    int64_t a, b;
+    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &a, &b);
+    size_t cls = 0;
+    while (cls < kw_lo.size() && !(kw_lo[cls] == a && kw_hi[cls] == b)) ++cls;
+    if (cls == kw_lo.size()) {
+      kw_lo.push_back(a);
+      kw_hi.push_back(b);
+    }
+    col_class[ow] = static_cast<int32_t>(cls);
+  }
+  const int64_t col_classes = static_cast<int64_t>(kw_lo.size());
 #pragma omp parallel
   {
-    std::vector<int64_t> pre((g.KH + 1) * stride);
+    std::vector<int64_t> pre((g.KH + 1) * stride + g.KH * g.KW);
+    std::vector<int32_t> value(col_classes);
 #pragma omp for schedule(static)
     for (int64_t o = 0; o < g.O; ++o) {
-      tap_prefix(g, w, o, pre.data());
+      tap_prefix(g, w, o, pre.data(), popcnt);
       const int64_t all = pre[g.KH * stride + g.KW];
       for (int64_t cls = 0; cls < classes; ++cls) {
         const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
-        int32_t* dst = corr + (cls * g.O + o) * g.OWr;
-        for (int64_t ow = 0; ow < g.OWr; ++ow) {
-          const int64_t kw0 = kw_lo[ow], kw1 = kw_hi[ow];
+        for (int64_t cc = 0; cc < col_classes; ++cc) {
+          const int64_t kw0 = kw_lo[cc], kw1 = kw_hi[cc];
           const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
                                  pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
-          dst[ow] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
-                                         2 * (all - inside));
+          value[cc] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
+                                           2 * (all - inside));
         }
+        int32_t* dst = corr + (cls * g.O + o) * g.OWr;
+        for (int64_t ow = 0; ow < g.OWr; ++ow) dst[ow] = value[col_class[ow]];
       }
     }
   }
@@ -368,7 +521,7 @@ size_t corr_bytes(const ConvGeom& g) {
 }
 
 size_t thread_buffer_bytes(const ConvGeom& g) {
-  return sizeof(uint64_t) * static_cast<size_t>(2 * kQ * g.KH * g.KW * g.Wc);
+  return sizeof(uint64_t) * static_cast<size_t>(2 * kQMax * g.KH * g.KW * g.Wc);
 }
 
 size_t workspace_bytes(const ConvGeom& g) {
@@ -376,6 +529,16 @@ size_t workspace_bytes(const ConvGeom& g) {
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
          align64(sizeof(int32_t) * g.OH) +
          static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
+}
+
+bool cpu_has_avx512_vpopcnt() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vpopcntdq");
+#else
+  return false;
+#endif
 }
 
 bool cpu_has_avx2_popcnt() {
@@ -390,12 +553,14 @@ bool cpu_has_avx2_popcnt() {
 int resolve_kernel(int choice) {
   const char* env = std::getenv("MXCOMPRESS_XNOR_KERNEL");
   if (env != nullptr) {
-    if (std::strcmp(env, "portable") == 0) choice = 1;
-    else if (std::strcmp(env, "avx2") == 0) choice = 2;
-    else if (std::strcmp(env, "auto") == 0) choice = 0;
+    if (std::strcmp(env, "portable") == 0) choice = kPortable;
+    else if (std::strcmp(env, "avx2") == 0) choice = kAvx2;
+    else if (std::strcmp(env, "avx512") == 0) choice = kAvx512;
+    else if (std::strcmp(env, "auto") == 0) choice = kAuto;
   }
-  if (choice == 0) return cpu_has_avx2_popcnt() ? 2 : 1;
-  if (choice == 2 && !cpu_has_avx2_popcnt()) return 1;
+  if (choice == kAuto) choice = kAvx512;
+  if (choice == kAvx512 && !cpu_has_avx512_vpopcnt()) choice = kAvx2;
+  if (choice == kAvx2 && !cpu_has_avx2_popcnt()) choice = kPortable;
   return choice;
 }
 
@@ -413,12 +578,21 @@ bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
                   const float* bias, float* out, void* ws_raw, int kernel) {
   Workspace ws = carve(g, ws_raw);
-  const bool avx2 = resolve_kernel(kernel) == 2;
+  const int which = resolve_kernel(kernel);
+  const bool vector = which != kPortable;  // AVX2 packing and epilogue (also under AVX-512)
+  const bool split = which != kAvx512;     // nibble-split words (see the layout above)
   const int64_t K = g.KH * g.KW * g.Wc;
 
   std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
   const int64_t HB = (g.H + kPackRows - 1) / kPackRows;
-  if (avx2) {
+  if (which == kAvx512) {
+#pragma omp parallel for collapse(3) schedule(static)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t hb = 0; hb < HB; ++hb)
+        for (int64_t cw = 0; cw < g.Wc; ++cw)
+          pack_rows_avx512(g, x, ws.packed, n, hb * kPackRows,
+                           std::min(g.H, (hb + 1) * kPackRows), cw);
+  } else if (vector) {
 #pragma omp parallel
     {
       // per-thread accumulators: kPackRows rows x ceil(W / 8) blocks x 2 halves
@@ -428,13 +602,14 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
             pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
-                           std::min(g.H, (hb + 1) * kPackRows), cw, buf.data());
+                           std::min(g.H, (hb + 1) * kPackRows), cw, buf.data(), split);
     }
   } else {
 #pragma omp parallel for collapse(3) schedule(static)
     for (int64_t n = 0; n < g.N; ++n)
       for (int64_t h = 0; h < g.H; ++h)
-        for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, ws.packed, n, h, cw);
+        for (int64_t cw = 0; cw < g.Wc; ++cw)
+          pack_row_portable(g, x, ws.packed, n, h, cw, split);
   }
 
   const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
@@ -444,13 +619,14 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
-  border_table(g, w, ws.corr, ws.row_class);
+  border_table(g, w, ws.corr, ws.row_class, which == kAvx512 ? 2 : vector ? 1 : 0);
 
-  // Work items: (channel block, image, block of kRows output rows). Each thread splits the
-  // weights of its channel block into nibble halves in a private buffer (Q * K * 16 bytes,
-  // L1-resident) and sweeps the rows; the packed image rows are shared in L2.
-  const std::array<tile_fn, kQ>* table = avx2 ? tile_avx2_table : tile_portable_table;
-  const int64_t OB = (g.O + kQ - 1) / kQ;
+  // Work items: (channel block, image, block of kRows output rows). Each thread copies (and
+  // for the split layout splits) the weights of its channel block into a private buffer
+  // (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed image rows are
+  // shared in L2.
+  const int64_t Q = which == kAvx512 ? kQ512 : kQ;
+  const int64_t OB = (g.O + Q - 1) / Q;
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
@@ -461,11 +637,11 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
     for (int64_t ob = 0; ob < OB; ++ob)
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t rb = 0; rb < RB; ++rb) {
-          alignas(32) int32_t counts[kQ * kTileOW];
-          const int64_t o0 = ob * kQ;
-          const int64_t qn = std::min<int64_t>(kQ, g.O - o0);
+          alignas(64) int32_t counts[kQMax * kTileOW];
+          const int64_t o0 = ob * Q;
+          const int64_t qn = std::min<int64_t>(Q, g.O - o0);
           if (split_for != ob) {
-            split_weights(g, w, o0, qn, wq);
+            split_weights(g, w, o0, qn, wq, split);
             split_for = ob;
           }
           const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
@@ -474,10 +650,23 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-              table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K,
-                                               counts);
+              if (which == kAvx512) {
+                const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
+                                        bias ? bias + o0 : nullptr,
+                                        out + ((n * g.O + o0) * g.OH + oh) * g.OW + ow0,
+                                        g.OH * g.OW, static_cast<int32_t>(g.C * g.KH * g.KW),
+                                        static_cast<int32_t>(lanes)};
+                tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
+                continue;
+              }
+              if (which == kAvx2)
+                tile_avx2_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq,
+                                                           K, counts);
+              else
+                tile_portable_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off,
+                                                               wq, K, counts);
               const TileOut t = {n, oh, o0, qn, ow0, lanes};
-              if (avx2) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
+              if (vector) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
               else epilogue_portable(g, counts, corr, alpha, bias, out, t);
             }
           }
