@@ -4,8 +4,10 @@
 Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.png``:
 
 * per layer (3x3, stride 1, pad 1, C -> C channels): 64 @ 56x56, 128 @ 28x28, 256 @ 14x14,
-  512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2 (each thread count in its own
-  subprocess): the op and ``mx.nd.Convolution`` on the same input, alternating in blocks of
+  512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2, under MXNet's default threaded
+  engine and under NaiveEngine (each thread count and engine in its own subprocess; the
+  threaded engine adds a thread hand-off to every call, which on this VM costs about as much
+  as a whole batch-1 xnor layer): the op and ``mx.nd.Convolution`` on the same input, alternating in blocks of
   ``--block`` runs in one process, median of ``--repeats`` warm runs after warm-up (the
   first run of each block, with the other layer's data in the caches, is reported apart as
   cold); speed-up, binary and fp32 MAC/s, the
@@ -71,6 +73,11 @@ def _median_pair(fn_a, fn_b, repeats, warmup, block):
     return samples[fn_a], samples[fn_b]
 
 
+def _engine_name():
+    """'threaded' or 'naive': the MXNet engine of this worker (MXNET_ENGINE_TYPE)."""
+    return 'naive' if os.environ.get('MXNET_ENGINE_TYPE') == 'NaiveEngine' else 'threaded'
+
+
 def layer_worker(args):
     """One thread count: every layer and batch, op vs fp32, printed as JSON."""
     import mxnet as mx
@@ -129,12 +136,13 @@ def layer_worker(args):
                 'op_extra_bytes': workspace, 'bit_packed_input_bytes': bit_input,
                 'output_bytes': output,
                 'memory_ok': workspace <= bit_input + output,
-                'threads': threads, 'repeats': len(wall_b), 'cold_runs': len(cold_b),
+                'threads': threads, 'engine': _engine_name(),
+                'repeats': len(wall_b), 'cold_runs': len(cold_b),
                 'warmup': args.warmup, 'block': args.block}
             records.append(record)
-            print('threads %d %-12s batch %d: xnor %.3f ms (%.0f GMAC/s), fp32 %.3f ms '
+            print('%s engine, threads %d %-12s batch %d: xnor %.3f ms (%.0f GMAC/s), fp32 %.3f ms '
                   '(%.1f GMAC/s), speed-up %.2fx wall, %.2fx CPU time'
-                  % (threads, record['layer'], batch, 1e3 * tb, record['binary_gmacs_per_s'],
+                  % (_engine_name(), threads, record['layer'], batch, 1e3 * tb, record['binary_gmacs_per_s'],
                      1e3 * tf, record['fp32_gmacs_per_s'], record['speedup'],
                      record['speedup_cpu_time']), file=sys.stderr)
     print(json.dumps({'kernel': ops.kernel_name(), 'layers': records}))
@@ -218,8 +226,8 @@ def e2e_one(name, source, model, num_check, args):
         timing['speedup_vs_training_graph'] = (timing['training_graph']['median_ms'] /
                                                timing['xnor']['median_ms'])
         record['timing']['batch_%d' % batch] = timing
-        print('threads %s %s batch %d: xnor %.0f img/s, fp32 %.0f img/s, training graph %.0f '
-              'img/s' % (os.environ.get('OMP_NUM_THREADS'), name, batch,
+        print('%s engine, threads %s %s batch %d: xnor %.0f img/s, fp32 %.0f img/s, training '
+              'graph %.0f img/s' % (_engine_name(), os.environ.get('OMP_NUM_THREADS'), name, batch,
                          timing['xnor']['images_per_s'], timing['fp32']['images_per_s'],
                          timing['training_graph']['images_per_s']), file=sys.stderr)
     return record
@@ -233,8 +241,13 @@ def e2e_worker(args):
                       for name, source, model, num_check in e2e_models(args)}))
 
 
-def run_worker(mode, threads, args):
+#: --engines choice -> MXNET_ENGINE_TYPE
+ENGINES = {'threaded': 'ThreadedEnginePerDevice', 'naive': 'NaiveEngine'}
+
+
+def run_worker(mode, threads, args, engine='threaded'):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS='1',
+               MXNET_ENGINE_TYPE=ENGINES[engine],
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', mode,
            '--repeats', str(args.repeats), '--warmup', str(args.warmup),
@@ -244,7 +257,8 @@ def run_worker(mode, threads, args):
         cmd += ['--model', args.model]
     if args.data_dir:
         cmd += ['--data-dir', args.data_dir]
-    if args.save_converted and mode == 'e2e' and threads == args.threads[0]:
+    if (args.save_converted and mode == 'e2e' and threads == args.threads[0]
+            and engine == args.engines[0]):
         cmd += ['--save-converted', args.save_converted]
     out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, universal_newlines=True)
     if out.returncode != 0:
@@ -254,31 +268,39 @@ def run_worker(mode, threads, args):
 
 
 def plot(records, path):
+    """Bar chart of the per-layer speed-ups: one panel per MXNet engine, bars the wall-clock
+    ratio of warm medians per (threads, batch), dots the CPU-time ratio."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
     from mxcompress.checkpoint import atomic_path
-    groups = sorted({(r['threads'], r['batch']) for r in records})
-    layers = [r['layer'] for r in records if (r['threads'], r['batch']) == groups[0]]
-    x = np.arange(len(layers))
-    width = 0.8 / len(groups)
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for i, (threads, batch) in enumerate(groups):
-        rows = [r for r in records if (r['threads'], r['batch']) == (threads, batch)]
-        pos = x + i * width - 0.4 + width / 2
-        ax.bar(pos, [r['speedup_cpu_time'] for r in rows], width,
-               label='%d thread%s, batch %d' % (threads, 's' if threads > 1 else '', batch))
-        ax.plot(pos, [r['speedup'] for r in rows], 'k.', ms=5,
-                label='wall-clock ratio' if i == 0 else None)
-    for target in (3, 6, 10):
-        ax.axhline(target, color='grey', lw=0.8, ls='--')
-    ax.set_xticks(x)
-    ax.set_xticklabels([l.replace('_', '\n') for l in layers])
-    ax.set_ylabel('speed-up vs fp32 Convolution (oneDNN)')
-    ax.set_title('xnor_conv2d vs fp32, 3x3 conv: bars CPU-time medians, dots wall-clock\n'
-                 '(shared, loaded 2-core machine)', fontsize=10)
-    ax.legend(fontsize=8)
+    engines = sorted({r.get('engine', 'threaded') for r in records}, reverse=True)
+    fig, axes = plt.subplots(1, len(engines), figsize=(7 * len(engines), 4.5), sharey=True,
+                             squeeze=False)
+    for ax, engine in zip(axes[0], engines):
+        mine = [r for r in records if r.get('engine', 'threaded') == engine]
+        groups = sorted({(r['threads'], r['batch']) for r in mine})
+        layers = [r['layer'] for r in mine if (r['threads'], r['batch']) == groups[0]]
+        x = np.arange(len(layers))
+        width = 0.8 / len(groups)
+        for i, (threads, batch) in enumerate(groups):
+            rows = [r for r in mine if (r['threads'], r['batch']) == (threads, batch)]
+            pos = x + i * width - 0.4 + width / 2
+            ax.bar(pos, [r['speedup'] for r in rows], width,
+                   label='%d thread%s, batch %d' % (threads, 's' if threads > 1 else '', batch))
+            ax.plot(pos, [r['speedup_cpu_time'] for r in rows], 'k.', ms=5,
+                    label='CPU-time ratio' if i == 0 else None)
+        for target in (3, 6, 10):
+            ax.axhline(target, color='grey', lw=0.8, ls='--')
+        ax.set_xticks(x)
+        ax.set_xticklabels([l.replace('_', '\n') for l in layers])
+        ax.set_title('MXNet %s engine (MXNET_ENGINE_TYPE=%s)' % (engine, ENGINES[engine]),
+                     fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel('speed-up vs fp32 Convolution (oneDNN)')
+    fig.suptitle('xnor_conv2d vs fp32, 3x3 conv C -> C: bars wall-clock medians of warm runs, '
+                 'dots CPU time', fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format='png', dpi=110)
@@ -298,6 +320,12 @@ def main(argv=None):
                         help='consecutive runs of one layer per round (the op and fp32 '
                              'alternate by blocks; the first run of each block is reported '
                              'apart as cold)')
+    parser.add_argument('--engines', nargs='+', choices=sorted(ENGINES),
+                        default=['threaded', 'naive'],
+                        help='MXNet engines to measure under, one subprocess each: threaded '
+                             '(the default ThreadedEnginePerDevice: ops run on an engine '
+                             'thread, with a hand-off per call) and naive (NaiveEngine: ops run '
+                             'in the calling thread)')
     parser.add_argument('--other-load', default='none known',
                         help='what else ran on the machine during the run (recorded)')
     parser.add_argument('--skip-e2e', action='store_true', help='per-layer benchmark only')
@@ -325,18 +353,23 @@ def main(argv=None):
         load_before = os.getloadavg()
         if not args.skip_layers:
             records, kernel = [], None
-            for threads in args.threads:
-                result = run_worker('layers', threads, args)
-                kernel = result['kernel']
-                records.extend(result['layers'])
+            for engine in args.engines:
+                for threads in args.threads:
+                    result = run_worker('layers', threads, args, engine)
+                    kernel = result['kernel']
+                    records.extend(result['layers'])
             met = [r['target_met'] for r in records if r['target_met'] is not None]
             met_cpu = [r['target_met_cpu_time'] for r in records
                        if r['target_met_cpu_time'] is not None]
+            by_engine = {engine: all(r['target_met'] for r in records
+                                     if r['engine'] == engine and r['target_met'] is not None)
+                         for engine in args.engines}
             entries['per_layer'] = {
                 'kernel': kernel, 'records': records,
                 'targets': '>= 6x at 256 and 512 channels, >= 3x at 64 (1 and 2 threads); '
                            'aim 10x',
                 'all_targets_met': all(met), 'targets_met_count': sum(met),
+                'all_targets_met_by_engine': by_engine,
                 'all_targets_met_cpu_time': all(met_cpu),
                 'targets_met_count_cpu_time': sum(met_cpu),
                 'targets_checked': len(met),
@@ -351,8 +384,9 @@ def main(argv=None):
                 'memory_ok_all': all(r['memory_ok'] for r in records)}
             plot(records, os.path.join(os.path.dirname(args.output), 'xnor_speedup.png'))
         if not args.skip_e2e:
-            entries['end_to_end'] = {'threads_%d' % t: run_worker('e2e', t, args)
-                                     for t in args.threads}
+            entries['end_to_end'] = {'%s_engine_threads_%d' % (engine, t):
+                                     run_worker('e2e', t, args, engine)
+                                     for engine in args.engines for t in args.threads}
         load_after = os.getloadavg()
     machine = machine_info()
     machine['load_average_before_after'] = [load_before, load_after]

@@ -425,62 +425,67 @@ void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr
 // C per tap it does not have:  true dot = C * n_valid - 2 * (count - (pop_all - pop_valid)),
 // i.e. corr = C * n_valid - C*KH*KW + 2 * (pop_all - pop_valid), pop_valid a rectangle sum
 // of the prefix table. Rows with the same (kh0, kh1) share a class; interior rows are class 0.
-void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* row_class,
-                  int popcnt) {
-  std::vector<int64_t> kh_lo(max_row_classes(g)), kh_hi(kh_lo.size());
-  int64_t classes = 1;
-  kh_lo[0] = 0;
-  kh_hi[0] = g.KH;
+// Row and column classes of the border table: output rows (columns) with the same range of
+// valid kh (kw) taps share a class; class 0 is the full range (interior).
+struct BorderClasses {
+  std::vector<int64_t> kh_lo, kh_hi, kw_lo, kw_hi;
+  std::vector<int32_t> col_class;  // (OWr,)
+};
+
+// Fills row_class (OH,) and returns the classes (serial, O(OH + OW)).
+BorderClasses border_classes(const ConvGeom& g, int32_t* row_class) {
+  BorderClasses bc;
+  bc.kh_lo.assign(1, 0);
+  bc.kh_hi.assign(1, g.KH);
   for (int64_t oh = 0; oh < g.OH; ++oh) {
     int64_t a, b;
     valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
-    int64_t cls = 0;
-    while (cls < classes && !(kh_lo[cls] == a && kh_hi[cls] == b)) ++cls;
-    if (cls == classes) {
-      kh_lo[cls] = a;
-      kh_hi[cls] = b;
-      ++classes;
+    size_t cls = 0;
+    while (cls < bc.kh_lo.size() && !(bc.kh_lo[cls] == a && bc.kh_hi[cls] == b)) ++cls;
+    if (cls == bc.kh_lo.size()) {
+      bc.kh_lo.push_back(a);
+      bc.kh_hi.push_back(b);
     }
     row_class[oh] = static_cast<int32_t>(cls);
   }
-  // columns fall into a few classes of valid kw taps too (interior, left / right borders);
   // the rounding-up columns beyond OW use the interior class (their outputs are not stored)
-  const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
-  std::vector<int64_t> kw_lo(1, 0), kw_hi(1, g.KW);
-  std::vector<int32_t> col_class(g.OWr, 0);
+  bc.kw_lo.assign(1, 0);
+  bc.kw_hi.assign(1, g.KW);
+  bc.col_class.assign(g.OWr, 0);
   for (int64_t ow = 0; ow < g.OW; ++ow) {
     int64_t a, b;
     valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &a, &b);
     size_t cls = 0;
-    while (cls < kw_lo.size() && !(kw_lo[cls] == a && kw_hi[cls] == b)) ++cls;
-    if (cls == kw_lo.size()) {
-      kw_lo.push_back(a);
-      kw_hi.push_back(b);
+    while (cls < bc.kw_lo.size() && !(bc.kw_lo[cls] == a && bc.kw_hi[cls] == b)) ++cls;
+    if (cls == bc.kw_lo.size()) {
+      bc.kw_lo.push_back(a);
+      bc.kw_hi.push_back(b);
     }
-    col_class[ow] = static_cast<int32_t>(cls);
+    bc.col_class[ow] = static_cast<int32_t>(cls);
   }
-  const int64_t col_classes = static_cast<int64_t>(kw_lo.size());
-#pragma omp parallel
-  {
-    std::vector<int64_t> pre((g.KH + 1) * stride + g.KH * g.KW);
-    std::vector<int32_t> value(col_classes);
-#pragma omp for schedule(static)
-    for (int64_t o = 0; o < g.O; ++o) {
-      tap_prefix(g, w, o, pre.data(), popcnt);
-      const int64_t all = pre[g.KH * stride + g.KW];
-      for (int64_t cls = 0; cls < classes; ++cls) {
-        const int64_t kh0 = kh_lo[cls], kh1 = kh_hi[cls];
-        for (int64_t cc = 0; cc < col_classes; ++cc) {
-          const int64_t kw0 = kw_lo[cc], kw1 = kw_hi[cc];
-          const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
-                                 pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
-          value[cc] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
-                                           2 * (all - inside));
-        }
-        int32_t* dst = corr + (cls * g.O + o) * g.OWr;
-        for (int64_t ow = 0; ow < g.OWr; ++ow) dst[ow] = value[col_class[ow]];
-      }
+  return bc;
+}
+
+// The border table rows of output channel o: corr[(row class, o, ow)]. `pre` has
+// (KH + 1) * (KW + 1) + KH * KW entries, `value` one per column class.
+void border_rows(const ConvGeom& g, const uint8_t* w, const BorderClasses& bc, int64_t o,
+                 int popcnt, int64_t* pre, int32_t* value, int32_t* corr) {
+  const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
+  const int64_t row_classes = static_cast<int64_t>(bc.kh_lo.size());
+  const int64_t col_classes = static_cast<int64_t>(bc.kw_lo.size());
+  tap_prefix(g, w, o, pre, popcnt);
+  const int64_t all = pre[g.KH * stride + g.KW];
+  for (int64_t cls = 0; cls < row_classes; ++cls) {
+    const int64_t kh0 = bc.kh_lo[cls], kh1 = bc.kh_hi[cls];
+    for (int64_t cc = 0; cc < col_classes; ++cc) {
+      const int64_t kw0 = bc.kw_lo[cc], kw1 = bc.kw_hi[cc];
+      const int64_t inside = pre[kh1 * stride + kw1] - pre[kh0 * stride + kw1] -
+                             pre[kh1 * stride + kw0] + pre[kh0 * stride + kw0];
+      value[cc] = static_cast<int32_t>(g.C * (kh1 - kh0) * (kw1 - kw0) - full +
+                                       2 * (all - inside));
     }
+    int32_t* dst = corr + (cls * g.O + o) * g.OWr;
+    for (int64_t ow = 0; ow < g.OWr; ++ow) dst[ow] = value[bc.col_class[ow]];
   }
 }
 
@@ -488,7 +493,7 @@ void border_table(const ConvGeom& g, const uint8_t* w, int32_t* corr, int32_t* r
 
 // ---- public API -----------------------------------------------------------------------
 
-// Upper bound of the row classes of border_table (interior + the border rows).
+// Upper bound of the row classes of the border table (interior + the border rows).
 int64_t max_row_classes(const ConvGeom& g) {
   int64_t border = 0;
   for (int64_t oh = 0; oh < g.OH; ++oh) {
@@ -585,16 +590,37 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
 
   std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
   const int64_t HB = (g.H + kPackRows - 1) / kPackRows;
-  if (which == kAvx512) {
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t hb = 0; hb < HB; ++hb)
-        for (int64_t cw = 0; cw < g.Wc; ++cw)
-          pack_rows_avx512(g, x, ws.packed, n, hb * kPackRows,
-                           std::min(g.H, (hb + 1) * kPackRows), cw);
-  } else if (vector) {
+  const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
+  const int64_t hi_off = g.SW * g.Lp;
+  for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
+    for (int64_t kw = 0; kw < g.KW; ++kw)
+      for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
+        ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
+                       ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
+  const BorderClasses bc = border_classes(g, ws.row_class);
+  const int popcnt = which == kAvx512 ? 2 : vector ? 1 : 0;
+
+  // One parallel region, three work-shared loops (the implicit barrier after each one makes
+  // the packed input and the border table complete before the tiles read them):
+  //  1. pack the activations, (image, block of input rows, channel word) per item;
+  //  2. the border table, one output channel per item;
+  //  3. the tiles, (channel block, image, block of kRows output rows) per item. Each thread
+  //     copies (for the split layout: splits) the weights of its channel block into a private
+  //     buffer (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed image
+  //     rows are shared in L2.
+  const int64_t Q = which == kAvx512 ? kQ512 : kQ;
+  const int64_t OB = (g.O + Q - 1) / Q;
+  const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
-    {
+  {
+    if (which == kAvx512) {
+#pragma omp for collapse(3) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t hb = 0; hb < HB; ++hb)
+          for (int64_t cw = 0; cw < g.Wc; ++cw)
+            pack_rows_avx512(g, x, ws.packed, n, hb * kPackRows,
+                             std::min(g.H, (hb + 1) * kPackRows), cw);
+    } else if (vector) {
       // per-thread accumulators: kPackRows rows x ceil(W / 8) blocks x 2 halves
       std::vector<uint64_t> buf(static_cast<size_t>(4 * kPackRows * ((g.W + 7) / 8) * 2));
 #pragma omp for collapse(3) schedule(static)
@@ -603,33 +629,22 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
           for (int64_t cw = 0; cw < g.Wc; ++cw)
             pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
                            std::min(g.H, (hb + 1) * kPackRows), cw, buf.data(), split);
+    } else {
+#pragma omp for collapse(3) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t h = 0; h < g.H; ++h)
+          for (int64_t cw = 0; cw < g.Wc; ++cw)
+            pack_row_portable(g, x, ws.packed, n, h, cw, split);
     }
-  } else {
-#pragma omp parallel for collapse(3) schedule(static)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t h = 0; h < g.H; ++h)
-        for (int64_t cw = 0; cw < g.Wc; ++cw)
-          pack_row_portable(g, x, ws.packed, n, h, cw, split);
-  }
 
-  const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
-  const int64_t hi_off = g.SW * g.Lp;
-  for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
-    for (int64_t kw = 0; kw < g.KW; ++kw)
-      for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
-        ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
-                       ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
-  border_table(g, w, ws.corr, ws.row_class, which == kAvx512 ? 2 : vector ? 1 : 0);
+    {
+      std::vector<int64_t> pre((g.KH + 1) * (g.KW + 1) + g.KH * g.KW);
+      std::vector<int32_t> value(bc.kw_lo.size());
+#pragma omp for schedule(static)
+      for (int64_t o = 0; o < g.O; ++o)
+        border_rows(g, w, bc, o, popcnt, pre.data(), value.data(), ws.corr);
+    }
 
-  // Work items: (channel block, image, block of kRows output rows). Each thread copies (and
-  // for the split layout splits) the weights of its channel block into a private buffer
-  // (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed image rows are
-  // shared in L2.
-  const int64_t Q = which == kAvx512 ? kQ512 : kQ;
-  const int64_t OB = (g.O + Q - 1) / Q;
-  const int64_t RB = (g.OH + kRows - 1) / kRows;
-#pragma omp parallel
-  {
     uint64_t* wq = reinterpret_cast<uint64_t*>(
         ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g)));
     int64_t split_for = -1;
