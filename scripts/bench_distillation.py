@@ -293,7 +293,8 @@ def plot_sweep(points, opts):
     import matplotlib.pyplot as plt
     from mxcompress.results import read_results
     done = read_results(opts.output)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    from mxcompress.checkpoint import atomic_path
+    fig, ax = plt.subplots(figsize=(6, 5.2))
     temps = [p['temperature'] for p in points]
     recipe = done.get('temperature_sweep', {}).get('recipe', {})
     ax.plot(temps, [100 * p['test_error'] for p in points], 'o-',
@@ -310,9 +311,15 @@ def plot_sweep(points, opts):
     ax.set_xticklabels([('%g' % t) for t in temps])
     ax.set_xlabel('temperature T')
     ax.set_ylabel('MNIST test error (%)')
-    ax.legend(fontsize=8)
+    low = min([100 * p['test_error'] for p in points] +
+              [100 * done[k]['test_error'] for k in ('kd-teacher', 'kd-student-alone',
+                                                     'kd-student-distilled') if k in done])
+    ax.set_ylim(bottom=max(0.0, low - 0.15))
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=1)
     fig.tight_layout()
-    fig.savefig(opts.plot, dpi=100)
+    with atomic_path(opts.plot) as tmp:
+        fig.savefig(tmp, format='png', dpi=100)
+    plt.close(fig)
 
 
 def stage_plot(opts):
@@ -382,11 +389,13 @@ def stage_light_timing(opts):
               for name, (prefix, epoch) in _light_models(opts).items()
               if os.path.exists(prefix + '-symbol.json')}
     timing = {}
+    load_before = os.getloadavg()
     for batch in (1, 64):
         timing['batch_%d' % batch] = time_inference(models, batch, repeats=opts.repeats)
     _record({'light_timing': {'latency': timing, 'repeats': opts.repeats,
-                              'note': 'interleaved medians in one process; the machine was '
-                                      'shared with other jobs',
+                              'note': 'interleaved medians in one process, OMP_NUM_THREADS=%s'
+                                      % os.environ.get('OMP_NUM_THREADS', 'unset'),
+                              'load_average_before': load_before,
                               'command': _command(opts)}}, opts)
     return timing
 

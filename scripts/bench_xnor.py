@@ -382,7 +382,8 @@ def main(argv=None):
                         'ran (cold caches); speedup_cpu_time: ratio of process-CPU-time '
                         'medians of the warm runs, which other jobs do not inflate.',
                 'memory_ok_all': all(r['memory_ok'] for r in records)}
-            plot(records, os.path.join(os.path.dirname(args.output), 'xnor_speedup.png'))
+            # xnor.json -> xnor_speedup.png (another --output gets its own figure)
+            plot(records, os.path.splitext(args.output)[0] + '_speedup.png')
         if not args.skip_e2e:
             entries['end_to_end'] = {'%s_engine_threads_%d' % (engine, t):
                                      run_worker('e2e', t, args, engine)
