@@ -309,17 +309,29 @@ void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, 
       }
 }
 
-// Popcount of n bytes (padding bits are 0): the POPCNT instruction, or SWAR without it.
-__attribute__((target("popcnt")))
-int64_t popcount_bytes_hw(const uint8_t* p, int64_t n) {
+// Popcount of n bytes (padding bits are 0), word by word with count(uint64_t).
+template <typename CountWord>
+__attribute__((always_inline)) inline int64_t popcount_bytes(const uint8_t* p, int64_t n,
+                                                             CountWord count) {
   int64_t pop = 0, i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t v;
     std::memcpy(&v, p + i, 8);
-    pop += __builtin_popcountll(v);
+    pop += count(v);
   }
-  for (; i < n; ++i) pop += __builtin_popcount(p[i]);
+  for (; i < n; ++i) pop += count(p[i]);
   return pop;
+}
+
+// ... with the POPCNT instruction (the builtin expands to it inside this target function)
+__attribute__((target("popcnt")))
+int64_t popcount_bytes_hw(const uint8_t* p, int64_t n) {
+  return popcount_bytes(p, n, [](uint64_t v) { return __builtin_popcountll(v); });
+}
+
+// ... without it (SWAR)
+int64_t popcount_bytes_portable(const uint8_t* p, int64_t n) {
+  return popcount_bytes(p, n, [](uint64_t v) { return popcount64(v); });
 }
 
 // Popcounts of `taps` consecutive taps of n bytes each (AVX-512 VPOPCNTQ).
@@ -338,17 +350,6 @@ void tap_popcounts_avx512(const uint8_t* p, int64_t taps, int64_t n, int64_t* po
   }
 }
 #pragma GCC diagnostic pop
-
-int64_t popcount_bytes_portable(const uint8_t* p, int64_t n) {
-  int64_t pop = 0, i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    std::memcpy(&v, p + i, 8);
-    pop += popcount64(v);
-  }
-  for (; i < n; ++i) pop += popcount64(p[i]);
-  return pop;
-}
 
 // 2-D prefix sums of the taps' popcounts (the -1 weights) of channel o:
 // pre[i * (KW + 1) + j] = sum over kh < i, kw < j.
@@ -432,37 +433,33 @@ struct BorderClasses {
   std::vector<int32_t> col_class;  // (OWr,)
 };
 
-// Fills row_class (OH,) and returns the classes (serial, O(OH + OW)).
+// Classes of one axis: out[i] = index of the range [lo, hi) of valid taps of output i (of
+// `count`) in (lo, hi), appended when new; class 0 is the full range [0, k).
+void tap_classes(int64_t count, int64_t stride, int64_t pad, int64_t dil, int64_t k,
+                 int64_t extent, std::vector<int64_t>* lo, std::vector<int64_t>* hi,
+                 int32_t* out) {
+  lo->assign(1, 0);
+  hi->assign(1, k);
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t a, b;
+    valid_taps(i * stride - pad, dil, k, extent, &a, &b);
+    size_t cls = 0;
+    while (cls < lo->size() && !((*lo)[cls] == a && (*hi)[cls] == b)) ++cls;
+    if (cls == lo->size()) {
+      lo->push_back(a);
+      hi->push_back(b);
+    }
+    out[i] = static_cast<int32_t>(cls);
+  }
+}
+
+// Fills row_class (OH,) and returns the classes (serial, O(OH + OW)). The rounding-up
+// columns beyond OW use the interior class (their outputs are not stored).
 BorderClasses border_classes(const ConvGeom& g, int32_t* row_class) {
   BorderClasses bc;
-  bc.kh_lo.assign(1, 0);
-  bc.kh_hi.assign(1, g.KH);
-  for (int64_t oh = 0; oh < g.OH; ++oh) {
-    int64_t a, b;
-    valid_taps(oh * g.SH - g.PH, g.DH, g.KH, g.H, &a, &b);
-    size_t cls = 0;
-    while (cls < bc.kh_lo.size() && !(bc.kh_lo[cls] == a && bc.kh_hi[cls] == b)) ++cls;
-    if (cls == bc.kh_lo.size()) {
-      bc.kh_lo.push_back(a);
-      bc.kh_hi.push_back(b);
-    }
-    row_class[oh] = static_cast<int32_t>(cls);
-  }
-  // the rounding-up columns beyond OW use the interior class (their outputs are not stored)
-  bc.kw_lo.assign(1, 0);
-  bc.kw_hi.assign(1, g.KW);
   bc.col_class.assign(g.OWr, 0);
-  for (int64_t ow = 0; ow < g.OW; ++ow) {
-    int64_t a, b;
-    valid_taps(ow * g.SW - g.PW, g.DW, g.KW, g.W, &a, &b);
-    size_t cls = 0;
-    while (cls < bc.kw_lo.size() && !(bc.kw_lo[cls] == a && bc.kw_hi[cls] == b)) ++cls;
-    if (cls == bc.kw_lo.size()) {
-      bc.kw_lo.push_back(a);
-      bc.kw_hi.push_back(b);
-    }
-    bc.col_class[ow] = static_cast<int32_t>(cls);
-  }
+  tap_classes(g.OH, g.SH, g.PH, g.DH, g.KH, g.H, &bc.kh_lo, &bc.kh_hi, row_class);
+  tap_classes(g.OW, g.SW, g.PW, g.DW, g.KW, g.W, &bc.kw_lo, &bc.kw_hi, bc.col_class.data());
   return bc;
 }
 
