@@ -5,15 +5,15 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
 
 * per layer (3x3, stride 1, pad 1, C -> C channels): 64 @ 56x56, 128 @ 28x28, 256 @ 14x14,
   512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2, under MXNet's default threaded
-  engine and under NaiveEngine (each thread count and engine in its own subprocess; the
-  threaded engine adds a thread hand-off to every call, which on this VM costs about as much
-  as a whole batch-1 xnor layer): the op and ``mx.nd.Convolution`` on the same input, alternating in blocks of
-  ``--block`` runs in one process, median of ``--repeats`` warm runs after warm-up (the
-  first run of each block, with the other layer's data in the caches, is reported apart as
-  cold); speed-up, binary and fp32 MAC/s, the
-  op's result checked against ``Convolution(sign(x), sign(W)) * alpha``, and memory (the op's
-  workspace vs the bit-packed input plus the output). Targets: >= 6x at 256 and 512 channels,
-  >= 3x at 64 (aim 10x).
+  engine and under NaiveEngine (``--engines``; each thread count and engine in its own
+  subprocess; the threaded engine hands every call to an engine thread and back, which on a
+  VM can cost as much as a whole batch-1 xnor layer). The op and ``mx.nd.Convolution`` run on
+  the same input, alternating in blocks of ``--block`` runs in one process; the speed-up is
+  the ratio of the medians of ``--repeats`` warm runs after warm-up (the first run of each
+  block, with the other layer's data in the caches, is reported apart as cold). Also binary
+  and fp32 MAC/s, the op's result checked against ``Convolution(sign(x), sign(W)) * alpha``,
+  and memory (the op's workspace vs the bit-packed input plus the output). Targets: >= 6x at
+  256 and 512 channels, >= 3x at 64 (aim 10x).
 * end to end: a bnn-resnet converted to xnor_conv2d vs the same network in fp32 and vs the
   binary training graph, images/s at batch 1 and 32 (``mxcompress.measure.time_inference``),
   plus, on the whole MNIST test set, whether the converted model predicts exactly what the
@@ -25,8 +25,10 @@ Timing takes /tmp/mxcompress-timing.lock (one timing run at a time on the shared
 
 Example::
 
-    python scripts/bench_xnor.py                      # everything
+    python scripts/bench_xnor.py --model benchmarks/models/bnn-resnet   # everything
     python scripts/bench_xnor.py --repeats 5 --threads 1 --skip-e2e   # a quick look
+    MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e \
+        --output benchmarks/results/xnor_avx2.json          # another kernel, own JSON + PNG
 """
 import argparse
 import fcntl
