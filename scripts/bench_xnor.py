@@ -27,8 +27,8 @@ Example::
 
     python scripts/bench_xnor.py --model benchmarks/models/bnn-resnet   # everything
     python scripts/bench_xnor.py --repeats 5 --threads 1 --skip-e2e   # a quick look
-    MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e \
-        --output benchmarks/results/xnor_avx2.json          # another kernel, own JSON + PNG
+    # another kernel, with its own JSON and PNG:
+    MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e --output xnor_avx2.json
 """
 import argparse
 import fcntl
