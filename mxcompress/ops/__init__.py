@@ -149,7 +149,7 @@ def _pair(v):
 
 
 def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
-    """Peak extra bytes of one call: the workspace the op allocates (nibble-packed input,
+    """Peak extra bytes of one call: the workspace the op allocates (bit-packed input,
     border table, offsets) plus the private buffers of its OpenMP threads."""
     lib = _lib()
     lib.mxcompress_xnor_workspace_bytes.restype = ctypes.c_longlong

@@ -37,7 +37,7 @@ struct ConvGeom {
 void finish_geometry(ConvGeom* g);
 
 // Sizes of the workspace pieces, in bytes.
-size_t packed_input_bytes(const ConvGeom& g);   // nibble-split packed input
+size_t packed_input_bytes(const ConvGeom& g);   // packed input (two word planes per row)
 size_t corr_bytes(const ConvGeom& g);           // border correction table
 int64_t max_row_classes(const ConvGeom& g);
 size_t workspace_bytes(const ConvGeom& g);
