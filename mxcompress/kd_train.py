@@ -25,7 +25,7 @@ from .distill import check_mimic_weight, check_temperature
 from .fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
 from .measure import classification_error
 
-__all__ = ['add_kd_args', 'build_kd', 'run_kd', 'kd_metric', 'main']
+__all__ = ['add_kd_args', 'build_kd', 'run_kd', 'kd_metric', 'print_kd_result', 'main']
 
 MNIST_SHAPE = (1, 1, 28, 28)
 
@@ -169,6 +169,15 @@ def run_kd(args, logger=None):
     return result
 
 
+def print_kd_result(args, result):
+    """Print the student's (and, when trained jointly, the teacher's) test error."""
+    print('student test error: %.2f%% (%s, T=%g, mimic weight %g)'
+          % (100 * result['student_test_error'], args.student, args.temperature,
+             args.mimic_weight))
+    if 'teacher_test_error' in result:
+        print('teacher test error: %.2f%%' % (100 * result['teacher_test_error']))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description='Distil a student network from a teacher on MNIST (the source document\'s '
@@ -177,10 +186,5 @@ def main(argv=None):
     add_kd_args(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
-    result = run_kd(args)
-    print('student test error: %.2f%% (%s, T=%g, mimic weight %g)'
-          % (100 * result['student_test_error'], args.student, args.temperature,
-             args.mimic_weight))
-    if 'teacher_test_error' in result:
-        print('teacher test error: %.2f%%' % (100 * result['teacher_test_error']))
+    print_kd_result(args, run_kd(args))
     return 0

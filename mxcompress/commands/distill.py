@@ -1,7 +1,7 @@
 """``mxcompress distill``: train a student by knowledge distillation."""
 import argparse
 
-from ..kd_train import add_kd_args, run_kd
+from ..kd_train import add_kd_args, print_kd_result, run_kd
 
 
 def add_parser(sub):
@@ -16,9 +16,4 @@ def add_parser(sub):
 
 
 def run(args):
-    result = run_kd(args)
-    print('student test error: %.2f%% (%s, T=%g, mimic weight %g)'
-          % (100 * result['student_test_error'], args.student, args.temperature,
-             args.mimic_weight))
-    if 'teacher_test_error' in result:
-        print('teacher test error: %.2f%%' % (100 * result['teacher_test_error']))
+    print_kd_result(args, run_kd(args))

@@ -33,6 +33,17 @@ class _FactorisedBlock(HybridBlock):
             self.bias = (self.params.get('bias', shape=(out_units,), init='zeros',
                                          allow_deferred_init=True) if use_bias else None)
 
+    def _set_factors(self, v, u, bias):
+        """Initialise with the factors ``v``, ``u`` (numpy) and ``bias`` (array-like or None);
+        returns the block."""
+        self.initialize(mx.init.Zero())
+        self.v_weight.set_data(mx.nd.array(v))
+        self.u_weight.set_data(mx.nd.array(u))
+        if bias is not None:
+            self.bias.set_data(mx.nd.array(np.asarray(bias.asnumpy() if hasattr(bias, 'asnumpy')
+                                                      else bias)))
+        return self
+
     @property
     def rank(self):
         return self._rank
@@ -82,13 +93,7 @@ class SVDDense(_FactorisedBlock):
         m, n = weight.shape
         block = cls(m, rank, in_units=n, use_bias=bias is not None, flatten=flatten, **kwargs)
         v, u = get_scheme('svd').factors(weight, rank)
-        block.initialize(mx.init.Zero())
-        block.v_weight.set_data(mx.nd.array(v))
-        block.u_weight.set_data(mx.nd.array(u))
-        if bias is not None:
-            block.bias.set_data(mx.nd.array(np.asarray(bias.asnumpy() if hasattr(bias, 'asnumpy')
-                                                       else bias)))
-        return block
+        return block._set_factors(v, u, bias)
 
 
 class LowRankConv2D(_FactorisedBlock):
@@ -144,10 +149,4 @@ class LowRankConv2D(_FactorisedBlock):
         block = cls(n, (kh, kw), rank, scheme=scheme, strides=strides, padding=padding,
                     dilation=dilation, in_channels=c, use_bias=bias is not None, **kwargs)
         v, u = block._scheme.factors(weight, rank)
-        block.initialize(mx.init.Zero())
-        block.v_weight.set_data(mx.nd.array(v))
-        block.u_weight.set_data(mx.nd.array(u))
-        if bias is not None:
-            block.bias.set_data(mx.nd.array(np.asarray(bias.asnumpy() if hasattr(bias, 'asnumpy')
-                                                       else bias)))
-        return block
+        return block._set_factors(v, u, bias)
