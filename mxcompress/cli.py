@@ -1,18 +1,16 @@
 """The ``mxcompress`` command: one subcommand per job.
 
-Each subcommand module exposes ``add_parser(subparsers)`` that registers its parser with
-``func=run(args)``; :data:`COMMANDS` lists them.
+Each subcommand module of :mod:`mxcompress.commands` exposes ``add_parser(subparsers)`` that
+registers its parser with ``func=run(args)``; :data:`~mxcompress.commands.COMMANDS` lists them.
 """
 import argparse
-import importlib
-import logging
 import sys
 
-from .checkpoint import CheckpointError
-from .data import MNISTError
+from .commands import COMMANDS, command_module, run_parsed
+from .logs import setup_logging
 
-#: subcommand modules (in mxcompress.commands) in --help order
-COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info', 'deep-compress', 'train-bnn', 'xnor-convert', 'distill']
+#: commands that always log their progress (long training runs)
+ALWAYS_VERBOSE = ('train', 'train-bnn')
 
 
 def build_parser():
@@ -23,21 +21,15 @@ def build_parser():
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     sub.required = True
     for name in COMMANDS:
-        importlib.import_module('.commands.' + name.replace('-', '_'), __package__).add_parser(sub)
+        command_module(name).add_parser(sub)
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    verbose = args.verbose or args.command in ('train', 'train-bnn')
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format='%(asctime)s %(message)s')
-    try:
-        return args.func(args) or 0
-    except (MNISTError, CheckpointError, ValueError) as err:
-        print('mxcompress %s: error: %s' % (args.command, err), file=sys.stderr)
-        return 2
+    setup_logging(verbose=args.verbose or args.command in ALWAYS_VERBOSE)
+    return run_parsed(args)
 
 
 if __name__ == '__main__':

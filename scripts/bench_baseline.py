@@ -25,7 +25,7 @@ from mxcompress.analysis import count_params
 from mxcompress.checkpoint import save_checkpoint
 from mxcompress.fit import add_fit_args, fit, seed_everything
 from mxcompress.measure import classification_error, machine_info
-from mxcompress.results import update_results
+from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

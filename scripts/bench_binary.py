@@ -30,10 +30,10 @@ import numpy as np
 
 from mxcompress import data as mnist_data
 from mxcompress.binary.footprint import binary_footprint
-from mxcompress.binary.train import add_bnn_args, run_bnn
+from mxcompress.commands.train_bnn import add_bnn_args, run_bnn
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
 from mxcompress.measure import classification_error, machine_info, predict
-from mxcompress.results import update_results
+from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -37,9 +37,9 @@ from mxcompress import cli
 from mxcompress import data as mnist_data
 from mxcompress.checkpoint import load_checkpoint, sha256_file
 from mxcompress.commands.deep_compress import compress
-from mxcompress.container import container_info, encode_model, unpack
+from mxcompress.deep_compression.container import container_info, encode_model, unpack
 from mxcompress.measure import classification_error, machine_info, time_inference
-from mxcompress.results import update_results
+from mxcompress.reporting.results import update_results
 
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'deep_compression.json')
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')

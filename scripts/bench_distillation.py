@@ -56,9 +56,9 @@ from mxcompress.analysis import count_params
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
 from mxcompress.graph import find_layers
 from mxcompress.fit import add_data_args, add_fit_args, fit, seed_everything
-from mxcompress.kd_train import add_kd_args, run_kd
+from mxcompress.commands.distill import add_kd_args, run_kd
 from mxcompress.measure import classification_error, machine_info, time_inference
-from mxcompress.results import update_results
+from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')
@@ -215,7 +215,7 @@ def stage_student_alone(opts):
 
 
 def _stage_distilled(opts, name, teacher_prefix, teacher_key, teacher_label):
-    from mxcompress.results import read_results
+    from mxcompress.reporting.results import read_results
     recipe = dict(RECIPES['kd-student-distilled'])
     if opts.distilled_epochs:
         recipe['num_epochs'] = opts.distilled_epochs
@@ -253,7 +253,7 @@ def stage_distilled(opts):
 
 def stage_distilled_cnn(opts):
     """The same student distilled from the CNN teacher (``--cnn-teacher``, LeNet-5)."""
-    from mxcompress.results import read_results
+    from mxcompress.reporting.results import read_results
     key = 'cnn-teacher-' + os.path.basename(opts.cnn_teacher)
     if key not in read_results(opts.output):
         symbol, arg_params, aux_params = load_checkpoint(opts.cnn_teacher, 0)
@@ -291,7 +291,7 @@ def plot_sweep(points, opts):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    from mxcompress.results import read_results
+    from mxcompress.reporting.results import read_results
     done = read_results(opts.output)
     from mxcompress.checkpoint import atomic_path
     fig, ax = plt.subplots(figsize=(6, 5.2))
@@ -324,7 +324,7 @@ def plot_sweep(points, opts):
 
 def stage_plot(opts):
     """Redraw the temperature plot from the recorded sweep."""
-    from mxcompress.results import read_results
+    from mxcompress.reporting.results import read_results
     points = read_results(opts.output)['temperature_sweep']['points']
     plot_sweep(points, opts)
     return {'plot': os.path.relpath(opts.plot, ROOT)}
@@ -340,7 +340,7 @@ def _light_models(opts):
 
 
 def stage_light(opts):
-    from mxcompress.results import read_results
+    from mxcompress.reporting.results import read_results
     recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
     table_recipe = dict(recipe, num_examples=opts.light_examples, t2_scaling=True,
                         optimizer='sgd', momentum=0.9, lr_schedule='cosine')

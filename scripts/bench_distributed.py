@@ -94,7 +94,7 @@ def main(argv=None):
     if args.worker:
         return worker(args)
     from mxcompress.measure import machine_info
-    from mxcompress.results import update_results
+    from mxcompress.reporting.results import update_results
     configs = [('local kvstore, 1 process, 2 threads', 'local', 1, 2),
                ('dist_sync, 1 worker x 2 threads, 1 server', 'dist_sync', 1, 2),
                ('dist_sync, 2 workers x 1 thread, 1 server', 'dist_sync', 2, 1)]

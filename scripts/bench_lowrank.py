@@ -43,7 +43,7 @@ from mxcompress.lowrank import describe_layers, factorize, ranks_for_target  # n
 from mxcompress.lowrank.finetune import finetune  # noqa: E402
 from mxcompress.lowrank.sweep import plot_sweep, rank_sweep, time_layer, write_csv  # noqa: E402
 from mxcompress.measure import classification_error, machine_info, time_inference  # noqa: E402
-from mxcompress.results import read_results, update_results  # noqa: E402
+from mxcompress.reporting.results import read_results, update_results  # noqa: E402
 
 #: model -> how it is made. ``recipe``: fine-tune options (baseline data recipe).
 CONFIGS = {
@@ -196,7 +196,7 @@ def run_model(name, cfg, args, images, labels):
 
 
 def derived_fields(record, base_network):
-    """Fields the project report reads (see ``mxcompress.report``), from measured values."""
+    """Fields the project report reads (see ``mxcompress.reporting.report``), from measured values."""
     before, after = record['before'], record['after']
     record.update(method='low rank', base_network=base_network,
                   size_bytes=4 * after['params'], flop_ratio=before['macs'] / after['macs'],

@@ -41,7 +41,7 @@ from mxcompress.pruning import (plan_filters, plot_sensitivity, prune_and_finetu
                                 report_markdown, sensitivity_sweep, targets_from_sensitivity,
                                 thin_network, write_sensitivity_csv)
 from mxcompress.pruning.finetune import _finetune_args
-from mxcompress.results import read_results, update_results
+from mxcompress.reporting.results import read_results, update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SHAPE = {'data': (1, 1, 28, 28)}

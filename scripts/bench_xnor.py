@@ -196,7 +196,7 @@ def e2e_models(args):
 
 def e2e_one(name, source, model, num_check, args):
     import numpy as np
-    from mxcompress.binary_convert import convert, float_graph, size_report
+    from mxcompress.binary.convert import convert, float_graph, size_report
     from mxcompress.checkpoint import save_checkpoint
     from mxcompress.data import load_mnist
     from mxcompress.measure import predict, time_inference
@@ -347,7 +347,7 @@ def main(argv=None):
         return e2e_worker(args)
 
     from mxcompress.measure import machine_info
-    from mxcompress.results import update_results
+    from mxcompress.reporting.results import update_results
     entries = {}
     with open(LOCK, 'a') as lock:
         print('waiting for %s ...' % LOCK, file=sys.stderr)

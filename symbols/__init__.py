@@ -6,6 +6,7 @@ listing the known ones.
 import importlib
 
 from .gluoncv_backbones import GLUONCV_MODELS
+from .gluoncv_backbones import get_symbol as gluoncv_symbol
 
 #: network name -> (module, fixed keyword arguments)
 _LOCAL = {
@@ -21,17 +22,11 @@ _LOCAL = {
     'resnet': ('resnet', {}),
     'shallow-cnn': ('shallow_cnn', {}),
 }
-_EXTRA = {}
-
-
-def register_network(name, module, **fixed):
-    """Register a builder module of this package (``symbols.<module>.get_symbol``) under ``name``."""
-    _EXTRA[name] = (module, fixed)
 
 
 def known_networks():
     """Sorted list of every network name :func:`get_symbol` accepts."""
-    return sorted(set(_LOCAL) | set(_EXTRA) | set(GLUONCV_MODELS))
+    return sorted(set(_LOCAL) | set(GLUONCV_MODELS))
 
 
 def get_symbol(network, num_classes=10, **kwargs):
@@ -47,13 +42,11 @@ def get_symbol(network, num_classes=10, **kwargs):
     ValueError
         ``network`` is not a known network (the message lists them).
     """
-    table = dict(_LOCAL, **_EXTRA)
-    if network in table:
-        module, fixed = table[network]
+    if network in _LOCAL:
+        module, fixed = _LOCAL[network]
         builder = importlib.import_module('.' + module, __name__).get_symbol
         return builder(num_classes=num_classes, **dict(fixed, **kwargs))
     if network in GLUONCV_MODELS:
-        from .gluoncv_backbones import get_symbol as gluoncv_symbol
         return gluoncv_symbol(num_classes=num_classes, model=network, **kwargs)
     raise ValueError('unknown network %r; known networks: %s'
                      % (network, ', '.join(known_networks())))

@@ -39,13 +39,14 @@ soft labels are the teacher's inference outputs; its parameters go in ``fixed_pa
 and teacher and student trained together (``joint=True``: a third head
 ``SoftmaxOutput 'softmax_teacher'`` trains the teacher on the class labels).
 """
-import json
-
 import mxnet as mx
 
 from mxcompress.checkpoint import atomic_path
-from mxcompress.distill import check_mimic_weight, check_temperature
-from mxcompress.graph import graph_nodes, op_function, rewrite
+from mxcompress.distillation.graph import (HARD_LABEL, add_prefix, bind_data, features_of,
+                                           inference_mode, logits_of, num_outputs, prefix_params,
+                                           student_deploy_symbol, subgraph_params,
+                                           teacher_param_names)
+from mxcompress.distillation.losses import check_mimic_weight, check_temperature
 
 __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teacher',
            'network_student', 'network_teacher', 'checkpoint_teacher', 'logits_of', 'features_of',
@@ -56,79 +57,13 @@ __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teache
 
 #: The document's file name for the saved group (relative: the current directory).
 DEFAULT_SAVE_PATH = 'group2-symbol.json'
-#: Label input of the ``softmax_hard`` head (``class_labels`` when none is given).
-HARD_LABEL = 'softmax_hard_label'
-_WEIGHTED = ('FullyConnected', 'Convolution')
-
-
-def add_prefix(symbol, prefix, keep=('data',)):
-    """Copy of ``symbol`` with ``prefix`` put before every node name except ``keep`` and labels.
-
-    Teacher and student built by the same builder would otherwise share parameter names.
-    """
-    graph = json.loads(symbol.tojson())
-    for node in graph['nodes']:
-        name = node['name']
-        if node['op'] == 'null' and (name in keep or name.endswith('label')):
-            continue
-        node['name'] = prefix + name
-    return mx.sym.load_json(json.dumps(graph))
-
-
-def prefix_params(params, prefix):
-    """``{prefix + name: value}``: the parameters of a symbol renamed by :func:`add_prefix`."""
-    return {prefix + name: value for name, value in params.items()}
-
-
-def _internal(symbol, node_name):
-    internals = symbol.get_internals()
-    outputs = internals.list_outputs()
-    for candidate in (node_name + '_output', node_name):
-        if candidate in outputs:
-            return internals[outputs.index(candidate)]
-    raise ValueError('node %r has no single output in the graph' % node_name)
-
-
-def logits_of(symbol):
-    """The logits of a classifier: the data input of its final ``SoftmaxOutput`` (if any)."""
-    nodes = graph_nodes(symbol)
-    last = nodes[json.loads(symbol.tojson())['heads'][0][0]]
-    if last['op'] in ('SoftmaxOutput', 'softmax', 'SoftmaxActivation'):
-        return _internal(symbol, nodes[last['inputs'][0][0]]['name'])
-    return symbol
-
-
-def features_of(logits):
-    """The features feeding the classifier: the data input of the last weighted layer.
-
-    Walks back from the output through parameter-free ops (Flatten, reshape, ...) to the last
-    FullyConnected / Convolution and returns its input, e.g. the pooled features of a
-    MobileNetV2 (whose classifier is a 1x1 convolution) or the last hidden layer of an MLP.
-    """
-    nodes = graph_nodes(logits)
-    index = json.loads(logits.tojson())['heads'][0][0]
-    while nodes[index]['op'] not in _WEIGHTED:
-        if nodes[index]['op'] == 'null' or not nodes[index]['inputs']:
-            raise ValueError('no FullyConnected/Convolution classifier found in the graph')
-        index = nodes[index]['inputs'][0][0]
-    source = nodes[nodes[index]['inputs'][0][0]]
-    if source['op'] == 'null':
-        return mx.sym.Variable(source['name'])
-    return _internal(logits, source['name'])
-
-
-def _bind_data(symbol, data):
-    """Wire ``data`` into ``symbol``'s ``data`` input (one shared input node for both nets)."""
-    if data is None or 'data' not in symbol.list_arguments():
-        return symbol
-    return symbol(data=data)
 
 
 def shallow_backbone(data):
     """Default student backbone: the shallow CNN's two conv-relu-pool stages (16 x 7 x 7)."""
     import symbols
     logits = logits_of(symbols.get_symbol('shallow-cnn', name='student'))
-    return _bind_data(features_of(logits), data)
+    return bind_data(features_of(logits), data)
 
 
 def resnet_teacher(data, net_depth, num_classes):
@@ -145,7 +80,7 @@ def network_student(network, prefix='student_', **kwargs):
     def build(data):
         import symbols
         sym = symbols.get_symbol(network, **kwargs)
-        return _bind_data(add_prefix(features_of(logits_of(sym)), prefix), data)
+        return bind_data(add_prefix(features_of(logits_of(sym)), prefix), data)
     build.network = network
     return build
 
@@ -159,7 +94,7 @@ def network_teacher(network, prefix='teacher_', **kwargs):
         import symbols
         extra = dict(kwargs, net_depth=net_depth) if network == 'resnet' else kwargs
         sym = symbols.get_symbol(network, num_classes=num_classes, **extra)
-        return _bind_data(add_prefix(logits_of(sym), prefix), data)
+        return bind_data(add_prefix(logits_of(sym), prefix), data)
     build.network = network
     return build
 
@@ -172,33 +107,8 @@ def checkpoint_teacher(symbol, prefix='teacher_'):
     checks the class count).
     """
     def build(data, net_depth, num_classes):
-        return _bind_data(add_prefix(logits_of(symbol), prefix), data)
+        return bind_data(add_prefix(logits_of(symbol), prefix), data)
     return build
-
-
-def inference_mode(symbol):
-    """``symbol`` with Dropout removed and BatchNorm on its moving statistics.
-
-    A frozen teacher runs inside a training module (``is_train=True``); this makes its
-    outputs those of inference.
-    """
-    def replace(node, inputs):
-        if node.op == 'Dropout':
-            return inputs[0]
-        if node.op == 'BatchNorm':
-            attrs = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
-            attrs['use_global_stats'] = 'True'
-            return op_function('BatchNorm')(*inputs, name=node.name, **attrs)
-        return None
-    return rewrite(symbol, replace)
-
-
-def _num_outputs(symbol, data_shape):
-    if 'data' not in symbol.list_arguments():
-        return None
-    _, out_shapes, _ = symbol.infer_shape_partial(data=data_shape)
-    shape = out_shapes[0] if out_shapes else None
-    return int(shape[-1]) if shape and len(shape) == 2 and shape[-1] else None
 
 
 def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, num_classes=2,
@@ -264,12 +174,12 @@ def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, 
                                        name='softmax_hard')
 
     fc_class_score_t = teacher(data, resnet_layer_num, int(num_classes))
-    teacher_classes = _num_outputs(fc_class_score_t, data_shape)
+    teacher_classes = num_outputs(fc_class_score_t, data_shape)
     if teacher_classes is not None and teacher_classes != num_classes:
         raise ValueError('teacher has %d classes but the student (num_classes) has %d; they '
                          'must be equal' % (teacher_classes, num_classes))
     if not joint:
-        fc_class_score_t = _bind_data(inference_mode(fc_class_score_t), data)
+        fc_class_score_t = bind_data(inference_mode(fc_class_score_t), data)
 
     s_input_for_softmax = fc_class_score_s / temperature
     t_input_for_softmax = fc_class_score_t / temperature
@@ -302,26 +212,3 @@ def student_symbol(student, num_classes=10, data=None):
     logits = mx.symbol.FullyConnected(data=flatten, num_hidden=int(num_classes),
                                       name='fc_class_score')
     return mx.sym.SoftmaxOutput(logits, name='softmax')
-
-
-def student_deploy_symbol(group):
-    """The student alone: ``fc_class_score`` -> ``SoftmaxOutput`` named ``softmax``.
-
-    Input ``data``, first output ``softmax_output`` (probabilities in inference), like every
-    model of :mod:`symbols`.
-    """
-    return mx.sym.SoftmaxOutput(_internal(group, 'fc_class_score'), name='softmax')
-
-
-def subgraph_params(symbol, arg_params, aux_params):
-    """The params of ``arg_params`` / ``aux_params`` that ``symbol`` uses."""
-    args, auxs = set(symbol.list_arguments()), set(symbol.list_auxiliary_states())
-    return ({k: v for k, v in arg_params.items() if k in args},
-            {k: v for k, v in aux_params.items() if k in auxs})
-
-
-def teacher_param_names(group):
-    """Arguments and auxiliary states of the teacher branch (for ``fixed_param_names``)."""
-    teacher = _internal(group, 'teacher_soft_labels')
-    return [a for a in teacher.list_arguments() + teacher.list_auxiliary_states()
-            if a != 'data' and not a.endswith('label')]

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import ROOT
 from mxcompress.binary.footprint import binary_footprint
-from mxcompress.binary.train import add_bnn_args, main, network_options, run_bnn
+from mxcompress.commands.train_bnn import add_bnn_args, main, network_options, run_bnn
 from mxcompress.checkpoint import load_checkpoint
 
 

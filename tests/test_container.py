@@ -10,13 +10,13 @@ from hypothesis import given, settings, strategies as st
 import symbols
 from mxcompress import cli
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.container import (ContainerError, container_info, decode_model, encode_model,
+from mxcompress.deep_compression.container import (ContainerError, container_info, decode_model, encode_model,
                                   pack, read_info, unpack)
-from mxcompress.huffman import (canonical_codes, huffman_decode, huffman_encode,
+from mxcompress.deep_compression.huffman import (canonical_codes, huffman_decode, huffman_encode,
                                 huffman_lengths, pack_bits, unpack_bits)
 from mxcompress.quantization.codebook import quantize_params
 from mxcompress.quantization.scalar import dequantize
-from mxcompress.sparse_codec import sparse_entries, sparse_positions
+from mxcompress.deep_compression.sparse_codec import sparse_entries, sparse_positions
 
 
 @settings(max_examples=60, deadline=None)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mxnet import autograd
 
-from mxcompress.distill import SoftTargetLoss, TFStyleLoss
+from mxcompress.distillation.losses import SoftTargetLoss, TFStyleLoss
 
 
 def _softmax(z):

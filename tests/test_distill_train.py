@@ -10,7 +10,7 @@ import symbols
 from mxcompress.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from mxcompress.cli import main as cli_main
 from mxcompress.data import load_mnist
-from mxcompress.kd_train import add_kd_args, build_kd, run_kd
+from mxcompress.commands.distill import add_kd_args, build_kd, run_kd
 from mxcompress.measure import classification_error
 
 

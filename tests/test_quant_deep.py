@@ -7,7 +7,7 @@ import pytest
 from mxcompress import cli
 from mxcompress.checkpoint import load_checkpoint
 from mxcompress.commands.deep_compress import compress
-from mxcompress.container import read_info
+from mxcompress.deep_compression.container import read_info
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = os.path.join(ROOT, 'benchmarks', 'models', 'lenet300')

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mxcompress.cli import main
-from mxcompress.report import collect_points, pareto_front
+from mxcompress.reporting.report import collect_points, pareto_front
 
 
 def write(path, obj):

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import mxcompress.ops as ops
-from mxcompress.binary_convert import convert, size_report
+from mxcompress.binary.convert import convert, size_report
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
 from mxcompress.data import load_mnist
 from mxcompress.graph import graph_nodes

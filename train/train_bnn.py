@@ -9,7 +9,7 @@ Examples::
 """
 import sys
 
-from mxcompress.binary.train import main
+from mxcompress.commands.train_bnn import main
 
 if __name__ == '__main__':
     sys.exit(main())

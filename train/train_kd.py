@@ -13,7 +13,7 @@ Examples::
 """
 import sys
 
-from mxcompress.kd_train import main
+from mxcompress.commands.distill import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -7,7 +7,7 @@ Example::
 """
 import sys
 
-from mxcompress.train import main
+from mxcompress.commands.train import main
 
 if __name__ == '__main__':
     sys.exit(main())

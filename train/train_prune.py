@@ -8,7 +8,7 @@ Example::
 """
 import sys
 
-from mxcompress.pruning.runner import main
+from mxcompress.commands.prune import main
 
 if __name__ == '__main__':
     sys.exit(main())

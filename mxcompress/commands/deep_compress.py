@@ -7,9 +7,9 @@ from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fit import add_data_args, add_fit_args, seed_everything, train_iterators
 from ..graph import find_layers
-from ..quantization.deep import deep_compress
+from ..deep_compression.pipeline import deep_compress
 from ..quantization.kmeans import INITS
-from ..results import update_results
+from ..reporting.results import update_results
 from .layer_options import add_bits_args, bits_overrides, parse_layer_values
 
 
@@ -110,7 +110,7 @@ def compress(args):
                            prune_method=args.prune_method,
                            echo=lambda line: print(line, flush=True))
     if args.save_prefix:
-        from ..container import unpack
+        from ..deep_compression.container import unpack
         save_checkpoint(args.save_prefix, 0, *unpack(args.output))
     if args.report_json:
         update_results(args.report_json, {args.report_name: report})

@@ -1,5 +1,5 @@
 """``mxcompress info``: byte accounting of an ``.mxc`` file."""
-from ..container import info_json, read_info
+from ..deep_compression.container import info_json, read_info
 
 
 def add_parser(sub):

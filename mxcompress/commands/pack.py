@@ -2,7 +2,7 @@
 import sys
 
 from ..checkpoint import load_checkpoint
-from ..container import pack
+from ..deep_compression.container import pack
 from .layer_options import add_bits_args, bits_overrides
 
 

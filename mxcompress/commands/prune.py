@@ -1,7 +1,245 @@
-"""``mxcompress prune``: prune a checkpoint, fine-tune it, write it and its per-layer report."""
-import argparse
+"""``mxcompress prune`` / ``train/train_prune.py``: prune a checkpoint, fine-tune, report.
 
-from ..pruning.runner import DESCRIPTION, add_prune_args, print_summary, run_prune
+Every input is validated before anything is trained or written: sparsity in [0, 1), known
+layer names (the error lists the prunable ones), at least one filter left per layer, params
+that fit the symbol. Outputs (``OUTPUT-symbol.json``, ``OUTPUT-0000.params`` + sha256,
+``OUTPUT-report.md`` / ``.json``, optional sensitivity CSV / PNG) are written atomically at the end.
+"""
+import argparse
+import logging
+
+from .. import data as mnist_data
+from ..checkpoint import load_checkpoint, save_checkpoint
+from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
+from ..logs import setup_logging
+from ..measure import classification_error
+from ..pruning.criteria import check_sparsity
+from ..pruning.filters import plan_filters, slimming_plan, thin_network
+from ..pruning.finetune import _finetune_args, compute_masks, prune_and_finetune
+from ..pruning.masks import prunable_layers, resolve_layers
+from ..pruning.regularization import l1_optimizer_params
+from ..pruning.report import pruning_report, report_markdown, write_report
+from ..pruning.sensitivity import (DEFAULT_SWEEP, plot_sensitivity, sensitivity_sweep,
+                          targets_from_sensitivity, write_sensitivity_csv)
+
+__all__ = ['add_prune_args', 'run_prune', 'main', 'parse_per_layer', 'PRUNE_METHODS']
+
+PRUNE_METHODS = ('level', 'threshold', 'global', 'agp', 'filter', 'slim')
+
+DESCRIPTION = '''Prune a checkpoint (PREFIX-symbol.json + PREFIX-NNNN.params) and fine-tune it on
+MNIST with mx.mod.Module.fit. Methods:
+  level      per-layer magnitude pruning to --sparsity (one value or layer=value,...)
+  threshold  Han et al.: prune |w| <= --quality x std(layer weights)
+  global     one magnitude threshold across the chosen layers, --sparsity overall
+  agp        Zhu & Gupta gradual pruning to --sparsity during the fine-tune epochs
+  filter     Li et al.: remove the --sparsity fraction of each chosen conv layer's filters with the
+             smallest L1/L2 norm; the network becomes physically smaller (dense)
+  slim       network slimming: remove the --sparsity fraction of conv channels with the smallest
+             BatchNorm |gamma| (train first with --l1-gamma and --regularize-epochs)
+Weight pruning keeps pruned weights at exactly 0 during fine-tuning (fixed masks) and saves a
+standard checkpoint with zeros and no mask ops. --steps N repeats prune -> fine-tune N times
+(Han's iterative pruning). Writes OUTPUT-symbol.json, OUTPUT-0000.params and
+OUTPUT-report.md/.json (per-layer shape, params, nonzeros, sparsity, MACs). The training options
+below apply to fine-tuning and regularised training (--lr is the original training rate: the
+regularised epochs use it, fine-tuning multiplies it by --lr-scale); --model-prefix and
+--load-epoch are not used here.'''
+
+
+def parse_per_layer(text, what='--sparsity'):
+    """``'0.9'`` -> 0.9; ``'fc1=0.9,fc2=0.8'`` -> ``{'fc1': 0.9, 'fc2': 0.8}``; None -> None."""
+    if text is None:
+        return None
+    text = str(text).strip()
+    try:
+        if '=' not in text:
+            return float(text)
+        out = {}
+        for item in text.split(','):
+            name, _, value = item.partition('=')
+            out[name.strip()] = float(value)
+        return out
+    except ValueError:
+        raise ValueError('%s must be a number or layer=value,... (got %r)' % (what, text)) \
+            from None
+
+
+def add_prune_args(parser):
+    """Add the prune options (plus the data and fit options) to ``parser``."""
+    parser.add_argument('prefix', help='input checkpoint prefix (PREFIX-symbol.json)')
+    parser.add_argument('--epoch', type=int, default=0, help='input checkpoint epoch')
+    parser.add_argument('--output', required=True,
+                        help='output prefix: OUTPUT-symbol.json, OUTPUT-0000.params, '
+                             'OUTPUT-report.md/.json')
+    add_data_args(parser)
+    add_fit_args(parser)  # its --num-epochs is replaced below (needs conflict_handler='resolve')
+    group = parser.add_argument_group('Pruning')
+    group.add_argument('--method', choices=PRUNE_METHODS, default='level',
+                       help='pruning method (see above)')
+    group.add_argument('--sparsity', default=None,
+                       help='fraction in [0, 1) to prune: of weights (level, global, agp) or of '
+                            'filters / channels (filter, slim); one number for every chosen '
+                            'layer or layer=value,... per layer')
+    group.add_argument('--quality', default=None,
+                       help='threshold method: quality parameter q, prune |w| <= q * std(w) '
+                            '(one number or layer=value,...)')
+    group.add_argument('--layers', default=None,
+                       help='comma-separated layer (op) names to prune; default: every '
+                            'FullyConnected/Convolution layer (filter: every Convolution)')
+    group.add_argument('--steps', type=int, default=1,
+                       help='iterative pruning: prune -> fine-tune this many times with rising '
+                            'targets (Han et al.); 1 = one shot')
+    group.add_argument('--lr-scale', type=float, default=0.1,
+                       help='fine-tune learning rate = --lr x this (Han: retrain at 1/10)')
+    group.add_argument('--filter-norm', choices=('l1', 'l2'), default='l1',
+                       help='filter method: rank filters by this norm (Li et al. use l1)')
+    group.add_argument('--agp-frequency', type=int, default=50,
+                       help='agp: update the masks every N batches')
+    group.add_argument('--num-epochs', type=int, default=0,
+                       help='fine-tune epochs per pruning step (0: prune without fine-tuning; '
+                            'agp needs >= 1)')
+    reg = parser.add_argument_group('Sparsity regularisation (training before pruning)')
+    reg.add_argument('--regularize-epochs', type=int, default=0,
+                     help='train this many epochs with the L1 penalties below before pruning')
+    reg.add_argument('--l1-weight', type=float, default=0.0,
+                     help='L1 penalty on FullyConnected/Convolution weights (SparseSGD)')
+    reg.add_argument('--l1-gamma', type=float, default=0.0,
+                     help='L1 penalty on BatchNorm gamma (network slimming, Liu et al. 2017)')
+    sens = parser.add_argument_group('Sensitivity analysis')
+    sens.add_argument('--sensitivity', action='store_true',
+                      help='before pruning, prune each layer alone over a sparsity sweep, write '
+                           'OUTPUT-sensitivity.csv and .png')
+    sens.add_argument('--tolerance', type=float, default=None,
+                      help='with --sensitivity and no --sparsity: prune each layer to the largest '
+                           'swept sparsity whose accuracy drop <= this fraction (0.002 = 0.2 pt)')
+    sens.add_argument('--sensitivity-examples', type=int, default=5000,
+                      help='held-out images for the sweep (the last N training images)')
+    parser.set_defaults(lr=0.02, lr_schedule='cosine', disp_batches=200)  # lr: the original
+    # training rate; fine-tuning runs at --lr x --lr-scale
+    return parser
+
+
+def _validate(args, symbol, arg_params):
+    """All checks that need no training; returns (layer names, per-layer values)."""
+    names = [n.strip() for n in args.layers.split(',') if n.strip()] if args.layers else None
+    if args.steps < 1:
+        raise ValueError('--steps must be >= 1, got %d' % args.steps)
+    if args.num_epochs < 0 or args.regularize_epochs < 0:
+        raise ValueError('--num-epochs and --regularize-epochs must be >= 0')
+    sparsity = parse_per_layer(args.sparsity, '--sparsity')
+    quality = parse_per_layer(args.quality, '--quality')
+    for value in (sparsity.values() if isinstance(sparsity, dict) else
+                  [sparsity] if sparsity is not None else []):
+        check_sparsity(value, '--sparsity')
+    if args.method in ('filter', 'slim'):
+        convs = [l.name for l in prunable_layers(symbol) if l.op == 'Convolution']
+        if names is not None:
+            bad = [n for n in names if n not in convs]
+            if bad:
+                raise ValueError('unknown conv layer(s) %s for --method %s; Convolution layers '
+                                 'of this model: %s' % (', '.join(bad), args.method,
+                                                        ', '.join(convs) or 'none'))
+    else:
+        resolve_layers(symbol, names)
+    if isinstance(sparsity, dict):
+        resolve_layers(symbol, list(sparsity))
+    if args.method in ('filter', 'slim') and sparsity is None:
+        raise ValueError('--method %s needs --sparsity (the fraction of filters / channels to '
+                         'remove; the sensitivity sweep gives weight sparsities)' % args.method)
+    if args.method == 'threshold' and quality is None:
+        raise ValueError('--method threshold needs --quality')
+    if args.method != 'threshold' and sparsity is None and not (args.sensitivity and
+                                                                args.tolerance is not None):
+        raise ValueError('--method %s needs --sparsity (or --sensitivity with --tolerance)'
+                         % args.method)
+    if args.method == 'agp' and args.num_epochs < 1:
+        raise ValueError('--method agp prunes while training: --num-epochs must be >= 1')
+    return names, sparsity, quality
+
+
+def _plan(args, symbol, arg_params, names, sparsity):
+    """Keep-lists of the filter / slim methods (raises before anything is written)."""
+    if args.method == 'slim':
+        if isinstance(sparsity, dict):
+            raise ValueError('--method slim takes one --sparsity (a global channel fraction)')
+        return slimming_plan(symbol, arg_params, sparsity)
+    convs = [l.name for l in prunable_layers(symbol) if l.op == 'Convolution']
+    chosen = names or convs
+    if isinstance(sparsity, dict):
+        remove = {n: float(v) for n, v in sparsity.items()}
+    else:
+        remove = {n: float(sparsity) for n in chosen}
+    return plan_filters(symbol, arg_params, remove, args.filter_norm)
+
+
+def run_prune(args, logger=None):
+    """Run the prune command; returns ``(symbol, arg_params, aux_params, record)``."""
+    logger = logger or logging.getLogger('mxcompress')
+    data_shape = (1, 1, 28, 28)
+    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch,
+                                                     {'data': data_shape})
+    names, sparsity, quality = _validate(args, symbol, arg_params)
+    seed_everything(args.seed)
+    record = {'input': args.prefix, 'method': args.method,
+              'before': pruning_report(symbol, arg_params, aux_params)}
+    if args.method in ('filter', 'slim'):
+        if args.regularize_epochs == 0 and sparsity is not None:
+            _plan(args, symbol, arg_params, names, sparsity)  # fail early on bad plans
+    elif sparsity is not None or quality is not None:  # fail early on bad targets
+        compute_masks(symbol, arg_params, 'level' if args.method == 'agp' else args.method,
+                      sparsity=sparsity, quality=quality, layers=names)
+    train_iter = test_iter = None
+    if args.num_epochs or args.regularize_epochs:
+        _, train_iter, test_iter = train_iterators(args)  # sharded per worker if dist
+    if args.regularize_epochs:
+        reg = _finetune_args(args, 1.0)
+        reg.num_epochs = args.regularize_epochs
+        reg.optimizer, opt = l1_optimizer_params(symbol, args, args.l1_weight, args.l1_gamma)
+        module = fit(reg, symbol, train_iter, test_iter, arg_params=arg_params,
+                     aux_params=aux_params, optimizer_params=opt, logger=logger)
+        arg_params, aux_params = module.get_params()
+    if args.sensitivity:
+        images, labels = mnist_data.load_mnist('train', args.data_dir)
+        images, labels = images[-args.sensitivity_examples:], labels[-args.sensitivity_examples:]
+        rows = sensitivity_sweep(symbol, arg_params, aux_params, images, labels, DEFAULT_SWEEP,
+                                 None if args.method in ('filter', 'slim') else names)
+        record['sensitivity_csv'] = write_sensitivity_csv(rows, args.output + '-sensitivity.csv')
+        record['sensitivity_png'] = plot_sensitivity(rows, args.output + '-sensitivity.png',
+                                                     max_drop=args.tolerance)
+        if sparsity is None and args.tolerance is not None:
+            sparsity = targets_from_sensitivity(rows, args.tolerance)
+            logger.info('per-layer targets from sensitivity: %s', sparsity)
+            record['targets_from_sensitivity'] = sparsity
+    if args.method in ('filter', 'slim'):
+        keep = _plan(args, symbol, arg_params, names, sparsity)
+        symbol, arg_params, aux_params = thin_network(symbol, arg_params, aux_params, keep,
+                                                      data_shape)
+        record['kept_filters'] = {k: [int(i) for i in v] for k, v in keep.items()}
+        if args.num_epochs:
+            module = fit(_finetune_args(args, args.lr_scale), symbol, train_iter, test_iter,
+                         arg_params=arg_params, aux_params=aux_params, logger=logger,
+                         allow_missing=False)
+            arg_params, aux_params = module.get_params()
+    else:
+        symbol, arg_params, aux_params = prune_and_finetune(
+            symbol, arg_params, aux_params, args, train_iter, test_iter, method=args.method,
+            sparsity=sparsity, quality=quality, layers=names, steps=args.steps,
+            lr_scale=args.lr_scale, agp_frequency=args.agp_frequency, logger=logger)
+    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    record['test_error'] = classification_error(symbol, arg_params, aux_params, images, labels)
+    record['after'] = pruning_report(symbol, arg_params, aux_params)
+    save_checkpoint(args.output, 0, symbol, arg_params, aux_params)
+    write_report(record['after'], args.output, title='%s (%s)' % (args.output, args.method))
+    return symbol, arg_params, aux_params, record
+
+
+def print_summary(record):
+    """Print the report table and the headline numbers."""
+    print(report_markdown(record['after']))
+    before, after = record['before'], record['after']
+    print('weights nonzero: %.2f%% (was %.2f%%); MACs %d -> %d dense, %d remaining; '
+          'test error %.2f%%' % (100 * after['weight_density'], 100 * before['weight_density'],
+                                 before['dense_macs'], after['dense_macs'],
+                                 after['remaining_macs'], 100 * record['test_error']))
 
 
 def add_parser(sub):
@@ -16,3 +254,18 @@ def add_parser(sub):
 def run(args):
     *_, record = run_prune(args)
     print_summary(record)
+
+
+def main(argv=None):
+    """Entry point of ``train/train_prune.py``."""
+    parser = argparse.ArgumentParser(description=DESCRIPTION, conflict_handler='resolve',
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_prune_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    try:
+        *_, record = run_prune(args)
+    except ValueError as err:  # CheckpointError and MNISTError are ValueErrors
+        parser.exit(2, 'train_prune.py: error: %s\n' % err)
+    print_summary(record)
+    return 0

@@ -1,7 +1,7 @@
 """``mxcompress report``: every benchmark result side by side (Markdown + PNG figures)."""
 import os
 
-from ..report import write_report
+from ..reporting.report import write_report
 
 
 def add_parser(sub):

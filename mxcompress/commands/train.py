@@ -1,7 +1,37 @@
-"""``mxcompress train``: train a network on MNIST."""
+"""``mxcompress train`` and ``train/train_mnist.py``: train a network of ``symbols`` on MNIST."""
 import argparse
 
-from ..train import add_train_args, run_train
+import symbols
+
+from .. import data as mnist_data
+from ..logs import setup_logging
+from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
+from ..measure import classification_error
+
+__all__ = ['add_train_args', 'add_parser', 'run_train', 'main']
+
+
+def add_train_args(parser):
+    """Options of ``train``: the network plus every data and fit option."""
+    parser.add_argument('--network', default='lenet5',
+                        help='network name (see `mxcompress networks`), e.g. lenet5, lenet300, '
+                             'mlp, kd-teacher, mobilenetv2_0.25')
+    parser.add_argument('--num-classes', type=int, default=10, help='number of classes')
+    add_data_args(parser)
+    add_fit_args(parser)
+    return parser
+
+
+def run_train(args):
+    """Train ``args.network`` and return ``(module, test_error)`` on the test iterator's images."""
+    symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
+    seed_everything(args.seed)
+    kv, train_iter, test_iter = train_iterators(args)
+    module = fit(args, symbol, train_iter, test_iter, kv=kv)
+    arg_params, aux_params = module.get_params()
+    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    error = classification_error(symbol, arg_params, aux_params, images, labels)
+    return module, error
 
 
 def add_parser(sub):
@@ -16,3 +46,14 @@ def add_parser(sub):
 def run(args):
     _, error = run_train(args)
     print('test error: %.2f%% (%s)' % (100 * error, args.network))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a network on MNIST with mx.mod.Module and print its test error.',
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    add_train_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    run(args)
+    return 0

@@ -1,6 +1,6 @@
 """``mxcompress unpack``: restore a standard checkpoint from an ``.mxc`` file."""
 from ..checkpoint import save_checkpoint
-from ..container import unpack
+from ..deep_compression.container import unpack
 
 
 def add_parser(sub):

@@ -24,7 +24,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from .. import binary_convert
+    from ..binary import convert as binary_convert
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
                                                                    aux_params)

@@ -1,6 +1,6 @@
 """Bit packing and canonical Huffman coding of integer streams, numpy-vectorised.
 
-Used by the ``.mxc`` container (:mod:`mxcompress.container`) for codebook indices and sparse
+Used by the ``.mxc`` container (:mod:`mxcompress.deep_compression.container`) for codebook indices and sparse
 gaps, as in Deep Compression's last stage (Han et al. 2016, section 4): the index and gap
 distributions are far from uniform, so a variable-length prefix code saves 20-30 %.
 

@@ -14,7 +14,7 @@ Payload layout (little-endian)::
     | u32 len + index stream (codebook only) | u32 len + gap stream
 
 ``flags`` bit 0: the index stream is Huffman coded; bit 1: the gap stream is. A Huffman stream
-is ``n u32 | n code lengths u8 | bits`` (see :mod:`mxcompress.huffman`); otherwise the stream
+is ``n u32 | n code lengths u8 | bits`` (see :mod:`mxcompress.deep_compression.huffman`); otherwise the stream
 is the values bit-packed at their width. ``codebook[0] = 0`` is implied, not stored.
 """
 import struct
@@ -22,7 +22,7 @@ import struct
 import numpy as np
 
 from .huffman import huffman_decode, huffman_encode, huffman_lengths, pack_bits, unpack_bits
-from .quantization.scalar import check_bits
+from ..quantization.scalar import check_bits
 
 __all__ = ['sparse_entries', 'sparse_positions', 'encode_layer', 'decode_layer']
 
@@ -135,7 +135,7 @@ def decode_layer(payload):
     -------
     weight : numpy.ndarray, float32, the stored shape
     meta : dict
-        Bytes per component and counts (see :func:`mxcompress.container.container_info`).
+        Bytes per component and counts (see :func:`mxcompress.deep_compression.container.container_info`).
 
     Raises
     ------

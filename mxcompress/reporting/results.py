@@ -3,7 +3,7 @@ import datetime
 import json
 import os
 
-from .checkpoint import atomic_path
+from ..checkpoint import atomic_path
 
 __all__ = ['update_results', 'read_results']
 

@@ -5,7 +5,7 @@
    fine-tuning through ``take(codebook * codemask, index)`` with the index fixed
    (:mod:`mxcompress.quantization.codebook`); fold back to a standard checkpoint.
 3. **Huffman**-code indices and gaps and write the ``.mxc`` file
-   (:mod:`mxcompress.container`).
+   (:mod:`mxcompress.deep_compression.container`).
 
 After each stage the test error is measured and the size of the model *as an actual file*
 is computed: P = sparse float32 values + bit-packed gaps, P+Q = + bit-packed codebook
@@ -17,10 +17,12 @@ import logging
 import time
 
 from ..analysis import count_params
-from ..container import container_info, encode_model, unpack
+from ..checkpoint import atomic_path
 from ..fit import fit
 from ..measure import classification_error
-from .codebook import codebook_rewrite, fold_codebooks, quantize_params
+from ..pruning import prune_and_finetune
+from ..quantization.codebook import codebook_rewrite, fold_codebooks, quantize_params
+from .container import container_info, encode_model, unpack
 
 __all__ = ['prune_stage', 'quantize_stage', 'stage_sizes', 'deep_compress']
 
@@ -39,7 +41,6 @@ def prune_stage(args, symbol, arg_params, aux_params, sparsity, train_iter, val_
 
     Returns ``(arg_params, aux_params, description)``.
     """
-    from ..pruning import prune_and_finetune
     step_args = copy.copy(args)
     step_args.num_epochs = epochs_per_step * (steps if method == 'agp' else 1)
     _, params, aux = prune_and_finetune(
@@ -130,7 +131,6 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     dict
         Errors and ratios per stage, per-layer byte breakdown, timings.
     """
-    from ..checkpoint import atomic_path
     logger = logger or logging.getLogger('mxcompress')
     images, labels = test_data
     report = {'stages': {}}

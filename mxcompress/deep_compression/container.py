@@ -14,7 +14,7 @@ Sections:
 
 * ``graph``: the symbol JSON (UTF-8), exactly what ``mx.sym.load`` reads.
 * ``w:NAME``, one per FullyConnected / Convolution weight: the weight in sparse form (see
-  :mod:`mxcompress.sparse_codec`): relative positions (gaps, ``gap_bits`` wide, filler zero
+  :mod:`mxcompress.deep_compression.sparse_codec`): relative positions (gaps, ``gap_bits`` wide, filler zero
   entries when a gap overflows), and per entry either a codebook index (``index_bits`` wide,
   index 0 = the reserved zero) plus the codebook (float32), or a float32 value (storage
   ``float``: pruned only). Index and gap streams are bit-packed or canonical-Huffman coded.
@@ -30,9 +30,9 @@ import zlib
 import mxnet as mx
 import numpy as np
 
-from .checkpoint import atomic_path
-from .graph import find_layers
-from .quantization.scalar import default_bits, scalar_quantize
+from ..checkpoint import atomic_path
+from ..graph import find_layers
+from ..quantization.scalar import default_bits, scalar_quantize
 from .sparse_codec import decode_layer, encode_layer
 
 __all__ = ['MAGIC', 'VERSION', 'ContainerError', 'encode_model', 'decode_model', 'pack',

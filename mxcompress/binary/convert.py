@@ -26,8 +26,8 @@ import logging
 import mxnet as mx
 import numpy as np
 
-from . import ops
-from .graph import graph_nodes, parse_tuple, rewrite
+from .. import ops
+from ..graph import graph_nodes, parse_tuple, rewrite
 
 __all__ = ['convert', 'float_graph', 'binary_conv_nodes', 'size_report']
 

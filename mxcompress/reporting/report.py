@@ -14,7 +14,7 @@ import glob
 import json
 import os
 
-from .checkpoint import atomic_path
+from ..checkpoint import atomic_path
 from .references import PUBLISHED
 
 __all__ = ['collect_points', 'pareto_front', 'write_report']

@@ -1,0 +1,10 @@
+"""Deep Compression (Han, Mao & Dally, ICLR 2016): the pipeline and its ``.mxc`` file.
+
+- :mod:`.pipeline`: prune -> quantise (centroid fine-tuning) -> Huffman, measured per stage.
+- :mod:`.container`: the ``.mxc`` format (sections with CRC32), ``pack`` / ``unpack``.
+- :mod:`.sparse_codec`: one weight layer as relative indices and codebook indices.
+- :mod:`.huffman`: canonical, length-limited Huffman codes and bit packing.
+
+The format (``container``, ``sparse_codec``, ``huffman``) never imports the pipeline that
+writes it: a deployment that only reads files needs nothing of the training code.
+"""
