@@ -9,7 +9,7 @@ import numpy as np
 
 from .graph import find_layers
 
-__all__ = ['layer_table', 'model_summary', 'count_params']
+__all__ = ['layer_table', 'model_summary', 'count_params', 'count_macs']
 
 _WEIGHTED_OPS = ('FullyConnected', 'Convolution')
 
@@ -17,6 +17,29 @@ _WEIGHTED_OPS = ('FullyConnected', 'Convolution')
 def count_params(arg_params, exclude=('data', 'softmax_label')):
     """Total number of elements of ``arg_params``."""
     return int(sum(v.size for k, v in arg_params.items() if k not in exclude))
+
+
+def _layer_macs(symbol, layer, weight_size, data_shape):
+    """Dense MACs per example of one layer: weight elements x output pixels (convolutions)."""
+    if layer.op == 'FullyConnected':
+        return int(weight_size)
+    internals = symbol.get_internals()
+    out = internals[internals.list_outputs().index(layer.name + '_output')]
+    _, out_shapes, _ = out.infer_shape_partial(data=data_shape)
+    return int(weight_size * np.prod(out_shapes[0][2:]))
+
+
+def count_macs(symbol, data_shape=(1, 1, 28, 28)):
+    """Dense multiply-accumulates per example of every Convolution / FullyConnected layer.
+
+    Weight shapes are inferred from the graph (no params needed); layers are found by op type
+    and their weights by wiring (:func:`~mxcompress.graph.find_layers`), so gluoncv graphs
+    count too.
+    """
+    arg_shapes, _, _ = symbol.infer_shape_partial(data=data_shape)
+    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
+    return sum(_layer_macs(symbol, layer, np.prod(shapes[layer.weight]), data_shape)
+               for layer in find_layers(symbol, _WEIGHTED_OPS))
 
 
 def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
@@ -28,8 +51,6 @@ def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
         ``layer``, ``op``, ``weight_shape``, ``params`` (weight + bias), ``nonzeros``
         (weight), ``sparsity`` (weight), ``dense_macs``, ``remaining_macs``.
     """
-    internals = symbol.get_internals()
-    out_names = internals.list_outputs()
     rows = []
     for layer in find_layers(symbol, _WEIGHTED_OPS):
         weight = arg_params.get(layer.weight)  # the variable wired to the weight input
@@ -37,13 +58,7 @@ def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
             continue
         weight = weight.asnumpy()
         bias = arg_params.get(layer.bias) if layer.bias else None
-        out = internals[out_names.index(layer.name + '_output')]
-        _, out_shapes, _ = out.infer_shape_partial(data=data_shape)
-        out_shape = out_shapes[0]
-        if layer.op == 'FullyConnected':
-            macs = int(weight.size)
-        else:
-            macs = int(weight.size * np.prod(out_shape[2:]))
+        macs = _layer_macs(symbol, layer, weight.size, data_shape)
         nonzeros = int(np.count_nonzero(weight))
         density = nonzeros / weight.size
         rows.append({'layer': layer.name, 'op': layer.op, 'weight_shape': list(weight.shape),

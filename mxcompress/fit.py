@@ -5,17 +5,19 @@ distillation, binary training) runs through :func:`fit`. ``add_fit_args`` adds t
 command-line options; scripts only ``set_defaults`` and call :func:`fit`.
 """
 import argparse
+import copy
 import logging
 import math
 import random
+import time
 
 import mxnet as mx
 import numpy as np
 
 from .checkpoint import load_checkpoint, save_checkpoint
 
-__all__ = ['add_fit_args', 'add_data_args', 'seed_everything', 'create_kvstore',
-           'train_iterators', 'fit',
+__all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
+           'train_iterators', 'fit', 'train_model',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'OPTIMIZERS']
 
 OPTIMIZERS = ('sgd', 'nag', 'adam', 'rmsprop')
@@ -87,6 +89,45 @@ def add_fit_args(parser):
                       help="kvstore; dist_* use MXNet's parameter server "
                            '(launch with scripts/launch_local.sh or tools/launch.py)')
     return train
+
+
+def fit_options(base=None, add_args=None, **overrides):
+    """The options of one :func:`fit` call: a copy of ``base`` with ``overrides`` set.
+
+    Every stage that trains with other epochs, rates or checkpointing than the command it
+    runs in (a fine-tuning round, a benchmark recipe) takes its options from here, so the
+    caller's own ``args`` are never changed.
+
+    Parameters
+    ----------
+    base : argparse.Namespace or None
+        Options to copy; None takes the defaults of the options ``add_args`` adds.
+    add_args : callable or None
+        ``add_args(parser)`` used when ``base`` is None; default :func:`add_data_args` and
+        :func:`add_fit_args` (e.g. pass a command's own ``add_kd_args``).
+    **overrides
+        Option values to set, by ``dest`` name (``num_epochs=2``, ``model_prefix=None``).
+
+    Raises
+    ------
+    ValueError
+        An override that is not one of the options (a misspelt name would silently do nothing).
+    """
+    if base is None:
+        parser = argparse.ArgumentParser(conflict_handler='resolve')
+        if add_args is None:
+            add_data_args(parser)
+            add_fit_args(parser)
+        else:
+            add_args(parser)
+        base = parser.parse_args([])
+    options = copy.copy(base)
+    for name, value in overrides.items():
+        if not hasattr(options, name):
+            raise ValueError('fit_options: %r is not an option (known: %s)'
+                             % (name, ', '.join(sorted(vars(options)))))
+        setattr(options, name, value)
+    return options
 
 
 def seed_everything(seed):
@@ -270,3 +311,35 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
                batch_end_callback=batch_cbs, epoch_end_callback=epoch_cbs,
                begin_epoch=begin_epoch, num_epoch=args.num_epochs)
     return module
+
+
+def train_model(args, symbol, validate=True, label_name='softmax_label', **fit_kwargs):
+    """Seed, make this worker's data iterators from ``args`` and :func:`fit` ``symbol``.
+
+    The one way every runner and benchmark trains a network on its data: the same seed gives
+    the same data order, initialisation and result.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Data and fit options (:func:`add_data_args`, :func:`add_fit_args`).
+    symbol : mx.sym.Symbol
+        Training graph.
+    validate : bool
+        Evaluate on the test iterator after each epoch (False: train only).
+    label_name : str
+        Label input of the graph's loss head.
+    **fit_kwargs
+        Passed to :func:`fit` (starting params, fixed params, metric, optimizer settings).
+
+    Returns
+    -------
+    module : mx.mod.Module
+    seconds : float
+        Wall-clock time of the fit.
+    """
+    seed_everything(args.seed)
+    kv, train_iter, test_iter = train_iterators(args, label_name=label_name)
+    start = time.time()
+    module = fit(args, symbol, train_iter, test_iter if validate else None, kv=kv, **fit_kwargs)
+    return module, time.time() - start

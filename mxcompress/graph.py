@@ -11,8 +11,9 @@ import collections
 import json
 
 import mxnet as mx
+import numpy as np
 
-__all__ = ['Node', 'Layer', 'rewrite', 'build_op', 'find_layers', 'op_function', 'parse_tuple',
+__all__ = ['pair', 'Node', 'Layer', 'rewrite', 'build_op', 'find_layers', 'op_function', 'parse_tuple',
            'graph_nodes']
 
 #: One operator node of the graph, as :func:`rewrite` passes it.
@@ -27,6 +28,26 @@ _INPUT_SLOTS = {'FullyConnected': ('data', 'weight', 'bias'),
                 'Convolution': ('data', 'weight', 'bias'),
                 'Deconvolution': ('data', 'weight', 'bias'),
                 'BatchNorm': ('data', 'gamma', 'beta', 'moving_mean', 'moving_var')}
+
+
+def pair(value, name='value'):
+    """``3`` -> ``(3, 3)``; ``(3, 1)`` -> ``(3, 1)``: the kernel / stride / pad / dilation of a
+    2-D layer given as one int or a pair (the Gluon convention).
+
+    Raises
+    ------
+    ValueError
+        Not an int or a pair of non-negative ints (the message names ``name``).
+    """
+    values = (value, value) if np.isscalar(value) else value
+    try:
+        values = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        values = None
+    if values is None or len(values) != 2 or min(values) < 0:
+        raise ValueError('%s must be an int or a pair of non-negative ints, got %r'
+                         % (name, value))
+    return values
 
 
 def parse_tuple(text):

@@ -11,12 +11,14 @@ __all__ = ['LOG_FORMAT', 'setup_logging']
 LOG_FORMAT = '%(asctime)s %(message)s'
 
 
-def setup_logging(verbose=True):
+def setup_logging(verbose=True, logger=None):
     """Send log records to stderr: INFO and above when ``verbose``, else WARNING and above.
 
     Safe to call again: a later call only changes the level (a command that always reports
-    progress raises it to INFO after the CLI's default set-up).
+    progress raises it to INFO after the CLI's default set-up). ``logger`` names the one
+    logger whose level is set (e.g. ``'mxcompress'``: the toolkit's own progress lines but not
+    MXNet's per-batch Speedometer); None sets the root logger's.
     """
     level = logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format=LOG_FORMAT)
-    logging.getLogger().setLevel(level)
+    logging.basicConfig(level=level if logger is None else logging.WARNING, format=LOG_FORMAT)
+    logging.getLogger(logger).setLevel(level)

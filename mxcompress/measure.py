@@ -4,15 +4,22 @@ Latency follows the project's benchmark rule: the models compared run side by si
 process with the same threads and batch, warm-up first, and the median of repeated runs is
 reported.
 """
+import contextlib
+import fcntl
+import os
 import platform
 import statistics
+import sys
 import time
 
 import mxnet as mx
 import numpy as np
 
 __all__ = ['bind_predictor', 'predict', 'classification_error', 'time_inference',
-           'machine_info']
+           'paired_timing', 'timing_lock', 'TIMING_LOCK', 'machine_info']
+
+#: the machine-wide lock every timing benchmark holds (``flock`` takes the same file)
+TIMING_LOCK = '/tmp/mxcompress-timing.lock'
 
 
 def bind_predictor(symbol, arg_params, aux_params, batch_size, data_shape=(1, 28, 28)):
@@ -92,9 +99,62 @@ def time_inference(models, batch_size, repeats=20, warmup=3, data_shape=(1, 28, 
     return result
 
 
+def paired_timing(fn_a, fn_b, repeats, warmup, block):
+    """Interleaved blocks of runs of two callables returning NDArrays (e.g. two layers).
+
+    After ``warmup`` untimed runs of each, rounds alternate a block of ``block`` consecutive
+    runs of ``fn_a`` with a block of ``fn_b`` until each has ``repeats`` warm runs. The first
+    run of a block follows the other callable (its caches hold the other layer's data) and is
+    kept apart as a *cold* run; the others are *warm*, as when a layer runs repeatedly.
+
+    Returns
+    -------
+    (wall, cpu, cold), (wall, cpu, cold)
+        Per callable: wall-clock seconds and process CPU seconds of the warm runs (CPU time
+        counts only this process, so other jobs do not inflate it) and wall-clock seconds of
+        the cold runs.
+    """
+    samples = {fn_a: ([], [], []), fn_b: ([], [], [])}
+    for fn in (fn_a, fn_b):
+        for _ in range(warmup):
+            fn().wait_to_read()
+    while len(samples[fn_a][0]) < repeats:
+        for fn in (fn_a, fn_b):
+            for i in range(block):
+                wall, cpu = time.perf_counter(), time.process_time()
+                fn().wait_to_read()
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                if i == 0:
+                    samples[fn][2].append(wall)
+                else:
+                    samples[fn][0].append(wall)
+                    samples[fn][1].append(cpu)
+    return samples[fn_a], samples[fn_b]
+
+
+@contextlib.contextmanager
+def timing_lock(path=TIMING_LOCK):
+    """Hold the machine-wide timing lock while timing, so no two benchmarks time at once.
+
+    The lock is ``flock`` on ``path``: ``flock /tmp/mxcompress-timing.lock COMMAND`` in a shell
+    waits for the same lock.
+    """
+    with open(path, 'a') as handle:
+        print('waiting for the timing lock %s ...' % path, file=sys.stderr)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+#: CPU features that decide which xnor kernel runs and how fast fp32 convolutions are
+_CPU_FLAGS = ('popcnt', 'avx', 'avx2', 'fma', 'avx512f', 'avx512bw', 'avx512vl',
+              'avx512_vpopcntdq', 'avx512_bitalg', 'avx512_vnni')
+
+
 def machine_info():
     """Processor, cores, thread settings and library versions, for benchmark records."""
-    import os
     info = {'machine': platform.machine(), 'processor': platform.processor(),
             'cpu_count': os.cpu_count(), 'python': platform.python_version(),
             'mxnet': mx.__version__, 'numpy': np.__version__,
@@ -103,8 +163,11 @@ def machine_info():
     try:
         with open('/proc/cpuinfo') as f:
             for line in f:
-                if line.startswith('model name'):
+                if line.startswith('model name') and 'cpu_model' not in info:
                     info['cpu_model'] = line.split(':', 1)[1].strip()
+                elif line.startswith('flags'):
+                    flags = set(line.split(':', 1)[1].split())
+                    info['cpu_flags'] = [f for f in _CPU_FLAGS if f in flags]
                     break
     except OSError:
         pass

@@ -4,55 +4,39 @@
 Writes ``benchmarks/results/baseline.json`` (per network: test error on the full 10,000
 test images, params, fp32 bytes, epochs, wall seconds, training samples/s, the recipe and
 the command) and the final models as standard checkpoints ``benchmarks/models/NAME`` at
-epoch 0. Targets (Han et al. 2015): LeNet-300-100 <= 1.64 %, LeNet-5 <= 0.80 % error.
+epoch 0. Recipes and targets (Han et al. 2015: LeNet-300-100 <= 1.64 %, LeNet-5 <= 0.80 %
+error) are those of ``mxcompress/reporting/recipes.py``.
 
 Example::
 
-    python scripts/bench_baseline.py            # both networks, the recipes below
+    python scripts/bench_baseline.py            # both networks, their recipes
     python scripts/bench_baseline.py --networks lenet5 --num-epochs 2   # a quick look
 """
 import argparse
-import logging
 import os
 import sys
-import time
-
-import mxnet as mx
 
 import symbols
 from mxcompress import data as mnist_data
 from mxcompress.analysis import count_params
 from mxcompress.checkpoint import save_checkpoint
-from mxcompress.fit import add_fit_args, fit, seed_everything
+from mxcompress.fit import fit_options, train_model
+from mxcompress.logs import setup_logging
 from mxcompress.measure import classification_error, machine_info
+from mxcompress.reporting.recipes import BASELINE
 from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: network -> fit options of its recipe (SGD + momentum, cosine decay, +-2 px jitter)
-RECIPES = {
-    'lenet300': dict(num_epochs=40, batch_size=64, lr=0.05, wd=1e-4, jitter=2),
-    'lenet5': dict(num_epochs=30, batch_size=64, lr=0.02, wd=5e-4, jitter=2),
-}
-TARGETS = {'lenet300': 0.0164, 'lenet5': 0.0080}
 
-
-def train_one(name, recipe, data_dir, quick_epochs=None):
-    parser = argparse.ArgumentParser()
-    add_fit_args(parser)
-    args = parser.parse_args([])
-    for key, value in recipe.items():
-        setattr(args, key, value)
-    args.lr_schedule, args.disp_batches, args.num_examples = 'cosine', 200, None
+def train_one(name, data_dir, quick_epochs=None):
+    """Train baseline ``name`` with its recipe; returns the checkpoint and its record."""
+    recipe, target = BASELINE[name]['recipe'], BASELINE[name]['target_error']
+    args = fit_options(data_dir=data_dir, lr_schedule='cosine', disp_batches=200, **recipe)
     if quick_epochs:
         args.num_epochs = quick_epochs
-    seed_everything(args.seed)
-    train_iter, test_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=data_dir, jitter=recipe['jitter'], seed=args.seed)
     symbol = symbols.get_symbol(name)
-    start = time.time()
-    module = fit(args, symbol, train_iter, test_iter)
-    wall = time.time() - start
+    module, wall = train_model(args, symbol)
     arg_params, aux_params = module.get_params()
     images, labels = mnist_data.load_mnist('test', data_dir)
     error = classification_error(symbol, arg_params, aux_params, images, labels)
@@ -60,7 +44,7 @@ def train_one(name, recipe, data_dir, quick_epochs=None):
         'base_network': name, 'method': 'fp32 baseline',
         'size_bytes': 4 * count_params(arg_params),
         'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
-        'target_error': TARGETS[name], 'target_met': error <= TARGETS[name],
+        'target_error': target, 'target_met': error <= target,
         'params': count_params(arg_params), 'fp32_bytes': 4 * count_params(arg_params),
         'epochs': args.num_epochs, 'wall_seconds': wall,
         'train_samples_per_s': 60000 * args.num_epochs / wall,
@@ -71,7 +55,8 @@ def train_one(name, recipe, data_dir, quick_epochs=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--networks', nargs='+', choices=sorted(RECIPES), default=sorted(RECIPES))
+    parser.add_argument('--networks', nargs='+', choices=sorted(BASELINE),
+                        default=sorted(BASELINE))
     parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
     parser.add_argument('--num-epochs', type=int, default=None,
                         help='override the recipes (quick look; results are then not written)')
@@ -79,10 +64,9 @@ def main(argv=None):
                                                          'baseline.json'))
     parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     for name in args.networks:
-        symbol, arg_params, aux_params, record = train_one(name, RECIPES[name], args.data_dir,
-                                                           args.num_epochs)
+        symbol, arg_params, aux_params, record = train_one(name, args.data_dir, args.num_epochs)
         print('%s: test error %.2f%% (target %.2f%%), %d params, %.0f s'
               % (name, 100 * record['test_error'], 100 * record['target_error'],
                  record['params'], record['wall_seconds']), flush=True)

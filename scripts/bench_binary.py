@@ -17,12 +17,9 @@ Example::
     python scripts/bench_binary.py --models bnn-resnet --num-epochs 1 --no-save   # a quick look
 """
 import argparse
-import fcntl
 import json
-import logging
 import os
 import sys
-import tempfile
 import time
 
 import mxnet as mx
@@ -32,35 +29,13 @@ from mxcompress import data as mnist_data
 from mxcompress.binary.footprint import binary_footprint
 from mxcompress.commands.train_bnn import add_bnn_args, run_bnn
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.logs import setup_logging
 from mxcompress.measure import classification_error, machine_info, predict
+from mxcompress.reporting.recipes import BINARY, BINARY_COMMON
 from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: options of every model: Adam, cosine decay from 0.005, batch 200, +-2 px jitter (the
-#: epochs are few because the benchmark machine's 2 cores are shared by several jobs)
-COMMON = ['--optimizer', 'adam', '--lr', '0.005', '--lr-schedule', 'cosine', '--batch-size',
-          '200', '--jitter', '2', '--disp-batches', '50', '--no-val']
-
-#: model -> (train_bnn options, target test error or None, paper of the target)
-MODELS = {
-    'binaryconnect-mlp': (['--network', 'binaryconnect-mlp', '--widths', '1024,1024,1024',
-                           '--binarization', 'deterministic', '--num-epochs', '12'],
-                          0.0129, 'Courbariaux et al. 2015, deterministic BinaryConnect MLP'),
-    'bwn-lenet5': (['--network', 'bwn-lenet5', '--widths', '20,50,500', '--num-epochs', '5'],
-                   0.0090, 'BWN LeNet-5 (Rastegari et al. 2016 method), issue target'),
-    'xnor-lenet5': (['--network', 'xnor-lenet5', '--widths', '20,50,500', '--num-epochs', '4'],
-                    0.0150, 'XNOR LeNet-5 (Rastegari et al. 2016 method), issue target'),
-    'bnn-resnet': (['--network', 'bnn-resnet', '--num-bits', '1', '--num-layers', '8',
-                    '--widths', '32,64,128', '--num-epochs', '12'],
-                   0.0100, "the document's residual unit, binary activations, issue target"),
-    'bnn-resnet-2bit': (['--network', 'bnn-resnet', '--num-bits', '2', '--num-layers', '8',
-                         '--widths', '16,32,64', '--num-epochs', '2'], None,
-                        'recorded only (2-bit activations)'),
-    'bnn-resnet-4bit': (['--network', 'bnn-resnet', '--num-bits', '4', '--num-layers', '8',
-                         '--widths', '16,32,64', '--num-epochs', '2'], None,
-                        'recorded only (4-bit activations)'),
-}
 #: operators of MXNet itself (no custom library is loaded in this process)
 BUILTIN_OPS = set(mx.operator.get_all_registered_operators()) | {'null'}
 
@@ -90,10 +65,10 @@ def evaluate_checkpoint(args, prefix, epoch):
 
 
 def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resume_epoch=None):
-    options, target, source = MODELS[name]
+    options, target, source = BINARY[name]
     parser = argparse.ArgumentParser()
     add_bnn_args(parser)
-    argv = options + COMMON + extra_argv
+    argv = options + BINARY_COMMON + extra_argv
     if data_dir:
         argv += ['--data-dir', data_dir]
     if work_dir:   # per-epoch checkpoints, so an interrupted run can still be evaluated
@@ -135,18 +110,16 @@ def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resum
     return record
 
 
-def _locked_update(path, entries):
-    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-%s.lock' % os.path.basename(path))
-    with open(lock_path, 'w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        update_results(path, entries, machine=dict(
-            machine_info(), shared_machine='2 cores shared with other jobs while training'))
+def record_results(path, entries):
+    """Merge ``entries`` into ``path`` (processes running in parallel merge safely)."""
+    update_results(path, entries, machine=dict(
+        machine_info(), shared_machine='2 cores shared with other jobs while training'))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', nargs='+', choices=sorted(MODELS), default=sorted(MODELS))
+    parser.add_argument('--models', nargs='+', choices=sorted(BINARY), default=sorted(BINARY))
     parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
     parser.add_argument('--num-epochs', type=int, default=None,
                         help='override the recipes (a quick look: nothing is written)')
@@ -162,7 +135,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.evaluate_epoch is not None and not args.work_dir:
         parser.error('--evaluate-epoch needs --work-dir')
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     save = not args.no_save and args.num_epochs is None
     extra = ['--num-epochs', str(args.num_epochs)] if args.num_epochs else []
     for name in args.models:
@@ -175,7 +148,7 @@ def main(argv=None):
                  record['footprint']['binary_weight_bytes_1bit'],
                  record['footprint']['binary_weight_bytes_fp32']))
         if save:
-            _locked_update(args.output, {name: record})
+            record_results(args.output, {name: record})
     return 0
 
 

@@ -22,56 +22,42 @@ Results merge into ``benchmarks/results/deep_compression.json``. Example::
         python scripts/bench_deep_compression.py --parts int8
 """
 import argparse
-import logging
 import os
 import sys
 import time
 
-import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 import mxnet as mx
+import numpy as np
 
 from mxcompress import cli
 from mxcompress import data as mnist_data
 from mxcompress.checkpoint import load_checkpoint, sha256_file
 from mxcompress.commands.deep_compress import compress
 from mxcompress.deep_compression.container import container_info, encode_model, unpack
-from mxcompress.measure import classification_error, machine_info, time_inference
+from mxcompress.graph import find_layers
+from mxcompress.logs import setup_logging
+from mxcompress.measure import TIMING_LOCK, classification_error, machine_info, time_inference
+from mxcompress.quantization.compare import layer_inputs, quantize_weight
+from mxcompress.quantization.int8 import fuse_fp32, quantize_int8
+from mxcompress.reporting.plots import pyplot, save_figure
+from mxcompress.reporting.recipes import DEEP_COMPRESSION
 from mxcompress.reporting.results import update_results
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'deep_compression.json')
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')
-
-#: network -> deep-compress options (fine-tuning: SGD momentum 0.9, +-2 px jitter, as baseline)
-RECIPES = {
-    'lenet300': ['--sparsity', 'lenet300_fc1=0.96,lenet300_fc2=0.9,lenet300_fc3=0.7',
-                 '--prune-steps', '4', '--prune-epochs', '3', '--quant-epochs', '3',
-                 '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
-                 '--gap-bits-fc', 'auto'],
-    'lenet5': ['--sparsity', 'lenet5_conv1=0.5,lenet5_conv2=0.88,lenet5_fc1=0.975,lenet5_fc2=0.85',
-               '--prune-steps', '3', '--prune-epochs', '2', '--quant-epochs', '2',
-               '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
-               '--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto'],
-}
-TARGETS = {'lenet300': {'ratio': 40.0, 'error': 0.0164, 'aim_ratio': 60.0},
-           'lenet5': {'ratio': 39.0, 'error': 0.0080, 'aim_ratio': 100.0}}
-PUBLISHED = {'lenet300': 'Han et al. 2016: 1.64% -> 1.58%, 40x (P 12x / P+Q 32x / P+Q+H 40x)',
-             'lenet5': 'Han et al. 2016: 0.80% -> 0.74%, 39x (P 12x / P+Q 33x / P+Q+H 39x)'}
-
 
 def run_deep(name, data_dir, extra, baseline_dir=MODELS):
     output = os.path.join(MODELS, name + '.mxc')
     argv = ['deep-compress', os.path.join(baseline_dir, name), '--output', output,
-            '--disp-batches', '400'] + RECIPES[name] + list(extra)
+            '--disp-batches', '400'] + DEEP_COMPRESSION[name]['options'] + list(extra)
     if data_dir:
         argv += ['--data-dir', data_dir]
     args = cli.build_parser().parse_args(argv)
     start = time.time()
     report = compress(args)
     final = report['stages']['P+Q+H']
-    target = TARGETS[name]
+    target = DEEP_COMPRESSION[name]['target']
     layers = {}
     for weight, m in report['info']['layers'].items():
         layers[weight] = {
@@ -104,7 +90,7 @@ def run_deep(name, data_dir, extra, baseline_dir=MODELS):
         'target': target, 'target_met': final['ratio'] >= target['ratio']
         and final['test_error'] <= target['error'],
         'aim_met': final['ratio'] >= target['aim_ratio'] and final['test_error'] <= target['error'],
-        'published': PUBLISHED[name], 'wall_seconds': time.time() - start,
+        'published': DEEP_COMPRESSION[name]['published'], 'wall_seconds': time.time() - start,
         'baseline': 'benchmarks/models/%s (sha256 %s)' % (name, sha256_file(
             os.path.join(baseline_dir, name + '-0000.params'))),
         'command': 'python scripts/bench_deep_compression.py --parts %s  (= mxcompress %s)'
@@ -115,60 +101,23 @@ def run_deep(name, data_dir, extra, baseline_dir=MODELS):
     return {name: record}
 
 
-def fc_inputs(symbol, arg_params, aux_params, images):
-    """Input activations of every FullyConnected layer on ``images`` (original network)."""
-    from mxcompress.graph import find_layers
-    internals = symbol.get_internals()
-    outs = {}
-    for layer in find_layers(symbol, ('FullyConnected',)):
-        node = internals[layer.input_node + '_output'] if layer.input_node != 'data' \
-            else internals['data']
-        exe = node.bind(mx.cpu(), {k: v for k, v in dict(arg_params, data=mx.nd.array(
-            images)).items() if k in node.list_arguments()}, aux_states=aux_params)
-        outs[layer.weight] = exe.forward()[0].asnumpy().reshape(len(images), -1)
-    return outs
-
-
 def run_table(data_dir):
-    from mxcompress.quantization.fixedpoint import (fixed_point_bits_per_weight,
-                                                    fixed_point_dequantize, fixed_point_quantize)
-    from mxcompress.quantization.pq import (pq_bits_per_weight, pq_reconstruct,
-                                            product_quantize, qcnn_quantize)
-    from mxcompress.quantization.scalar import dequantize, scalar_quantize
     symbol, arg_params, aux_params = load_checkpoint(os.path.join(MODELS, 'lenet300'), 0)
     images, labels = mnist_data.load_mnist('test', data_dir)
     calib, _ = mnist_data.load_mnist('train', data_dir, num_examples=4000)
-    inputs = fc_inputs(symbol, arg_params, aux_params, calib)
+    inputs = layer_inputs(symbol, arg_params, aux_params, calib)
     weights = {w: arg_params[w].asnumpy() for w in inputs}
     total = sum(w.size for w in weights.values())
 
-    def scalar(w, bits):
-        cb, idx = scalar_quantize(w, bits)
-        return dequantize(cb, idx), bits + 32.0 * len(cb) / w.size
+    def quantizer(method, **setting):
+        return lambda w, name: quantize_weight(method, w, name, inputs.get(name), **setting)
 
-    def divisor(d, size):  # the largest sub-vector length <= d dividing the layer's input
-        return max(v for v in range(1, d + 1) if size % v == 0)
-
-    def pq(w, d, k, name):
-        d = divisor(d, w.shape[1])
-        cb, codes = product_quantize(w, d, k, layer=name)
-        return pq_reconstruct(cb, codes), pq_bits_per_weight(w.shape, d, cb.shape[1])
-
-    def qcnn(w, d, k, name):
-        d = divisor(d, w.shape[1])
-        cb, codes = qcnn_quantize(w, inputs[name], d, k, layer=name)
-        return pq_reconstruct(cb, codes), pq_bits_per_weight(w.shape, d, cb.shape[1])
-
-    def fixed(w, bits):
-        q, s = fixed_point_quantize(w, bits)
-        return fixed_point_dequantize(q, s), fixed_point_bits_per_weight(w.shape, bits)
-
-    settings = [('scalar k-means', 'bits=%d' % b, lambda w, n, b=b: scalar(w, b))
+    settings = [('scalar k-means', 'bits=%d' % b, quantizer('scalar', bits=b))
                 for b in (1, 2, 3, 4, 5, 6, 8)]
     for d, k in ((8, 16), (8, 64), (4, 8), (4, 16), (4, 32), (2, 8), (2, 16)):
-        settings.append(('PQ', 'd=%d k=%d' % (d, k), lambda w, n, d=d, k=k: pq(w, d, k, n)))
-        settings.append(('Q-CNN', 'd=%d k=%d' % (d, k), lambda w, n, d=d, k=k: qcnn(w, d, k, n)))
-    settings += [('fixed point', 'bits=%d' % b, lambda w, n, b=b: fixed(w, b))
+        settings.append(('PQ', 'd=%d k=%d' % (d, k), quantizer('pq', d=d, k=k)))
+        settings.append(('Q-CNN', 'd=%d k=%d' % (d, k), quantizer('qcnn', d=d, k=k)))
+    settings += [('fixed point', 'bits=%d' % b, quantizer('fixed', bits=b))
                  for b in (2, 3, 4, 5, 6, 8)]
     rows = []
     base_error = classification_error(symbol, arg_params, aux_params, images, labels)
@@ -202,9 +151,7 @@ def run_table(data_dir):
 
 
 def _plot_table(rows, base_error, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method, style in (('scalar k-means', 'o-'), ('fixed point', 's-'), ('PQ', '^'),
                           ('Q-CNN', 'v')):
@@ -222,13 +169,10 @@ def _plot_table(rows, base_error, path):
     ax.set_title('LeNet-300-100 fc layers, quantised without fine-tuning')
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
-    from mxcompress.graph import find_layers
-    from mxcompress.quantization.int8 import fuse_fp32, quantize_int8
     symbol, arg_params, aux_params = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0)
     images, labels = mnist_data.load_mnist('test', data_dir)
     calib_x, calib_y = mnist_data.load_mnist('train', data_dir, num_examples=1000)
@@ -261,9 +205,9 @@ def run_int8(data_dir, batch_size, repeats, baseline_dir=MODELS):
         'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
         'note': 'interleaved in one process, median of repeats; machine shared with other '
                 'jobs (2 cores)',
-        'command': 'OMP_NUM_THREADS=%s flock /tmp/mxcompress-timing.lock python '
+        'command': 'OMP_NUM_THREADS=%s flock %s python '
                    'scripts/bench_deep_compression.py --parts int8 --batch-size %d'
-                   % (os.environ.get('OMP_NUM_THREADS'), batch_size)})
+                   % (os.environ.get('OMP_NUM_THREADS'), TIMING_LOCK, batch_size)})
 
 
 def main(argv=None):
@@ -280,9 +224,9 @@ def main(argv=None):
                         help='where the baseline checkpoints NAME-symbol.json / NAME-0000.params '
                              'are read from (default benchmarks/models)')
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     for part in args.parts:
-        if part in RECIPES:
+        if part in DEEP_COMPRESSION:
             entries = run_deep(part, args.data_dir, args.extra.split(), args.baseline_dir)
         elif part == 'table':
             entries = run_table(args.data_dir)

@@ -13,7 +13,7 @@ as soon as it ends, so stages can run as separate processes):
     784-800-800-10, no regularisation (no dropout, no jitter, no weight decay)
     -> ``kd-student-alone`` (paper: 146 errors).
 ``distilled``
-    The same student distilled from the frozen teacher at T = 20 with the document's
+    The same student distilled from the frozen teacher at T = 20 with the teacher/student
     SoftmaxOutput group (T^2 scaling, jittered transfer set) -> ``kd-student-distilled``.
     Targets: error <= 0.80 % and >= 75 % of the student-alone/teacher gap closed.
 ``distilled-cnn``
@@ -30,35 +30,30 @@ as soon as it ends, so stages can run as separate processes):
     Redraw the temperature plot from the recorded sweep (and the other runs' errors).
 ``light-timing``
     Latency at batch 1 and 64 of the teacher and every light student, interleaved in one
-    process (``measure.time_inference``). Run it under ``flock /tmp/mxcompress-timing.lock``.
+    process (``measure.time_inference``), under the timing lock.
 
 Example::
 
     OMP_NUM_THREADS=1 python scripts/bench_distillation.py --stages teacher student-alone
     OMP_NUM_THREADS=1 python scripts/bench_distillation.py --stages distilled sweep
-    OMP_NUM_THREADS=1 flock /tmp/mxcompress-timing.lock \
-        python scripts/bench_distillation.py --stages light-timing
+    OMP_NUM_THREADS=1 python scripts/bench_distillation.py --stages light-timing
 """
 import argparse
-import fcntl
-import logging
 import os
 import sys
-import tempfile
-import time
 
 import symbols
-from symbols import distill as sd
 from mxcompress import data as mnist_data
-import numpy as np
-
-from mxcompress.analysis import count_params
+from mxcompress.analysis import count_macs, count_params
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.graph import find_layers
-from mxcompress.fit import add_data_args, add_fit_args, fit, seed_everything
 from mxcompress.commands.distill import add_kd_args, run_kd
-from mxcompress.measure import classification_error, machine_info, time_inference
-from mxcompress.reporting.results import update_results
+from mxcompress.fit import fit_options, train_model
+from mxcompress.logs import setup_logging
+from mxcompress.measure import classification_error, machine_info, time_inference, timing_lock
+from mxcompress.reporting.plots import pyplot, save_figure
+from mxcompress.reporting.recipes import DISTILLATION
+from mxcompress.reporting.results import read_results, update_results
+from symbols import distill as sd
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODELS = os.path.join(ROOT, 'benchmarks', 'models')
@@ -66,39 +61,15 @@ RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'distillation.json')
 PLOT = os.path.join(ROOT, 'benchmarks', 'results', 'distillation_temperature.png')
 STAGES = ('teacher', 'student-alone', 'distilled', 'distilled-cnn', 'sweep', 'light',
           'light-timing', 'plot')
-TARGET_ERROR = 0.0080
-TARGET_GAP_CLOSED = 0.75
-PAPER_ERRORS = {'kd-teacher': 67, 'kd-student-alone': 146, 'kd-student-distilled': 74}
-LIGHT_STUDENTS = ('shallow-cnn', 'mobilenetv2_0.25', 'shufflenet_v2')
-
-#: fit options per run (SGD + momentum, cosine decay)
-RECIPES = {
-    'kd-teacher': dict(num_epochs=80, batch_size=128, lr=0.1, wd=1e-4, jitter=2),
-    'kd-student-alone': dict(num_epochs=15, batch_size=128, lr=0.1, wd=0.0, jitter=0),
-    'kd-student-distilled': dict(num_epochs=16, batch_size=128, lr=0.1, wd=0.0, jitter=2),
-    'light': dict(batch_size=128, lr=0.05, wd=1e-4, jitter=0),
-}
-
-
-def _namespace(adder, **values):
-    parser = argparse.ArgumentParser()
-    adder(parser)
-    args = parser.parse_args([])
-    args.lr_schedule, args.disp_batches = 'cosine', 200
-    for key, value in values.items():
-        setattr(args, key, value)
-    return args
-
-
-def _fit_args(**values):
-    return _namespace(lambda p: (add_data_args(p), add_fit_args(p)), **values)
+TARGET_ERROR = DISTILLATION['target_error']
+TARGET_GAP_CLOSED = DISTILLATION['target_gap_closed']
+PAPER_ERRORS = DISTILLATION['paper_errors']
+LIGHT_STUDENTS = DISTILLATION['light_students']
+RECIPES = DISTILLATION['recipes']
 
 
 def _record(records, opts):
-    lock_path = os.path.join(tempfile.gettempdir(), 'mxcompress-distillation-results.lock')
-    with open(lock_path, 'a') as lock:  # stages run as parallel processes merge safely
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        update_results(opts.output, records, machine=machine_info())
+    update_results(opts.output, records, machine=machine_info())
 
 
 def _command(opts):
@@ -108,25 +79,6 @@ def _command(opts):
 
 def _test_set(opts):
     return mnist_data.load_mnist('test', opts.data_dir)
-
-
-def count_macs(symbol, data_shape=(1, 1, 28, 28)):
-    """Multiply-accumulates per image of every Convolution / FullyConnected layer.
-
-    Layers are found by op type and their weights by wiring (:func:`graph.find_layers`), so
-    gluoncv graphs (weights named ``..._weight``, ops ``..._fwd``) count too.
-    """
-    internals = symbol.get_internals()
-    arg_shapes, _, _ = symbol.infer_shape_partial(data=data_shape)
-    shapes = dict(zip(symbol.list_arguments(), arg_shapes))
-    total = 0
-    for layer in find_layers(symbol):
-        weight = int(np.prod(shapes[layer.weight]))
-        if layer.op == 'Convolution':
-            _, out, _ = internals[layer.name + '_output'].infer_shape_partial(data=data_shape)
-            weight *= int(np.prod(out[0][2:]))
-        total += weight
-    return total
 
 
 def _evaluate(symbol, arg_params, aux_params, opts):
@@ -142,29 +94,25 @@ def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None
                 num_test_examples=None):
     """Train ``network`` (or ``symbol``) on its own with ``recipe``, starting from ``init``
     = (arg_params, aux_params) if given; returns (symbol, args, aux, seconds)."""
-    args = _fit_args(data_dir=opts.data_dir, num_examples=num_examples, seed=opts.seed,
-                     **recipe)
-    seed_everything(args.seed)
-    train_iter, test_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=opts.data_dir, num_examples=num_examples,
-        num_test_examples=num_test_examples, jitter=args.jitter, seed=args.seed)
+    args = fit_options(data_dir=opts.data_dir, num_examples=num_examples,
+                       num_test_examples=num_test_examples, seed=opts.seed,
+                       lr_schedule='cosine', disp_batches=200, **recipe)
     symbol = symbol if symbol is not None else symbols.get_symbol(network)
-    start = time.time()
-    module = fit(args, symbol, train_iter, test_iter, arg_params=init[0] if init else None,
-                 aux_params=init[1] if init else None)
+    module, wall = train_model(args, symbol, arg_params=init[0] if init else None,
+                               aux_params=init[1] if init else None)
     arg_params, aux_params = module.get_params()
-    return symbol, arg_params, aux_params, time.time() - start
+    return symbol, arg_params, aux_params, wall
 
 
 def distil(student, teacher_prefix, temperature, recipe, opts, num_examples=None,
            output_prefix=None, teacher_epoch=0, num_test_examples=None):
     """Distil ``student`` from the frozen checkpoint ``teacher_prefix`` (T^2 scaling on)."""
-    args = _namespace(add_kd_args, data_dir=opts.data_dir, num_examples=num_examples,
-                      num_test_examples=num_test_examples, seed=opts.seed, student=student,
-                      teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch,
-                      temperature=temperature,
-                      mimic_weight=opts.mimic_weight, t2_scaling=True,
-                      output_prefix=output_prefix, **recipe)
+    args = fit_options(add_args=add_kd_args, lr_schedule='cosine', disp_batches=200,
+                       data_dir=opts.data_dir, num_examples=num_examples,
+                       num_test_examples=num_test_examples, seed=opts.seed, student=student,
+                       teacher_prefix=teacher_prefix, teacher_epoch=teacher_epoch,
+                       temperature=temperature, mimic_weight=opts.mimic_weight,
+                       t2_scaling=True, output_prefix=output_prefix, **recipe)
     return run_kd(args)
 
 
@@ -215,7 +163,6 @@ def stage_student_alone(opts):
 
 
 def _stage_distilled(opts, name, teacher_prefix, teacher_key, teacher_label):
-    from mxcompress.reporting.results import read_results
     recipe = dict(RECIPES['kd-student-distilled'])
     if opts.distilled_epochs:
         recipe['num_epochs'] = opts.distilled_epochs
@@ -253,7 +200,6 @@ def stage_distilled(opts):
 
 def stage_distilled_cnn(opts):
     """The same student distilled from the CNN teacher (``--cnn-teacher``, LeNet-5)."""
-    from mxcompress.reporting.results import read_results
     key = 'cnn-teacher-' + os.path.basename(opts.cnn_teacher)
     if key not in read_results(opts.output):
         symbol, arg_params, aux_params = load_checkpoint(opts.cnn_teacher, 0)
@@ -288,12 +234,8 @@ def stage_sweep(opts):
 
 
 def plot_sweep(points, opts):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    from mxcompress.reporting.results import read_results
+    plt = pyplot()
     done = read_results(opts.output)
-    from mxcompress.checkpoint import atomic_path
     fig, ax = plt.subplots(figsize=(6, 5.2))
     temps = [p['temperature'] for p in points]
     recipe = done.get('temperature_sweep', {}).get('recipe', {})
@@ -317,14 +259,11 @@ def plot_sweep(points, opts):
     ax.set_ylim(bottom=max(0.0, low - 0.15))
     ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.16), ncol=1)
     fig.tight_layout()
-    with atomic_path(opts.plot) as tmp:
-        fig.savefig(tmp, format='png', dpi=100)
-    plt.close(fig)
+    save_figure(fig, opts.plot, dpi=100)
 
 
 def stage_plot(opts):
     """Redraw the temperature plot from the recorded sweep."""
-    from mxcompress.reporting.results import read_results
     points = read_results(opts.output)['temperature_sweep']['points']
     plot_sweep(points, opts)
     return {'plot': os.path.relpath(opts.plot, ROOT)}
@@ -340,7 +279,6 @@ def _light_models(opts):
 
 
 def stage_light(opts):
-    from mxcompress.reporting.results import read_results
     recipe = dict(RECIPES['light'], num_epochs=opts.light_epochs)
     table_recipe = dict(recipe, num_examples=opts.light_examples, t2_scaling=True,
                         optimizer='sgd', momentum=0.9, lr_schedule='cosine')
@@ -389,9 +327,10 @@ def stage_light_timing(opts):
               for name, (prefix, epoch) in _light_models(opts).items()
               if os.path.exists(prefix + '-symbol.json')}
     timing = {}
-    load_before = os.getloadavg()
-    for batch in (1, 64):
-        timing['batch_%d' % batch] = time_inference(models, batch, repeats=opts.repeats)
+    with timing_lock():
+        load_before = os.getloadavg()
+        for batch in (1, 64):
+            timing['batch_%d' % batch] = time_inference(models, batch, repeats=opts.repeats)
     _record({'light_timing': {'latency': timing, 'repeats': opts.repeats,
                               'note': 'interleaved medians in one process, OMP_NUM_THREADS=%s'
                                       % os.environ.get('OMP_NUM_THREADS', 'unset'),
@@ -447,7 +386,7 @@ def main(argv=None):
     parser.add_argument('--plot', default=PLOT)
     opts = parser.parse_args(argv)
     opts.argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     for stage in opts.stages:
         result = STAGE_FUNCTIONS[stage](opts)
         print('%s done: %s' % (stage, {k: v for k, v in result.items()

@@ -31,15 +31,14 @@ def worker(args):
     """One worker: train ``args.batches`` batches and write its timing to ``args.out``."""
     import mxnet as mx
     import symbols
-    from mxcompress import data
-    from mxcompress.fit import create_kvstore, seed_everything
+    from mxcompress.fit import create_kvstore, fit_options, seed_everything, train_iterators
 
-    kv, num_parts, part_index = create_kvstore(args.kv_store)
+    kv, num_parts, _ = create_kvstore(args.kv_store)
     seed_everything(0)
     n = args.batches * args.batch_size
-    train_iter, _ = data.mnist_iterators(args.batch_size, num_examples=n * num_parts,
-                                         num_test_examples=100, num_parts=num_parts,
-                                         part_index=part_index)
+    options = fit_options(batch_size=args.batch_size, num_examples=n * num_parts,
+                          num_test_examples=100, kv_store=args.kv_store, seed=0)
+    _, train_iter, _ = train_iterators(options)
     module = mx.mod.Module(symbols.get_symbol(args.network), context=mx.cpu())
     module.bind(train_iter.provide_data, train_iter.provide_label)
     module.init_params(mx.init.Xavier())

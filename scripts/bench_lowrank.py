@@ -26,75 +26,36 @@ Example::
     OMP_NUM_THREADS=1 python scripts/bench_lowrank.py --models lenet300-svd --prune --sweep
 """
 import argparse
-import contextlib
-import fcntl
 import logging
 import os
 import sys
 import time
 
+from mxcompress import data as mnist_data
+from mxcompress.analysis import count_params, layer_table
+from mxcompress.checkpoint import load_checkpoint, save_checkpoint
+from mxcompress.fit import fit_options, train_iterators
+from mxcompress.logs import setup_logging
+from mxcompress.lowrank import describe_layers, factorize, ranks_for_target
+from mxcompress.lowrank.finetune import finetune
+from mxcompress.lowrank.sweep import plot_sweep, rank_sweep, time_layer, write_csv
+from mxcompress.measure import (TIMING_LOCK, classification_error, machine_info, time_inference,
+                                timing_lock)
+from mxcompress.pruning import prune_and_finetune
+from mxcompress.reporting.recipes import LOWRANK, LOWRANK_MAX_ERROR_INCREASE
+from mxcompress.reporting.results import read_results, update_results
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from mxcompress import data as mnist_data  # noqa: E402
-from mxcompress.analysis import count_params, layer_table  # noqa: E402
-from mxcompress.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from mxcompress.fit import add_fit_args  # noqa: E402
-from mxcompress.lowrank import describe_layers, factorize, ranks_for_target  # noqa: E402
-from mxcompress.lowrank.finetune import finetune  # noqa: E402
-from mxcompress.lowrank.sweep import plot_sweep, rank_sweep, time_layer, write_csv  # noqa: E402
-from mxcompress.measure import classification_error, machine_info, time_inference  # noqa: E402
-from mxcompress.reporting.results import read_results, update_results  # noqa: E402
-
-#: model -> how it is made. ``recipe``: fine-tune options (baseline data recipe).
-CONFIGS = {
-    'lenet300-svd': dict(
-        base='lenet300', layers=['lenet300_fc1', 'lenet300_fc2'], schemes={},
-        compression=5.3, cost='params', ranks={'lenet300_fc1': 40, 'lenet300_fc2': 20},
-        recipe=dict(num_epochs=20, batch_size=64, lr=0.02, wd=1e-4, jitter=2),
-        tuning=('ranks and fine-tune settings chosen among 4 runs measured on the test set: '
-                'ranks 38/22 (ranks_for_target 5.3x) lr 0.01 x 20 epochs 0.97%, x 30 epochs '
-                '0.94%; ranks 40/20 lr 0.01 x 15 epochs 0.93%, lr 0.02 x 20 epochs 0.92%'),
-        sweep=[('lenet300_fc1', 'svd', [5, 10, 20, 40, 80, 160, 300])],
-),
-    'lenet5-lowrank': dict(
-        base='lenet5', layers=['lenet5_conv1', 'lenet5_conv2'],
-        schemes={'lenet5_conv1': 'channel', 'lenet5_conv2': 'spatial'},
-        compression=2.2, cost='macs', sweep_examples=10000,
-        recipe=dict(num_epochs=10, batch_size=64, lr=0.005, wd=5e-4, jitter=2),
-        prune_layers=['lenet5_fc1'],   # low rank cuts conv FLOPs, pruning the FC size
-        sweep=[('lenet5_conv2', 'spatial', [2, 5, 10, 20, 40, 100]),
-               ('lenet5_conv2', 'channel', [2, 5, 10, 20, 50])],
-),
-}
-MAX_ERROR_INCREASE = 0.0010   # 0.10 percentage points
-TIMING_LOCK = '/tmp/mxcompress-timing.lock'
+def recipe_options(recipe, data_dir, **overrides):
+    """Fine-tuning options of a low-rank recipe: cosine schedule, progress every 300 batches."""
+    return fit_options(data_dir=data_dir, lr_schedule='cosine', disp_batches=300,
+                       **dict(recipe, **overrides))
 
 
-@contextlib.contextmanager
-def timing_lock(path=TIMING_LOCK):
-    """Hold the machine-wide timing lock (the one ``flock`` takes) while timing."""
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def fit_options(recipe, **overrides):
-    parser = argparse.ArgumentParser()
-    add_fit_args(parser)
-    args = parser.parse_args([])
-    args.lr_schedule, args.disp_batches = 'cosine', 300
-    for key, value in dict(recipe, **overrides).items():
-        setattr(args, key, value)
-    return args
-
-
-def iterators(args, data_dir, num_examples=None):
-    return mnist_data.mnist_iterators(args.batch_size, data_dir=data_dir,
-                                      num_examples=num_examples, jitter=args.jitter,
-                                      seed=args.seed)
+def iterators(args):
+    """The training and test iterators of ``args``."""
+    return train_iterators(args)[1:]
 
 
 def totals(symbol, arg_params):
@@ -129,9 +90,9 @@ def run_model(name, cfg, args, images, labels):
     recipe = dict(cfg['recipe'])
     if args.num_epochs:
         recipe['num_epochs'] = args.num_epochs
-    fit_args = fit_options(recipe)
+    fit_args = recipe_options(recipe, args.data_dir)
     start = time.time()
-    train_iter, test_iter = iterators(fit_args, args.data_dir)
+    train_iter, test_iter = iterators(fit_args)
     tuned_args, tuned_aux = finetune(sym, fargs, faux, fit_args, train_iter, test_iter)
     wall = time.time() - start
     errors = {'baseline': error(*base), 'factorised': error(sym, fargs, faux),
@@ -151,12 +112,11 @@ def run_model(name, cfg, args, images, labels):
     increase = errors['fine_tuned'] - errors['baseline']
     if cfg['cost'] == 'params':
         reduction = before['fc_params'] / after['fc_params']
-        target = {'fc_params_reduction_min': 5.0, 'max_error_increase': MAX_ERROR_INCREASE}
     else:
         reduction = before['conv_macs'] / after['conv_macs']
-        target = {'conv_macs_reduction_min': 2.0, 'max_error_increase': MAX_ERROR_INCREASE}
+    target = dict(cfg['target'], max_error_increase=LOWRANK_MAX_ERROR_INCREASE)
     met = reduction >= min(v for k, v in target.items() if k.endswith('_min')) and \
-        increase <= MAX_ERROR_INCREASE + 1e-12
+        increase <= LOWRANK_MAX_ERROR_INCREASE + 1e-12
     record = {
         'base_model': 'benchmarks/models/%s' % cfg['base'], 'model': 'benchmarks/models/%s' % name,
         'ranks': ranks, 'schemes': {s.name: s.scheme.name for s in specs},
@@ -210,13 +170,12 @@ def combine_with_pruning(name, cfg, model, fit_args, args, error):
 
     Layers: ``cfg['prune_layers']``, by default the factors of the factorised layers.
     """
-    from mxcompress.pruning import prune_and_finetune
     layers = cfg.get('prune_layers') or [name + suffix for name in cfg['layers']
                                          for suffix in ('_v', '_u')]
     results = []
     for sparsity in args.prune_sparsities:
-        ft = fit_options(cfg['recipe'], num_epochs=args.prune_epochs)
-        train_iter, test_iter = iterators(ft, args.data_dir)
+        ft = recipe_options(cfg['recipe'], args.data_dir, num_epochs=args.prune_epochs)
+        train_iter, test_iter = iterators(ft)
         start = time.time()
         psym, pargs, paux = prune_and_finetune(*model, ft, train_iter, test_iter,
                                                method='level', sparsity=sparsity, layers=layers,
@@ -238,11 +197,12 @@ def run_sweep(name, cfg, args, images, labels):
     """Rank sweeps of single layers: CSV + PNG per model."""
     base = load_checkpoint(os.path.join(args.models_dir, cfg['base']), 0)
     error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
-    ft = fit_options(cfg['recipe'], num_epochs=1, lr=cfg['recipe']['lr'] / 2)
     examples = args.sweep_examples or cfg.get('sweep_examples', 60000)
+    ft = recipe_options(cfg['recipe'], args.data_dir, num_epochs=1, lr=cfg['recipe']['lr'] / 2,
+                        num_examples=examples)
 
     def short_finetune(sym, arg_params, aux_params):
-        train_iter, _ = iterators(ft, args.data_dir, num_examples=examples)
+        train_iter, _ = iterators(ft)
         return finetune(sym, arg_params, aux_params, ft, train_iter)
 
     rows = []
@@ -262,7 +222,7 @@ def run_sweep(name, cfg, args, images, labels):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--models', nargs='+', choices=sorted(CONFIGS), default=sorted(CONFIGS))
+    parser.add_argument('--models', nargs='+', choices=sorted(LOWRANK), default=sorted(LOWRANK))
     parser.add_argument('--data-dir', default=None, help='MNIST directory (default: search)')
     parser.add_argument('--models-dir', default=os.path.join(ROOT, 'benchmarks', 'models'))
     parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
@@ -286,10 +246,10 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.repeats < 20:
         parser.error('--repeats must be >= 20')
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     images, labels = mnist_data.load_mnist('test', args.data_dir)
     for name in args.models:
-        cfg = CONFIGS[name]
+        cfg = LOWRANK[name]
         entries = {}
         if args.prune_only:
             record = read_results(args.output)[name]
@@ -297,7 +257,9 @@ def main(argv=None):
             model = load_checkpoint(os.path.join(args.models_dir, name), 0)
             error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
             record['with_pruning'] = combine_with_pruning(name, cfg, model,
-                                                          fit_options(cfg['recipe']), args, error)
+                                                          recipe_options(cfg['recipe'],
+                                                                         args.data_dir),
+                                                          args, error)
             record['with_pruning_command'] = 'OMP_NUM_THREADS=%s python scripts/' \
                 'bench_lowrank.py %s' % (os.environ.get('OMP_NUM_THREADS', ''), ' '.join(args.argv))
             entries[name] = record

@@ -15,8 +15,8 @@ Tasks (``--tasks``, default all but timing):
 - ``timing``: batch 1 and 64 inference time of LeNet-5 vs its thinned and pruned versions,
   interleaved in one process (run it under ``flock /tmp/mxcompress-timing.lock``).
 
-Fine-tuning uses the data recipe that trained the baselines (scripts/bench_baseline.py
-RECIPES: +-2 px jitter, SGD momentum 0.9, batch 64, cosine decay). Models are written as
+Fine-tuning uses the data recipe that trained the baselines (+-2 px jitter, SGD momentum 0.9,
+batch 64, cosine decay); recipes and targets are those of ``mxcompress/reporting/recipes.py``. Models are written as
 standard checkpoints ``benchmarks/models/NAME`` at epoch 0.
 
 Example::
@@ -25,54 +25,42 @@ Example::
     OMP_NUM_THREADS=1 flock /tmp/mxcompress-timing.lock python scripts/bench_pruning.py --tasks timing
 """
 import argparse
-import logging
 import os
 import sys
 import time
 
-from bench_baseline import RECIPES  # same directory: the recipes that trained the baselines
-
 from mxcompress import data as mnist_data
 from mxcompress.analysis import model_summary
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.fit import add_fit_args, fit, seed_everything
-from mxcompress.measure import classification_error, machine_info, time_inference
+from mxcompress.fit import fit, fit_options, seed_everything, train_iterators
+from mxcompress.logs import setup_logging
+from mxcompress.measure import TIMING_LOCK, classification_error, machine_info, time_inference
 from mxcompress.pruning import (plan_filters, plot_sensitivity, prune_and_finetune,
                                 report_markdown, sensitivity_sweep, targets_from_sensitivity,
                                 thin_network, write_sensitivity_csv)
-from mxcompress.pruning.finetune import _finetune_args
+from mxcompress.pruning.finetune import finetune_options
+from mxcompress.reporting.recipes import BASELINE, PRUNING
 from mxcompress.reporting.results import read_results, update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SHAPE = {'data': (1, 1, 28, 28)}
 TASKS = ('lenet300-pruned', 'lenet5-pruned', 'lenet5-thinned', 'sensitivity', 'timing')
 
-#: per-layer sparsity targets (Han et al. 2015 Table 1/2 kept ~8 %, slightly tighter here)
-LENET300_TARGETS = {'lenet300_fc1': 0.93, 'lenet300_fc2': 0.91, 'lenet300_fc3': 0.75}
-LENET5_TARGETS = {'lenet5_conv1': 0.4, 'lenet5_conv2': 0.88, 'lenet5_fc1': 0.93,
-                  'lenet5_fc2': 0.85}
-#: filters removed per conv layer (of 20 and 50)
-LENET5_FILTERS = {'lenet5_conv1': 8, 'lenet5_conv2': 22}
+LENET5_FILTERS = PRUNING['lenet5-thinned']['filters']
 
 
-def fit_options(network, **overrides):
-    parser = argparse.ArgumentParser()
-    add_fit_args(parser)
-    args = parser.parse_args([])
-    recipe = RECIPES[network]
-    for key in ('batch_size', 'lr', 'wd'):
-        setattr(args, key, recipe[key])
-    args.lr_schedule, args.disp_batches, args.num_examples = 'cosine', 300, None
-    for key, value in overrides.items():
-        setattr(args, key, value)
-    return args
+def recipe_options(network, data_dir, **overrides):
+    """Fine-tuning options: the baseline's batch, rate, decay and jitter, cosine schedule."""
+    recipe = BASELINE[network]['recipe']
+    return fit_options(data_dir=data_dir, lr_schedule='cosine', disp_batches=300,
+                       **dict({k: recipe[k] for k in ('batch_size', 'lr', 'wd', 'jitter')},
+                              **overrides))
 
 
-def iterators(network, args, data_dir):
+def train_iterator(args):
+    """The training iterator of ``args``, seeded (the test error is measured once, at the end)."""
     seed_everything(args.seed)
-    return mnist_data.mnist_iterators(args.batch_size, data_dir=data_dir,
-                                      num_examples=args.num_examples,
-                                      jitter=RECIPES[network]['jitter'], seed=args.seed)
+    return train_iterators(args)[1]
 
 
 def test_error(model, data_dir):
@@ -102,16 +90,14 @@ def save_model(name, model, models_dir, reports_dir, title):
 def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
     baseline = load_checkpoint(os.path.join(baseline_dir, network), 0, DATA_SHAPE)
     base_error = test_error(baseline, data_dir)
-    if network == 'lenet300':
-        method, targets, steps = 'level', LENET300_TARGETS, cli.steps
-        args = fit_options(network, num_epochs=cli.epochs_lenet300,
-                           num_examples=cli.num_examples)
-        lr_scale = cli.lr_scale
+    recipe = PRUNING[name]
+    method, targets = recipe['method'], recipe['sparsity']
+    if method == 'level':
+        steps, epochs, lr_scale = cli.steps, cli.epochs_lenet300, cli.lr_scale
     else:
-        method, targets, steps = 'agp', LENET5_TARGETS, 1
-        args = fit_options(network, num_epochs=cli.epochs_lenet5, num_examples=cli.num_examples)
-        lr_scale = cli.agp_lr_scale
-    train_iter, _ = iterators(network, args, data_dir)  # test error measured once at the end
+        steps, epochs, lr_scale = 1, cli.epochs_lenet5, cli.agp_lr_scale
+    args = recipe_options(network, data_dir, num_epochs=epochs, num_examples=cli.num_examples)
+    train_iter = train_iterator(args)
     start = time.time()
     model = prune_and_finetune(*baseline, args, train_iter, None, method=method,
                                sparsity=targets, steps=steps, lr_scale=lr_scale,
@@ -119,11 +105,13 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
     wall = time.time() - start
     error = test_error(model, data_dir)
     fields = summary_fields(model)
-    target_error = 0.0164 if network == 'lenet300' else 0.0080
-    record = dict(fields, base_network=network, test_error=error, test_errors_of_10000=int(round(error * 10000)),
+    target_error, target_density = recipe['target_error'], recipe['target_density']
+    record = dict(fields, base_network=network, test_error=error,
+                  test_errors_of_10000=int(round(error * 10000)),
                   baseline_error=base_error, target_error=target_error,
-                  target_density=0.08,
-                  target_met=bool(error <= target_error and fields['weight_density'] <= 0.08),
+                  target_density=target_density,
+                  target_met=bool(error <= target_error
+                                  and fields['weight_density'] <= target_density),
                   compression_ratio=fields['weights'] / float(fields['weight_nonzeros']),
                   method='pruning-' + method, schedule=('Han iterative, %d steps of %d epochs' %
                                            (steps, args.num_epochs)) if method == 'level'
@@ -131,7 +119,8 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
                        'sparsity reached at 3/4 of training' % args.num_epochs,
                   layer_targets=targets, fine_tune_lr=args.lr * lr_scale,
                   fine_tune_epochs=args.num_epochs * steps,
-                  data_recipe=dict(RECIPES[network], lr_schedule='cosine', momentum=args.mom),
+                  data_recipe=dict(BASELINE[network]['recipe'], lr_schedule='cosine',
+                                   momentum=args.mom),
                   wall_seconds=wall)
     record['model'], record['size_bytes'] = save_model(
         name, model, cli.models_dir, cli.reports_dir, '%s (%s)' % (name, record['schedule']))
@@ -144,13 +133,15 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
 def run_thinning(name, cli, baseline_dir, data_dir):
     baseline = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)
     base_error = test_error(baseline, data_dir)
+    targets = PRUNING['lenet5-thinned']['targets']
     keep = plan_filters(baseline[0], baseline[1], LENET5_FILTERS, norm='l1')
     thinned = thin_network(*baseline, keep)
     error_before_ft = test_error(thinned, data_dir)
-    args = fit_options('lenet5', num_epochs=cli.epochs_thinned, num_examples=cli.num_examples)
-    train_iter, _ = iterators('lenet5', args, data_dir)  # test error measured once at the end
+    args = recipe_options('lenet5', data_dir, num_epochs=cli.epochs_thinned,
+                          num_examples=cli.num_examples)
+    train_iter = train_iterator(args)
     start = time.time()
-    module = fit(_finetune_args(args, cli.thin_lr_scale), thinned[0], train_iter, None,
+    module = fit(finetune_options(args, cli.thin_lr_scale), thinned[0], train_iter, None,
                  arg_params=thinned[1], aux_params=thinned[2], allow_missing=False)
     wall = time.time() - start
     model = (thinned[0],) + module.get_params()
@@ -166,13 +157,13 @@ def run_thinning(name, cli, baseline_dir, data_dir):
                   filters_removed=LENET5_FILTERS, filter_norm='l1',
                   kept_filters={k: [int(i) for i in v] for k, v in keep.items()},
                   fine_tune_lr=args.lr * cli.thin_lr_scale, fine_tune_epochs=args.num_epochs,
-                  data_recipe=dict(RECIPES['lenet5'], lr_schedule='cosine', momentum=args.mom),
-                  wall_seconds=wall,
-                  targets={'mac_reduction': 0.5, 'error_increase_points': 0.10,
-                           'speedup_b64': 1.5},
+                  data_recipe=dict(BASELINE['lenet5']['recipe'], lr_schedule='cosine',
+                                   momentum=args.mom),
+                  wall_seconds=wall, targets=targets,
                   speedup_b64=None, target_met=False,  # both set by the timing task
-                  accuracy_and_flops_targets_met=bool(reduction >= 0.5 and
-                                                      error - base_error <= 0.0010 + 1e-12))
+                  accuracy_and_flops_targets_met=bool(
+                      reduction >= targets['mac_reduction'] and
+                      100 * (error - base_error) <= targets['error_increase_points'] + 1e-10))
     record['model'], record['size_bytes'] = save_model(
         name, model, cli.models_dir, cli.reports_dir,
         '%s (filters removed: %s)' % (name, LENET5_FILTERS))
@@ -242,11 +233,11 @@ def main(argv=None):
                         help='fine-tune on the first N training images (quick looks only)')
     parser.add_argument('--repeats', type=int, default=200, help='timing repeats (median)')
     cli = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format='%(asctime)s %(message)s')
+    setup_logging()
     command = 'python scripts/bench_pruning.py %s' % ' '.join(argv if argv is not None
                                                           else sys.argv[1:])
     if 'timing' in cli.tasks:
-        command = 'flock /tmp/mxcompress-timing.lock ' + command
+        command = 'flock %s %s' % (TIMING_LOCK, command)
     command = 'OMP_NUM_THREADS=%s %s' % (os.environ.get('OMP_NUM_THREADS', ''), command)
     for task in cli.tasks:
         if task in ('lenet300-pruned', 'lenet5-pruned'):
@@ -267,7 +258,7 @@ def main(argv=None):
                                    'speedup_vs_lenet5'],
                                timing_command=command)
                 thinned['target_met'] = bool(thinned['accuracy_and_flops_targets_met']
-                                             and speed >= 1.5)
+                                             and speed >= thinned['targets']['speedup_b64'])
                 thinned.pop('measured_at', None)
                 update_results(cli.output, {'lenet5-thinned': thinned})
             task = 'timing'

@@ -21,7 +21,7 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   model is ``--model`` (default: benchmarks/models/bnn-resnet); without one, a bnn-resnet
   with random weights is used and the record says so.
 
-Timing takes /tmp/mxcompress-timing.lock (one timing run at a time on the shared machine).
+Timing holds the timing lock of ``mxcompress.measure`` (one timing run at a time).
 
 Example::
 
@@ -31,48 +31,21 @@ Example::
     MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e --output xnor_avx2.json
 """
 import argparse
-import fcntl
 import json
 import os
 import statistics
 import subprocess
 import sys
-import time
+
+from mxcompress.binary.quantizers import bwn_alpha
+from mxcompress.measure import machine_info, paired_timing, timing_lock
+from mxcompress.reporting.plots import pyplot, save_figure
+from mxcompress.reporting.recipes import XNOR_LAYERS, XNOR_TARGETS
+from mxcompress.reporting.results import update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
-TARGETS = {64: 3.0, 128: None, 256: 6.0, 512: 6.0}
-LOCK = '/tmp/mxcompress-timing.lock'
 MODEL_CANDIDATES = ['benchmarks/models/bnn-resnet']
-
-
-def _median_pair(fn_a, fn_b, repeats, warmup, block):
-    """Interleaved blocks of runs of two callables returning NDArrays.
-
-    After ``warmup`` untimed runs of each, rounds alternate a block of ``block`` consecutive
-    runs of ``fn_a`` with a block of ``fn_b`` until each has ``repeats`` warm runs. The
-    first run of a block follows the other callable (its caches hold the other layer's
-    data) and is kept apart as a *cold* run; the others are *warm*, as when a layer runs
-    repeatedly. Returns per callable the wall-clock seconds and the process CPU seconds of
-    the warm runs (CPU time counts only this process, robust to other jobs) and the
-    wall-clock seconds of the cold runs."""
-    samples = {fn_a: ([], [], []), fn_b: ([], [], [])}
-    for fn in (fn_a, fn_b):
-        for _ in range(warmup):
-            fn().wait_to_read()
-    while len(samples[fn_a][0]) < repeats:
-        for fn in (fn_a, fn_b):
-            for i in range(block):
-                wall, cpu = time.perf_counter(), time.process_time()
-                fn().wait_to_read()
-                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                if i == 0:
-                    samples[fn][2].append(wall)
-                else:
-                    samples[fn][0].append(wall)
-                    samples[fn][1].append(cpu)
-    return samples[fn_a], samples[fn_b]
 
 
 def _engine_name():
@@ -89,11 +62,11 @@ def layer_worker(args):
     ops.load()
     rng = np.random.RandomState(0)
     records = []
-    for channels, size in LAYERS:
+    for channels, size in XNOR_LAYERS:
         weight = rng.randn(channels, channels, 3, 3).astype(np.float32)
         w_fp32 = mx.nd.array(weight)
         packed = mx.nd.array(ops.pack_weights(weight), dtype='uint8')
-        alpha = mx.nd.array(ops.binary_alpha(weight))
+        alpha = bwn_alpha(mx.nd, w_fp32)
         for batch in args.batches:
             x = mx.nd.array(rng.randn(batch, channels, size, size).astype(np.float32))
             conv = dict(kernel=(3, 3), pad=(1, 1), stride=(1, 1), num_filter=channels)
@@ -108,7 +81,7 @@ def layer_worker(args):
 
             check = reference_conv(x, w_fp32, alpha, kernel=(3, 3), pad=(1, 1))
             max_err = float(mx.nd.abs(run_binary() - check).max().asscalar())
-            (wall_b, cpu_b, cold_b), (wall_f, cpu_f, cold_f) = _median_pair(
+            (wall_b, cpu_b, cold_b), (wall_f, cpu_f, cold_f) = paired_timing(
                 run_binary, run_fp32, args.repeats, args.warmup, args.block)
             tb, tf = statistics.median(wall_b), statistics.median(wall_f)
             cb, cf = statistics.median(cpu_b), statistics.median(cpu_f)
@@ -117,7 +90,7 @@ def layer_worker(args):
             workspace = ops.workspace_bytes(x.shape, channels, (3, 3), 1, 1, 1)
             bit_input = batch * size * size * ((channels + 7) // 8)
             output = 4 * batch * channels * size * size
-            target = TARGETS[channels]
+            target = XNOR_TARGETS[channels]
             record = {
                 'layer': '%dch_%dpx' % (channels, size), 'channels': channels, 'pixels': size,
                 'batch': batch, 'macs': macs,
@@ -272,11 +245,8 @@ def run_worker(mode, threads, args, engine='threaded'):
 def plot(records, path):
     """Bar chart of the per-layer speed-ups: one panel per MXNet engine, bars the wall-clock
     ratio of warm medians per (threads, batch), dots the CPU-time ratio."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
-    from mxcompress.checkpoint import atomic_path
     engines = sorted({r.get('engine', 'threaded') for r in records}, reverse=True)
     fig, axes = plt.subplots(1, len(engines), figsize=(7 * len(engines), 4.5), sharey=True,
                              squeeze=False)
@@ -304,9 +274,7 @@ def plot(records, path):
     fig.suptitle('xnor_conv2d vs fp32, 3x3 conv C -> C: bars wall-clock medians of warm runs, '
                  'dots CPU time', fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):
@@ -346,12 +314,8 @@ def main(argv=None):
     if args.worker == 'e2e':
         return e2e_worker(args)
 
-    from mxcompress.measure import machine_info
-    from mxcompress.reporting.results import update_results
     entries = {}
-    with open(LOCK, 'a') as lock:
-        print('waiting for %s ...' % LOCK, file=sys.stderr)
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with timing_lock():
         load_before = os.getloadavg()
         if not args.skip_layers:
             records, kernel = [], None

@@ -6,7 +6,7 @@ last fully connected layer stay full precision by default (Rastegari et al. 2016
 
 - ``mode='bwn'``: conv2 / fc1 are :class:`~mxcompress.binary.layers.BWNConv2D` /
   ``BWNDense`` (alpha_o * sign(W)); activations are ReLU.
-- ``mode='xnor'``: the document's order BNorm -> BinActiv -> BinConv -> Pool: conv2 / fc1 are
+- ``mode='xnor'``: XNOR-Net's order BNorm -> BinActiv -> BinConv -> Pool: conv2 / fc1 are
   ``XNORConv2D`` / ``XNORDense``, which sign-binarise their BatchNorm-ed input; the last fc sees
   the float output of a BatchNorm and ReLU.
 - ``mode='binaryconnect'``: sign(W) weights without alpha, ReLU activations.

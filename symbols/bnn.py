@@ -1,35 +1,17 @@
-"""The document's binary-network Symbol API: ``bnn.BatchNorm`` and ``bnn.Convolution``.
+"""Binary-network Symbol API: ``bnn.BatchNorm`` and ``bnn.Convolution`` (as in BMXNet,
+Yang et al. 2017).
 
-The document's binary module is ``BNorm -> BinActiv -> BinConv -> Pool``: BatchNorm centres
+XNOR-Net's binary module (Rastegari et al. 2016) is ``BNorm -> BinActiv -> BinConv -> Pool``: BatchNorm centres
 the input, the activation is binarised to +-1 (or quantised to ``num_bits``), then a
 binary-weight convolution follows. ``bnn.BatchNorm(data=..., num_bits=...)`` is the first two
 steps, ``bnn.Convolution(data=..., num_filter=, kernel=, stride=, pad=)`` the third, with the
-keyword arguments the document's ``residual_unit`` uses. Both build MXNet built-in operators
+keyword arguments the binary ``residual_unit`` uses. Both build MXNet built-in operators
 only (the maths of :mod:`mxcompress.binary.quantizers` and :mod:`mxcompress.binary.layers`),
 so a saved ``-symbol.json`` loads with ``mx.sym.load`` and runs without custom ops.
 
-Contract of a binary training graph (read by the xnor-popcount converter and by
-:mod:`mxcompress.binary.optimizer`)
----------------------------------------------------------------------------------------------
-Every binary ``Convolution`` node (and binary ``FullyConnected`` node) carries the node
-attributes:
-
-``__binary_weight__``
-    ``'sign'`` (weight = sign(W)) or ``'sign_alpha'`` (weight = alpha_o * sign(W) with
-    ``alpha_o = mean |W[o, :, :, :]|`` per output channel ``o``).
-``__binary_input__``
-    ``'true'`` if the node's data input is sign-binarised (num_bits = 1 activations, values
-    exactly +-1), else ``'false'``.
-``__latent_weight__``
-    Name of the float latent weight variable ``W`` (an argument of the graph, shape
-    ``(num_filter, C_in, kh, kw)``, kept in [-1, 1], ``__wd_mult__ = 0``).
-
-The binarised weight fed to the node's ``weight`` input is computed in the graph from that
-latent variable (``BlockGrad(sign(W)) + (clip(W) - BlockGrad(clip(W)))``: forward exactly
-+-1, straight-through Htanh gradient; times alpha). Sign convention:
-``sign(x) = +1 for x >= 0, -1 for x < 0``. Convolutions use zero padding on the +-1 inputs
-(standard ``Convolution``: the padded border contributes 0, not -1). Binary convolutions have
-no bias (a BatchNorm follows).
+Every binary node carries the attributes of the binary-graph contract
+(:mod:`mxcompress.binary.contract`): ``__binary_weight__``, ``__binary_input__`` and
+``__latent_weight__``, read by the xnor-popcount converter and the latent-clipping optimizer.
 
 The output of ``bnn.BatchNorm`` carries ``__act_bits__`` (its ``num_bits``); that is how
 ``bnn.Convolution`` knows whether its input is binary.
@@ -53,7 +35,7 @@ def _auto_name(name, hint):
 
 
 def BinActiv(data, num_bits=1, name=None, clip_value=1.0):
-    """The document's BinActiv: activations quantised to ``num_bits`` (1 = sign).
+    """XNOR-Net's BinActiv: activations quantised to ``num_bits`` (1 = sign).
 
     Straight-through Htanh gradient; 2..8 bits are uniform on [-1, 1]
     (:func:`mxcompress.binary.quantizers.quantize_activation`). Above 4 bits warns.
@@ -128,7 +110,7 @@ def Convolution(data, num_filter, kernel, stride=(1, 1), pad=(0, 0), name=None, 
     Warns
     -----
     UserWarning
-        1x1 kernel: the document advises against binary 1x1 convolutions.
+        1x1 kernel: binary 1x1 convolutions lose too much expressiveness.
     """
     name = _auto_name(name, 'bnn_conv')
     if binary_input is None:

@@ -1,9 +1,9 @@
-"""Binary ResNet for MNIST built from the document's ``residual_unit``.
+"""Binary ResNet for MNIST built from the binary ``residual_unit`` (BMXNet, Yang et al. 2017).
 
-``residual_unit`` is the document's code as written: BNorm -> BinActiv (``bnn.BatchNorm``),
+``residual_unit`` is the public builder, kept as users call it: BNorm -> BinActiv (``bnn.BatchNorm``),
 binary 3x3 conv, BNorm -> BinActiv, binary 3x3 conv, plus the shortcut (the input itself, or
 a binary 3x3 convolution of the first binarised activation when the shape changes; never a
-1x1 convolution, which the document advises against binarising).
+1x1 convolution: binary 1x1 convolutions lose too much expressiveness).
 
 ``get_symbol`` stacks the units in three stages (CIFAR-style ResNet, ``num_layers = 6n + 2``)
 between a full-precision first convolution and a full-precision last fully connected layer.
@@ -14,7 +14,7 @@ from . import bnn
 
 
 def residual_unit(data, num_filter, stride, dim_match, num_bits=1):
-    """残差块 Residual Block 定义 (the document's residual unit, verbatim)."""
+    """残差块 Residual Block 定义: the binary residual unit (public signature, kept as is)."""
     bnAct1 = bnn.BatchNorm(data=data, num_bits=num_bits)
     conv1 = bnn.Convolution(data=bnAct1, num_filter=num_filter, kernel=(3, 3), stride=stride, pad=(1, 1))
     convBn1 = bnn.BatchNorm(data=conv1, num_bits=num_bits)
@@ -53,7 +53,7 @@ def get_symbol(num_classes=10, num_layers=8, image_shape='1,28,28', num_bits=1,
     image_shape : str or tuple
         ``'1,28,28'`` for MNIST; the stem takes ``image_shape[0]`` channels.
     num_bits : int
-        Activation bits of every unit (1 = binary, the document's default; 2..4 uniform).
+        Activation bits of every unit (1 = binary, the default; 2..4 uniform).
     filter_list : tuple of 3 int
         Channels of the three stages (the stem has ``filter_list[0]``).
     stem_pool : bool

@@ -1,8 +1,8 @@
-"""The source document's distillation graph: a student and a teacher in one ``mx.sym.Group``.
+"""The distillation graph: a student and a teacher in one ``mx.sym.Group``.
 
 ``get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, num_classes=2)``
-keeps the document's names, signature and defaults (section 5, after Hinton, Vinyals and Dean,
-"Distilling the Knowledge in a Neural Network", 2015)::
+keeps its public names, signature and defaults, which users import (after Hinton, Vinyals and
+Dean, "Distilling the Knowledge in a Neural Network", 2015)::
 
     student backbone -> Flatten -> FullyConnected 'fc_class_score' (z_s)
         -> SoftmaxOutput 'softmax_hard' (label: class_labels)
@@ -11,16 +11,17 @@ keeps the document's names, signature and defaults (section 5, after Hinton, Vin
     SoftmaxOutput 'softmax_soft' (data z_s / T, label q, grad_scale = mimic_weight)
     Group([softmax_hard, softmax_soft])   saved as 'group2-symbol.json'
 
-The document's snippet does not run as printed (``StudentBackbone`` and ``conv1`` are
-undefined); here the student and teacher builders are arguments (``student=``, ``teacher=``),
-defaulting to the shallow CNN's feature extractor and :mod:`symbols.resnet`.
+The student and teacher builders are arguments (``student=``, ``teacher=``), defaulting to the
+shallow CNN's feature extractor and :mod:`symbols.resnet`; the graph helpers (renaming,
+logits and features of any classifier, inference mode) are in
+:mod:`mxcompress.distillation.graph`.
 
 Gradients. ``SoftmaxOutput`` with a probability label of the data's shape back-propagates
 ``grad_scale * (softmax(z_s / T) - q)`` into its data, so the student receives
 ``mimic_weight * (p_T - q) / T`` on its logits: the soft term's gradient shrinks like
 ``1 / T^2`` for large T (``p_T - q`` is itself O(1/T)). Hinton et al. multiply the soft term by
 ``T^2`` to keep its share of the gradient constant as T changes; ``t2_scaling=True`` does
-that (``grad_scale = mimic_weight * T^2``), off by default as in the document.
+that (``grad_scale = mimic_weight * T^2``), off by default.
 
 The soft labels pass through ``BlockGrad`` (node ``teacher_soft_labels_blockgrad``). The soft
 labels are *targets*: the student should move toward the teacher, never the teacher toward
@@ -33,7 +34,7 @@ still be computed). With BlockGrad the teacher is a pure forward branch: when fr
 costs one inference pass per batch, and in joint training it learns only from its own
 hard-label head.
 
-Two training modes, as the document mentions: a frozen, pre-trained teacher (``joint=False``:
+Two training modes: a frozen, pre-trained teacher (``joint=False``:
 its Dropout layers are removed and its BatchNorm layers use their moving statistics, so the
 soft labels are the teacher's inference outputs; its parameters go in ``fixed_param_names``),
 and teacher and student trained together (``joint=True``: a third head
@@ -55,7 +56,7 @@ __all__ = ['get_symbol', 'DEFAULT_SAVE_PATH', 'shallow_backbone', 'resnet_teache
            'subgraph_params', 'teacher_param_names', 'check_temperature', 'check_mimic_weight',
            'HARD_LABEL']
 
-#: The document's file name for the saved group (relative: the current directory).
+#: The file name of the saved group (relative: the current directory).
 DEFAULT_SAVE_PATH = 'group2-symbol.json'
 
 
@@ -114,7 +115,7 @@ def checkpoint_teacher(symbol, prefix='teacher_'):
 def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, num_classes=2,
                student=None, teacher=None, t2_scaling=False, joint=False,
                save_path=DEFAULT_SAVE_PATH, data_shape=(1, 1, 28, 28)):
-    """Build (and save) the teacher/student group of the source document.
+    """Build (and save) the teacher/student group.
 
     Parameters
     ----------
@@ -129,18 +130,18 @@ def get_symbol(data, class_labels, resnet_layer_num, Temperature, mimic_weight, 
     mimic_weight : float
         >= 0; ``grad_scale`` of ``softmax_soft`` (times T^2 with ``t2_scaling``).
     num_classes : int
-        Outputs of ``fc_class_score``; the teacher must have as many (2, as in the document).
+        Outputs of ``fc_class_score``; the teacher must have as many (default 2).
     student : callable or None
         ``student(data) -> features``; default :func:`shallow_backbone`.
     teacher : callable or None
         ``teacher(data, net_depth, num_classes) -> logits``; default :func:`resnet_teacher`.
     t2_scaling : bool
-        Multiply the soft term's gradient by T^2 (Hinton et al.); False in the document.
+        Multiply the soft term's gradient by T^2 (Hinton et al.); False by default.
     joint : bool
         False: the teacher is frozen (inference mode, see :func:`inference_mode`).
         True: add ``softmax_teacher`` so teacher and student train together.
     save_path : str or None
-        Where the group is saved (atomically); the document's ``'group2-symbol.json'`` in
+        Where the group is saved (atomically); ``'group2-symbol.json'`` in
         the current directory by default; None saves nothing.
     data_shape : tuple
         Input shape used to check the teacher's class count.

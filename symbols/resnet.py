@@ -3,8 +3,9 @@
 Depth ``6n + 2``: a 3x3 stem convolution, three stages of ``n`` basic blocks (two 3x3
 convolutions with batch norm and an identity or projection shortcut) at ``width``,
 ``2 width`` and ``4 width`` filters on 28x28, 14x14 and 7x7 maps, global average pooling and
-a fully connected classifier. It is the teacher family of the source document's
-distillation snippet (``symbol_resnet.get_symbol(net_depth=..., num_class=..., data=...)``).
+a fully connected classifier. It is the default teacher of the distillation graph
+(:func:`symbols.distill.get_symbol`, which calls ``get_symbol(net_depth=..., num_class=...,
+data=...)``).
 """
 import mxnet as mx
 
@@ -80,7 +81,8 @@ def get_symbol(num_classes=10, net_depth=20, width=16, name='resnet', data=None,
                **kwargs):
     """Classifier symbol: :func:`get_logits` -> ``SoftmaxOutput`` named ``softmax``.
 
-    ``num_class`` is accepted as the source document's spelling of ``num_classes``.
+    ``num_class`` is accepted as another spelling of ``num_classes`` (the distillation
+    graph's call uses it).
     """
     if kwargs:
         raise TypeError('resnet got unknown options %s' % sorted(kwargs))

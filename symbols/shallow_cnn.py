@@ -1,4 +1,4 @@
-"""A shallow CNN, the source document's "shallow network" student (section 6).
+"""A shallow CNN student (Ba & Caruana 2014, "Do Deep Nets Really Need to be Deep?").
 
 conv 3x3 x c1 (pad 1) - relu - maxpool 2 - conv 3x3 x c2 (pad 1) - relu - maxpool 2 - fc
 num_classes. With the default (8, 16) filters: 9,098 parameters and about 0.2 M

@@ -1,7 +1,7 @@
 """Convert a trained binary training graph into an inference graph on ``xnor_conv2d``.
 
-Input: a checkpoint of the binary-network family (``symbols/bnn.py`` contract). Every binary
-``Convolution`` node carries ``__binary_weight__`` ('sign' or 'sign_alpha'),
+Input: a checkpoint of the binary-network family (the contract of :mod:`.contract`). Every
+binary ``Convolution`` node carries ``__binary_weight__`` ('sign' or 'sign_alpha'),
 ``__binary_input__`` ('true' when its data input is sign-binarised) and
 ``__latent_weight__`` (the float latent weight ``W``, shape (O, C, KH, KW); the node's weight
 input is ``sign(W)`` or ``alpha_o * sign(W)``, ``alpha_o = mean |W[o]|``, computed in-graph).
@@ -28,36 +28,19 @@ import numpy as np
 
 from .. import ops
 from ..graph import graph_nodes, parse_tuple, rewrite
+from .contract import BINARY_INPUT, BINARY_WEIGHT, LATENT_WEIGHT, check_attrs
+from .quantizers import bwn_alpha
 
-__all__ = ['convert', 'float_graph', 'binary_conv_nodes', 'size_report']
+__all__ = ['convert', 'float_graph', 'size_report']
 
 _ADD_OPS = ('elemwise_add', '_plus', '_Plus', 'broadcast_add', '_add')
 log = logging.getLogger(__name__)
 
 
-def binary_conv_nodes(symbol):
-    """Binary Convolution nodes of a training graph: list of dicts (name, attrs, inputs)."""
-    out = []
-    for node in graph_nodes(symbol):
-        attrs = node.get('attrs', {})
-        if node['op'] == 'Convolution' and '__latent_weight__' in attrs:
-            out.append({'name': node['name'], 'attrs': attrs})
-    return out
-
-
 def _check_contract(name, attrs, arg_params):
-    mode = attrs.get('__binary_weight__', 'sign')
-    if mode not in ('sign', 'sign_alpha'):
-        raise ValueError('layer %s: __binary_weight__ must be sign or sign_alpha, got %r'
-                         % (name, mode))
-    flag = attrs.get('__binary_input__', 'false')
-    if flag not in ('true', 'false'):
-        raise ValueError('layer %s: __binary_input__ must be true or false, got %r'
-                         % (name, flag))
-    latent = attrs['__latent_weight__']
-    if latent not in arg_params:
-        raise ValueError('layer %s: latent weight %r (__latent_weight__) is not in the params'
-                         % (name, latent))
+    check_attrs(name, attrs, arg_params)
+    mode, flag = attrs.get(BINARY_WEIGHT, 'sign'), attrs.get(BINARY_INPUT, 'false')
+    latent = attrs[LATENT_WEIGHT]
     weight = arg_params[latent]
     if len(weight.shape) != 4:
         raise ValueError('layer %s: latent weight %s must be 4-D (O, C, KH, KW), got %s'
@@ -115,7 +98,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
     new_params = {}
 
     def replace(node, inputs):
-        if node.op != 'Convolution' or '__latent_weight__' not in node.attrs:
+        if node.op != 'Convolution' or LATENT_WEIGHT not in node.attrs:
             return None
         mode, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
         if not binary_input:
@@ -131,7 +114,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
                              % (node.name, kernel))
         packed = ops.pack_weights(latent)
         if mode == 'sign_alpha':  # the graph's own formula: mean |W| over all but axis 0
-            alpha = mx.nd.mean(mx.nd.abs(latent), axis=0, exclude=True).asnumpy()
+            alpha = bwn_alpha(mx.nd, latent).asnumpy()
         else:
             alpha = np.ones(o, np.float32)
         wname, aname = node.name + '_xnor_weight', node.name + '_xnor_alpha'
@@ -143,7 +126,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
         if not no_bias:
             args.append(inputs[2])
         conv = {k: attrs[k] for k in ('stride', 'pad', 'dilate') if k in attrs}
-        layers.append({'layer': node.name, 'latent_weight': node.attrs['__latent_weight__'],
+        layers.append({'layer': node.name, 'latent_weight': node.attrs[LATENT_WEIGHT],
                        'weight_shape': [o, c, kh, kw], 'binary_weight': mode,
                        'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
                        'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': data is not inputs[0]})
@@ -183,12 +166,12 @@ def float_graph(symbol, arg_params):
     (symbol, arg_params) with the params the float graph uses.
     """
     def replace(node, inputs):
-        if node.op != 'Convolution' or '__latent_weight__' not in node.attrs:
+        if node.op != 'Convolution' or LATENT_WEIGHT not in node.attrs:
             return None
         _, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
         data = _strip_ste_sign(inputs[0]) if binary_input else inputs[0]
         params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
-        args = [data, mx.sym.var(node.attrs['__latent_weight__'])]
+        args = [data, mx.sym.var(node.attrs[LATENT_WEIGHT])]
         if params.get('no_bias', 'False') not in ('True', 'true', '1'):
             args.append(inputs[2])
         return mx.sym.Convolution(*args, name=node.name, **params)

@@ -1,8 +1,9 @@
 """Storage of a binary network: binarised weights at 1 bit each versus fp32.
 
-The document's claim: binarising the parameters cuts their storage to 1/32. This module
+Courbariaux et al. (2015, BinaryConnect): binarising the parameters cuts their storage to
+1/32. This module
 measures it on a trained checkpoint: every node carrying ``__latent_weight__`` (see
-:mod:`symbols.bnn`) stores ``sign(W)`` at 1 bit per weight (``ceil(n / 8)`` bytes) plus, for
+:mod:`.contract`) stores ``sign(W)`` at 1 bit per weight (``ceil(n / 8)`` bytes) plus, for
 ``sign_alpha`` layers, one fp32 scale per output channel; every other parameter (full
 precision first conv / last fc, biases, BatchNorm gamma / beta / moving statistics) stays fp32.
 """
@@ -10,6 +11,8 @@ import json
 import math
 
 import numpy as np
+
+from .contract import BINARY_INPUT, BINARY_WEIGHT, LATENT_WEIGHT
 
 __all__ = ['binary_layers', 'binary_footprint']
 
@@ -20,11 +23,11 @@ def binary_layers(symbol):
     layers = []
     for node in json.loads(symbol.tojson())['nodes']:
         attrs = node.get('attrs', {})
-        if '__latent_weight__' in attrs:
+        if LATENT_WEIGHT in attrs:
             layers.append({'node': node['name'], 'op': node['op'],
-                           'latent_weight': attrs['__latent_weight__'],
-                           'binary_weight': attrs.get('__binary_weight__', 'sign'),
-                           'binary_input': attrs.get('__binary_input__') == 'true'})
+                           'latent_weight': attrs[LATENT_WEIGHT],
+                           'binary_weight': attrs.get(BINARY_WEIGHT, 'sign'),
+                           'binary_input': attrs.get(BINARY_INPUT) == 'true'})
     return layers
 
 

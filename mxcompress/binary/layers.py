@@ -18,7 +18,7 @@ the maths: the same block runs imperatively, hybridised and as a Symbol (``block
 'data'))``), and the Symbol form uses MXNet built-in operators only.
 
 In Symbol form the Convolution / FullyConnected node carries the binary-network contract
-attributes (see :mod:`symbols.bnn`): ``__binary_weight__`` ('sign' or 'sign_alpha'),
+attributes (see :mod:`.contract`): ``__binary_weight__`` ('sign' or 'sign_alpha'),
 ``__binary_input__`` ('true' / 'false') and ``__latent_weight__`` (the latent variable's name).
 
 ``_op_name`` selects the operator; ``'Convolution'`` / ``'FullyConnected'`` are MXNet's. A
@@ -31,33 +31,21 @@ import warnings
 import mxnet as mx
 from mxnet.gluon import HybridBlock
 
+from ..graph import pair
+from .contract import binary_attrs
 from .quantizers import WEIGHT_MODES, binarize_weight, check_clip_value, ste_sign
 
 __all__ = ['BinaryConnectDense', 'BinaryConnectConv2D', 'BWNDense', 'BWNConv2D', 'XNORDense',
            'XNORConv2D', 'clip_latent_weights', 'binary_attrs', 'warn_if_pointwise']
 
 
-def _pair(value, name):
-    value = (value,) * 2 if isinstance(value, int) else tuple(value)
-    if len(value) != 2 or any(int(v) < 0 for v in value):
-        raise ValueError('%s must be an int or a pair of non-negative ints, got %r'
-                         % (name, value))
-    return tuple(int(v) for v in value)
-
-
 def warn_if_pointwise(kernel, layer):
-    """Warn when a binary convolution has a 1x1 kernel (the document's design note)."""
+    """Warn when a binary convolution has a 1x1 kernel (1 bit x 1 tap per weight keeps too
+    little of the layer's expressiveness, e.g. in a ResNet bottleneck)."""
     if tuple(kernel) == (1, 1):
         warnings.warn('%s: binary 1x1 convolution; the binary-network design notes advise '
                       'against binarising 1x1 convolutions (including ResNet bottlenecks): keep '
                       'them full precision or use 3x3' % layer, UserWarning, stacklevel=3)
-
-
-def binary_attrs(alpha, binary_input, latent_name):
-    """The contract attributes of a binary Convolution / FullyConnected node."""
-    return {'__binary_weight__': 'sign_alpha' if alpha else 'sign',
-            '__binary_input__': 'true' if binary_input else 'false',
-            '__latent_weight__': latent_name}
 
 
 class _BinaryBase(HybridBlock):
@@ -178,7 +166,7 @@ class _BinaryConv2D(_BinaryBase):
     Warns
     -----
     UserWarning
-        1x1 kernel (the document advises against binary 1x1 convolutions).
+        1x1 kernel (binary 1x1 convolutions lose too much expressiveness).
     """
 
     _op_name = 'Convolution'
@@ -190,10 +178,10 @@ class _BinaryConv2D(_BinaryBase):
         if int(channels) < 1:
             raise ValueError('%s: channels must be >= 1, got %r' % (type(self).__name__,
                                                                     channels))
-        kernel = _pair(kernel_size, 'kernel_size')
+        kernel = pair(kernel_size, 'kernel_size')
         warn_if_pointwise(kernel, '%s %s' % (type(self).__name__, self.prefix.rstrip('_')))
-        self._kwargs = {'kernel': kernel, 'stride': _pair(strides, 'strides'),
-                        'pad': _pair(padding, 'padding'), 'dilate': _pair(dilation, 'dilation'),
+        self._kwargs = {'kernel': kernel, 'stride': pair(strides, 'strides'),
+                        'pad': pair(padding, 'padding'), 'dilate': pair(dilation, 'dilation'),
                         'num_filter': int(channels), 'num_group': int(groups)}
         with self.name_scope():
             self.weight = self.params.get(

@@ -8,7 +8,7 @@ make them available to ``mx.mod.Module`` by name):
 
 Which weights are latent is read from the training Symbol the Module passes in: every node
 carrying the ``__latent_weight__`` attribute names its latent variable (see
-:mod:`symbols.bnn`). Those weights are clipped to ``[-latent_clip, latent_clip]`` after each
+:mod:`.contract`). Those weights are clipped to ``[-latent_clip, latent_clip]`` after each
 update; all other parameters are updated as by the base optimizer. Weight decay on latent
 weights is already off through their ``wd_mult=0``.
 
@@ -16,6 +16,7 @@ Courbariaux et al. (2015), BinaryConnect, Algorithm 1: ``W <- clip(W - eta * g, 
 """
 import mxnet as mx
 
+from .contract import LATENT_WEIGHT
 from .quantizers import check_clip_value
 
 __all__ = ['latent_weight_names', 'LatentClipAdam', 'LatentClipSGD', 'LATENT_OPTIMIZERS']
@@ -37,8 +38,8 @@ def latent_weight_names(symbol):
     """
     names = set()
     for attrs in symbol.attr_dict().values():
-        if '__latent_weight__' in attrs:
-            names.add(attrs['__latent_weight__'])
+        if LATENT_WEIGHT in attrs:
+            names.add(attrs[LATENT_WEIGHT])
     return sorted(names)
 
 

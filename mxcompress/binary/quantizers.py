@@ -34,14 +34,15 @@ import warnings
 
 __all__ = ['register_quantizer', 'get_quantizer', 'quantizer_names', 'check_num_bits',
            'check_clip_value', 'sign', 'hard_sigmoid', 'ste_sign', 'stochastic_sign',
-           'stochastic_ste_sign', 'htanh', 'quantize_activation', 'binarize_weight',
+           'stochastic_ste_sign', 'htanh', 'quantize_activation', 'bwn_alpha', 'binarize_weight',
            'WEIGHT_MODES', 'MAX_USEFUL_BITS']
 
 _QUANTIZERS = {}
 
 #: binarisation modes of weights: deterministic sign or stochastic (hard-sigmoid) sampling
 WEIGHT_MODES = ('deterministic', 'stochastic')
-#: activation bit widths above this warn (the document: little accuracy gain, much more compute)
+#: activation bit widths above this warn (little accuracy gain for much more compute; cf.
+#: DoReFa-Net, Zhou et al. 2016)
 MAX_USEFUL_BITS = 4
 
 
@@ -216,7 +217,8 @@ def quantize_activation(F, x, num_bits=1, clip_value=1.0):
 
     Forward:
 
-    - ``num_bits == 1``: ``sign(x)`` in {-1, +1} (the document's BinActiv; XNOR-Net / BNN).
+    - ``num_bits == 1``: ``sign(x)`` in {-1, +1} (BinActiv of XNOR-Net, Rastegari et al.
+      2016; BNN, Courbariaux et al. 2016).
     - ``num_bits = k in 2..8``: uniform on the symmetric range [-c, c] with ``2^k`` levels,
       ``q = c * (2 * round((clip(x, -c, c) / c + 1) / 2 * (2^k - 1)) / (2^k - 1) - 1)``.
       The range is [-1, 1] (not [0, 1]) so that every k shares the 1-bit case's range and
@@ -248,6 +250,24 @@ def quantize_activation(F, x, num_bits=1, clip_value=1.0):
     x_clip = F.clip(x, -c, c)
     q = (F.round((x_clip / c + 1) * (levels / 2)) * (2.0 / levels) - 1) * c
     return F.BlockGrad(q) + (x_clip - F.BlockGrad(x_clip))
+
+
+def bwn_alpha(F, weight, keepdims=False):
+    """Per-output-channel scale of binary weights: ``alpha_o = mean |W[o, ...]|``.
+
+    Rastegari et al. (2016), BWN / XNOR-Net: the scale that minimises
+    ``||W - alpha * sign(W)||^2`` for each output channel ``o`` (first axis).
+
+    Parameters
+    ----------
+    F : module
+        ``mx.nd`` or ``mx.sym``.
+    weight : NDArray or Symbol, shape (out, ...)
+    keepdims : bool
+        Keep the reduced axes (shape (out, 1, ...), ready to broadcast against ``weight``);
+        else shape (out,).
+    """
+    return F.mean(F.abs(weight), axis=0, exclude=True, keepdims=keepdims)
 
 
 def binarize_weight(F, weight, mode='deterministic', alpha=False, clip_value=1.0):
@@ -290,5 +310,5 @@ def binarize_weight(F, weight, mode='deterministic', alpha=False, clip_value=1.0
     # alpha_o = mean |W[o, ...]|: reduce every axis but the first, shape (out, 1, ...)
     # (an elementwise product with ones_like(binary) * alpha, so that shape inference can run
     # backward from the Convolution to a latent weight declared with unknown input channels)
-    scale = F.mean(F.abs(weight), axis=0, exclude=True, keepdims=True)
+    scale = bwn_alpha(F, weight, keepdims=True)
     return binary * F.broadcast_mul(F.ones_like(binary), scale)

@@ -1,13 +1,13 @@
 """``mxcompress deep-compress``: prune -> quantise -> Huffman -> ``.mxc`` (Han et al. 2016)."""
 import argparse
-import json
-import logging
 
 from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..deep_compression.container import unpack
+from ..deep_compression.pipeline import deep_compress
 from ..fit import add_data_args, add_fit_args, seed_everything, train_iterators
 from ..graph import find_layers
-from ..deep_compression.pipeline import deep_compress
+from ..logs import setup_logging
 from ..quantization.kmeans import INITS
 from ..reporting.results import update_results
 from .layer_options import add_bits_args, bits_overrides, parse_layer_values
@@ -94,7 +94,7 @@ def run(args):
 
 def compress(args):
     """Run the pipeline for parsed ``args``; returns the stage report (dict)."""
-    logging.getLogger('mxcompress').setLevel(logging.INFO)
+    setup_logging(logger='mxcompress')  # stage progress always; MXNet's only with -v
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     sparsity = layer_sparsity(symbol, args)
     bits = bits_overrides(args.bits)
@@ -110,7 +110,6 @@ def compress(args):
                            prune_method=args.prune_method,
                            echo=lambda line: print(line, flush=True))
     if args.save_prefix:
-        from ..deep_compression.container import unpack
         save_checkpoint(args.save_prefix, 0, *unpack(args.output))
     if args.report_json:
         update_results(args.report_json, {args.report_name: report})

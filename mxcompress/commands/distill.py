@@ -15,7 +15,6 @@ saved as a standard checkpoint ``--output-prefix``-0000 (input ``data``, first o
 """
 import argparse
 import logging
-import time
 
 import mxnet as mx
 from symbols import distill as sd
@@ -23,7 +22,7 @@ from symbols import distill as sd
 from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distillation.losses import check_mimic_weight, check_temperature
-from ..fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
+from ..fit import add_data_args, add_fit_args, train_model
 from ..logs import setup_logging
 from ..measure import classification_error
 
@@ -139,17 +138,10 @@ def run_kd(args, logger=None):
     """
     logger = logger or logging.getLogger('mxcompress')
     group, arg_params, aux_params, fixed = build_kd(args)
-    seed_everything(args.seed)
-    kv, num_parts, part_index = create_kvstore(args.kv_store)
-    train_iter, test_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-        num_test_examples=args.num_test_examples, label_name=sd.HARD_LABEL,
-        jitter=args.jitter, seed=args.seed, num_parts=num_parts, part_index=part_index)
-    start = time.time()
-    module = fit(args, group, train_iter, test_iter, arg_params=arg_params or None,
-                 aux_params=aux_params or None, fixed_param_names=fixed or None,
-                 eval_metric=kd_metric(args.joint), kv=kv, logger=logger)
-    wall = time.time() - start
+    module, wall = train_model(args, group, label_name=sd.HARD_LABEL,
+                               arg_params=arg_params or None, aux_params=aux_params or None,
+                               fixed_param_names=fixed or None, eval_metric=kd_metric(args.joint),
+                               logger=logger)
     trained_args, trained_aux = module.get_params()
     student = sd.student_deploy_symbol(group)
     s_args, s_aux = sd.subgraph_params(student, trained_args, trained_aux)

@@ -1,9 +1,12 @@
-"""Shared options of the commands that quantise or pack: index and gap widths per layer."""
+"""Per-layer options of the commands: the ``LAYER=VALUE[,LAYER=VALUE...]`` syntax, one parser for
+all of them (``--sparsity``, ``--bits``, ``--ranks``, ``--schemes``, ``--quality``), and the
+index and gap widths of the commands that quantise or pack."""
 import argparse
 
 from ..quantization.scalar import MAX_BITS, MIN_BITS
 
-__all__ = ['bits_type', 'gap_bits_type', 'add_bits_args', 'bits_overrides', 'parse_layer_values']
+__all__ = ['bits_type', 'gap_bits_type', 'add_bits_args', 'bits_overrides', 'parse_layer_values',
+           'number_or_layer_values']
 
 
 def bits_type(text):
@@ -19,7 +22,13 @@ def bits_type(text):
 
 
 def parse_layer_values(items, convert, what):
-    """``['name=value', 'a=1,b=2']`` -> dict; ValueError naming the bad item."""
+    """``['name=value', 'a=1,b=2']`` (or one such string) -> dict; ValueError naming the item.
+
+    ``convert`` turns each value text into its value (``int``, ``float``, an argparse type);
+    its error becomes ``WHAT LAYER: why``.
+    """
+    if isinstance(items, str):
+        items = [items]
     out = {}
     for item in items or []:
         for part in str(item).split(','):
@@ -27,12 +36,27 @@ def parse_layer_values(items, convert, what):
                 continue
             name, sep, value = part.partition('=')
             if not sep or not name.strip():
-                raise ValueError('%s: expected LAYER=VALUE, got %r' % (what, part))
+                raise ValueError('%s: expected NAME=VALUE[,NAME=VALUE...], got %r'
+                                 % (what, part.strip()))
             try:
                 out[name.strip()] = convert(value.strip())
             except (ValueError, argparse.ArgumentTypeError) as err:
                 raise ValueError('%s %s: %s' % (what, name.strip(), err)) from None
     return out
+
+
+def number_or_layer_values(text, what):
+    """``'0.9'`` -> 0.9; ``'fc1=0.9,fc2=0.8'`` -> ``{'fc1': 0.9, 'fc2': 0.8}``; None -> None."""
+    if text is None:
+        return None
+    text = str(text).strip()
+    if '=' in text:
+        return parse_layer_values(text, float, what)
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError('%s must be a number or layer=value,... (got %r)' % (what, text)) \
+            from None
 
 
 def bits_overrides(items):

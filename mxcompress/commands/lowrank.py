@@ -1,9 +1,16 @@
 """``mxcompress lowrank``: factorise the FullyConnected / Convolution layers of a checkpoint."""
 import argparse
 import json
-import logging
 
+from .. import data as mnist_data
+from ..analysis import model_summary
+from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fit import add_data_args, add_fit_args, train_iterators
+from ..logs import setup_logging
+from ..lowrank import choose_ranks, describe_layers, factorize
+from ..lowrank.finetune import finetune
+from ..measure import classification_error
+from .layer_options import parse_layer_values
 
 DESCRIPTION = """\
 Replace layers of a checkpoint by low-rank factorisations, optionally fine-tune, and save a
@@ -29,19 +36,6 @@ example:
       --layers lenet300_fc1,lenet300_fc2 --ranks lenet300_fc1=40,lenet300_fc2=20 \\
       --num-epochs 10 --lr 0.01 --lr-schedule cosine --jitter 2
 """
-
-
-def _name_map(text, value_type, option):
-    result = {}
-    for item in filter(None, (s.strip() for s in text.split(','))):
-        name, sep, value = item.partition('=')
-        if not sep or not name:
-            raise ValueError('%s: expected NAME=VALUE[,NAME=VALUE...], got %r' % (option, item))
-        try:
-            result[name] = value_type(value)
-        except ValueError:
-            raise ValueError('%s: bad value %r for layer %s' % (option, value, name)) from None
-    return result
 
 
 def add_parser(sub):
@@ -81,9 +75,8 @@ def plan(args, symbol, arg_params):
 
     Raises ValueError (LowRankError) naming the layer or option at fault.
     """
-    from ..lowrank import choose_ranks, describe_layers
-    explicit = _name_map(args.ranks, int, '--ranks')
-    schemes = _name_map(args.schemes, str, '--schemes')
+    explicit = parse_layer_values(args.ranks, int, '--ranks')
+    schemes = parse_layer_values(args.schemes, str, '--schemes')
     criteria = [o for o, v in (('--rank', args.rank), ('--ratio', args.ratio),
                                ('--energy', args.energy), ('--compression', args.compression))
                 if v is not None]
@@ -114,14 +107,8 @@ def plan(args, symbol, arg_params):
 
 
 def run(args):
-    from .. import data as mnist_data
-    from ..analysis import model_summary
-    from ..checkpoint import load_checkpoint, save_checkpoint
-    from ..lowrank import factorize
-    from ..lowrank.finetune import finetune
-    from ..measure import classification_error
     if args.num_epochs > 0:  # fine-tuning reports progress (Speedometer, epoch metrics)
-        logging.getLogger().setLevel(logging.INFO)
+        setup_logging()
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     ranks, schemes, data_shape = plan(args, symbol, arg_params)
     new_sym, new_args, new_aux, report = factorize(symbol, arg_params, aux_params, ranks,

@@ -15,14 +15,15 @@ from ..logs import setup_logging
 from ..measure import classification_error
 from ..pruning.criteria import check_sparsity
 from ..pruning.filters import plan_filters, slimming_plan, thin_network
-from ..pruning.finetune import _finetune_args, compute_masks, prune_and_finetune
+from ..pruning.finetune import compute_masks, finetune_options, prune_and_finetune
 from ..pruning.masks import prunable_layers, resolve_layers
 from ..pruning.regularization import l1_optimizer_params
 from ..pruning.report import pruning_report, report_markdown, write_report
 from ..pruning.sensitivity import (DEFAULT_SWEEP, plot_sensitivity, sensitivity_sweep,
                           targets_from_sensitivity, write_sensitivity_csv)
+from .layer_options import number_or_layer_values
 
-__all__ = ['add_prune_args', 'run_prune', 'main', 'parse_per_layer', 'PRUNE_METHODS']
+__all__ = ['add_prune_args', 'run_prune', 'main', 'PRUNE_METHODS']
 
 PRUNE_METHODS = ('level', 'threshold', 'global', 'agp', 'filter', 'slim')
 
@@ -43,24 +44,6 @@ OUTPUT-report.md/.json (per-layer shape, params, nonzeros, sparsity, MACs). The 
 below apply to fine-tuning and regularised training (--lr is the original training rate: the
 regularised epochs use it, fine-tuning multiplies it by --lr-scale); --model-prefix and
 --load-epoch are not used here.'''
-
-
-def parse_per_layer(text, what='--sparsity'):
-    """``'0.9'`` -> 0.9; ``'fc1=0.9,fc2=0.8'`` -> ``{'fc1': 0.9, 'fc2': 0.8}``; None -> None."""
-    if text is None:
-        return None
-    text = str(text).strip()
-    try:
-        if '=' not in text:
-            return float(text)
-        out = {}
-        for item in text.split(','):
-            name, _, value = item.partition('=')
-            out[name.strip()] = float(value)
-        return out
-    except ValueError:
-        raise ValueError('%s must be a number or layer=value,... (got %r)' % (what, text)) \
-            from None
 
 
 def add_prune_args(parser):
@@ -125,8 +108,8 @@ def _validate(args, symbol, arg_params):
         raise ValueError('--steps must be >= 1, got %d' % args.steps)
     if args.num_epochs < 0 or args.regularize_epochs < 0:
         raise ValueError('--num-epochs and --regularize-epochs must be >= 0')
-    sparsity = parse_per_layer(args.sparsity, '--sparsity')
-    quality = parse_per_layer(args.quality, '--quality')
+    sparsity = number_or_layer_values(args.sparsity, '--sparsity')
+    quality = number_or_layer_values(args.quality, '--quality')
     for value in (sparsity.values() if isinstance(sparsity, dict) else
                   [sparsity] if sparsity is not None else []):
         check_sparsity(value, '--sparsity')
@@ -191,7 +174,7 @@ def run_prune(args, logger=None):
     if args.num_epochs or args.regularize_epochs:
         _, train_iter, test_iter = train_iterators(args)  # sharded per worker if dist
     if args.regularize_epochs:
-        reg = _finetune_args(args, 1.0)
+        reg = finetune_options(args, 1.0)
         reg.num_epochs = args.regularize_epochs
         reg.optimizer, opt = l1_optimizer_params(symbol, args, args.l1_weight, args.l1_gamma)
         module = fit(reg, symbol, train_iter, test_iter, arg_params=arg_params,
@@ -215,7 +198,7 @@ def run_prune(args, logger=None):
                                                       data_shape)
         record['kept_filters'] = {k: [int(i) for i in v] for k, v in keep.items()}
         if args.num_epochs:
-            module = fit(_finetune_args(args, args.lr_scale), symbol, train_iter, test_iter,
+            module = fit(finetune_options(args, args.lr_scale), symbol, train_iter, test_iter,
                          arg_params=arg_params, aux_params=aux_params, logger=logger,
                          allow_missing=False)
             arg_params, aux_params = module.get_params()

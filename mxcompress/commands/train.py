@@ -4,8 +4,8 @@ import argparse
 import symbols
 
 from .. import data as mnist_data
+from ..fit import add_data_args, add_fit_args, train_model
 from ..logs import setup_logging
-from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
 from ..measure import classification_error
 
 __all__ = ['add_train_args', 'add_parser', 'run_train', 'main']
@@ -25,9 +25,7 @@ def add_train_args(parser):
 def run_train(args):
     """Train ``args.network`` and return ``(module, test_error)`` on the test iterator's images."""
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
-    seed_everything(args.seed)
-    kv, train_iter, test_iter = train_iterators(args)
-    module = fit(args, symbol, train_iter, test_iter, kv=kv)
+    module, _ = train_model(args, symbol)
     arg_params, aux_params = module.get_params()
     images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
     error = classification_error(symbol, arg_params, aux_params, images, labels)

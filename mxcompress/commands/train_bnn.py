@@ -7,7 +7,6 @@ latent weights (``wd_mult=0``), BatchNorm everywhere, +-2 px jitter. Training ru
 built-in operators only.
 """
 import argparse
-import copy
 import logging
 
 import symbols
@@ -16,7 +15,7 @@ from .. import data as mnist_data
 from ..binary.footprint import binary_footprint
 from ..binary.optimizer import LATENT_OPTIMIZERS
 from ..binary.quantizers import WEIGHT_MODES, check_clip_value, check_num_bits
-from ..fit import add_data_args, add_fit_args, create_kvstore, fit, seed_everything
+from ..fit import add_data_args, add_fit_args, fit_options, train_model
 from ..measure import classification_error
 from . import standalone_main
 
@@ -111,23 +110,15 @@ def run_bnn(args, logger=None):
     logger = logger or logging.getLogger('mxcompress')
     check_clip_value(args.latent_clip, '--latent-clip')
     symbol = symbols.get_symbol(args.network, **network_options(args))
-    seed_everything(args.seed)
-    kv, num_parts, part_index = create_kvstore(args.kv_store)
-    train_iter, test_iter = mnist_data.mnist_iterators(
-        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-        num_test_examples=args.num_test_examples, jitter=args.jitter, seed=args.seed,
-        num_parts=num_parts, part_index=part_index)
     if args.optimizer not in LATENT_OPTIMIZERS:
         raise ValueError('--optimizer for binary training must be one of %s, got %r'
                          % (', '.join(sorted(LATENT_OPTIMIZERS)), args.optimizer))
-    fit_args = copy.copy(args)
-    fit_args.optimizer = LATENT_OPTIMIZERS[args.optimizer]
+    fit_args = fit_options(args, optimizer=LATENT_OPTIMIZERS[args.optimizer])
     opt = {'latent_clip': args.latent_clip}
     if args.optimizer == 'sgd':
         opt['momentum'] = args.mom
-    module = fit(fit_args, symbol, train_iter, None if args.no_val else test_iter, kv=kv,
-                 optimizer_params=opt,
-                 logger=logger)
+    module, _ = train_model(fit_args, symbol, validate=not args.no_val, optimizer_params=opt,
+                            logger=logger)
     arg_params, aux_params = module.get_params()
     images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
     error = classification_error(symbol, arg_params, aux_params, images, labels)

@@ -3,7 +3,10 @@ import json
 
 import numpy as np
 
+from ..binary import convert as binary_convert
 from ..checkpoint import load_checkpoint, save_checkpoint
+from ..data import load_mnist
+from ..measure import predict
 
 
 def add_parser(sub):
@@ -24,7 +27,6 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..binary import convert as binary_convert
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
                                                                    aux_params)
@@ -33,8 +35,6 @@ def run(args):
                          'true) to convert' % args.prefix)
     report = binary_convert.size_report(layers, arg_params, conv_args)
     if args.check:
-        from ..data import load_mnist
-        from ..measure import predict
         images, labels = load_mnist('test')
         want = predict(symbol, arg_params, aux_params, images).argmax(1)
         got = predict(conv_sym, conv_args, conv_aux, images).argmax(1)

@@ -12,13 +12,12 @@ is computed: P = sparse float32 values + bit-packed gaps, P+Q = + bit-packed cod
 indices, P+Q+H = + Huffman coding. Ratios are ``4 * params / (file bytes - graph bytes)``.
 The final error is measured on the weights read back from the written file.
 """
-import copy
 import logging
 import time
 
 from ..analysis import count_params
 from ..checkpoint import atomic_path
-from ..fit import fit
+from ..fit import fit, fit_options
 from ..measure import classification_error
 from ..pruning import prune_and_finetune
 from ..quantization.codebook import codebook_rewrite, fold_codebooks, quantize_params
@@ -41,8 +40,7 @@ def prune_stage(args, symbol, arg_params, aux_params, sparsity, train_iter, val_
 
     Returns ``(arg_params, aux_params, description)``.
     """
-    step_args = copy.copy(args)
-    step_args.num_epochs = epochs_per_step * (steps if method == 'agp' else 1)
+    step_args = fit_options(args, num_epochs=epochs_per_step * (steps if method == 'agp' else 1))
     _, params, aux = prune_and_finetune(
         symbol, arg_params, aux_params, step_args, train_iter, val_iter, method=method,
         sparsity=sparsity, layers=list(sparsity), steps=1 if method == 'agp' else steps,
@@ -71,8 +69,7 @@ def quantize_stage(args, symbol, arg_params, aux_params, train_iter, val_iter, c
     cb_symbol, cb_params, fixed = codebook_rewrite(symbol, arg_params, plan)
     before = fold_codebooks(cb_params)
     if epochs > 0:
-        ft_args = copy.copy(args)
-        ft_args.num_epochs, ft_args.load_epoch, ft_args.model_prefix = epochs, None, None
+        ft_args = fit_options(args, num_epochs=epochs, load_epoch=None, model_prefix=None)
         logger.info('centroid fine-tuning: %d epochs, lr %g', epochs, ft_args.lr)
         train_iter.reset()
         module = fit(ft_args, cb_symbol, train_iter, val_iter, arg_params=cb_params,
@@ -148,9 +145,7 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     report['prune_implementation'] = impl
     report['stages']['P'] = {'test_error': error(pruned, aux), 'seconds': time.time() - t0}
     echo('P      test error %.2f%% after pruning' % (100 * report['stages']['P']['test_error']))
-    q_args = copy.copy(args)
-    if quant_lr is not None:
-        q_args.lr = quant_lr
+    q_args = fit_options(args, lr=args.lr if quant_lr is None else quant_lr)
     t0 = time.time()
     quantized, aux, plan, before = quantize_stage(q_args, symbol, pruned, aux, train_iter,
                                                   val_iter, conv_bits, fc_bits, bits, init,

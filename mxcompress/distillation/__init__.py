@@ -4,6 +4,6 @@
 - :mod:`.graph`: graph helpers of the teacher/student ``mx.sym.Group`` (renaming, logits
   and features of any classifier graph, inference mode, the student's deploy graph).
 
-The group itself, with the seed document's signature, is built by
+The group itself, with the public signature users import, is built by
 :func:`symbols.distill.get_symbol`.
 """

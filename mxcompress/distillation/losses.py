@@ -6,7 +6,7 @@ Two losses, each a pure function of ``F`` first and a thin block second:
   the Knowledge in a Neural Network" (2015): cross-entropy between the teacher's and the
   student's softmax at temperature T, times T^2, plus the ordinary cross-entropy with the
   true labels, weighted.
-* :func:`tf_style_loss` / :class:`TFStyleLoss` -- the source document's TensorFlow snippet
+* :func:`tf_style_loss` / :class:`TFStyleLoss` -- a TensorFlow formulation of the same idea
   written in MXNet: sigmoid cross-entropy of ``student / tau`` against the one-hot label plus
   ``0.5 (student / tau - teacher / tau)^2``, combined with ``lamda`` and summed, then divided
   by the batch size.
@@ -78,7 +78,7 @@ def soft_target_loss(F, student_logits, teacher_logits, label, temperature, soft
 
 
 def tf_style_loss(F, student_logits, teacher_logits, label, num_classes, tau, lamda):
-    r"""The source document's TensorFlow distillation loss, in MXNet.
+    r"""A TensorFlow formulation of the distillation loss (Hinton et al. 2015), in MXNet.
 
     .. math::
 
@@ -156,14 +156,14 @@ class SoftTargetLoss(gluon.loss.Loss):
 
 
 class TFStyleLoss(gluon.HybridBlock):
-    """The source document's TensorFlow-style loss (:func:`tf_style_loss`) as a HybridBlock.
+    """The TensorFlow-style distillation loss (:func:`tf_style_loss`) as a HybridBlock.
 
     Parameters
     ----------
     num_classes : int
         Depth of the one-hot label (``n_classes`` in the snippet).
     tau : float
-        Temperature > 0 (the document used 3).
+        Temperature > 0 (T = 3 is common; Hinton et al. 2015 used 20 on MNIST).
     lamda : float
         Weight in [0, 1] of the sigmoid cross-entropy; ``1 - lamda`` weights the L2 term.
 

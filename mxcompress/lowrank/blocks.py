@@ -8,13 +8,10 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
+from ..graph import pair
 from .schemes import LowRankError, conv_geometry, dense_geometry, get_scheme
 
 __all__ = ['SVDDense', 'LowRankConv2D']
-
-
-def _pair(value):
-    return tuple(value) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
 def _check_rank(rank, max_rank, what):
@@ -130,9 +127,10 @@ class LowRankConv2D(_FactorisedBlock):
         if self._scheme.name not in ('channel', 'spatial'):
             raise ValueError("LowRankConv2D scheme must be 'channel' or 'spatial', got %r"
                              % scheme)
-        kh, kw = _pair(kernel_size)
-        self._geom = conv_geometry((channels, in_channels, kh, kw), (kh, kw), _pair(strides),
-                                   _pair(padding), _pair(dilation), no_bias=not use_bias)
+        kh, kw = pair(kernel_size, 'kernel_size')
+        self._geom = conv_geometry((channels, in_channels, kh, kw), (kh, kw),
+                                   pair(strides, 'strides'), pair(padding, 'padding'),
+                                   pair(dilation, 'dilation'), no_bias=not use_bias)
         if in_channels:
             _check_rank(rank, self._scheme.max_rank(self._geom), self.name)
         self._rank = int(rank)

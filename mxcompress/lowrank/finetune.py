@@ -1,7 +1,5 @@
 """Fine-tuning a factorised model through :func:`mxcompress.fit.fit` (``Module.fit``)."""
-import copy
-
-from ..fit import fit
+from ..fit import fit, fit_options
 
 __all__ = ['finetune']
 
@@ -26,8 +24,7 @@ def finetune(symbol, arg_params, aux_params, args, train_iter, val_iter=None,
     -------
     arg_params, aux_params : dict
     """
-    args = copy.copy(args)
-    args.model_prefix, args.load_epoch = None, None
+    args = fit_options(args, model_prefix=None, load_epoch=None)
     module = fit(args, symbol, train_iter, val_iter, arg_params=arg_params,
                  aux_params=aux_params, fixed_param_names=fixed_param_names,
                  allow_missing=False, **fit_kwargs)

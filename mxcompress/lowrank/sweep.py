@@ -7,12 +7,12 @@ weights, the layer's real input shape), interleaved in one process by
 """
 import contextlib
 import csv
-import os
 
 import mxnet as mx
 
 from ..checkpoint import atomic_path
 from ..measure import time_inference
+from ..reporting.plots import pyplot, save_figure
 from .factorize import factorize
 from .layers import describe_layers
 from .select import layer_cost
@@ -154,9 +154,7 @@ def plot_sweep(rows, path, title='rank sweep'):
     One column per (layer, scheme); top: error in %, bottom: measured speed-up per batch
     size beside the MAC reduction (the ideal speed-up).
     """
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     panels = list(dict.fromkeys((r['layer'], r['scheme']) for r in rows))
     fig, axes = plt.subplots(2, len(panels), figsize=(4.5 * len(panels), 7), squeeze=False)
     for col, (layer, scheme) in enumerate(panels):
@@ -186,9 +184,5 @@ def plot_sweep(rows, path, title='rank sweep'):
         ax.legend()
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return path

@@ -25,11 +25,12 @@ import threading
 
 import numpy as np
 
+from ..graph import pair
 from .build import LIBRARY_NAME, OpsBuildError, build_library, source_files
 
 __all__ = ['load', 'is_loaded', 'library_path', 'kernel_name', 'pack_weights',
-           'unpack_weights', 'binary_alpha', 'packed_channels_bytes', 'workspace_bytes',
-           'packed_input_bytes', 'OpsBuildError']
+           'unpack_weights', 'packed_channels_bytes', 'workspace_bytes',
+           'OpsBuildError']
 
 _LOCK = threading.Lock()
 _LOADED = {}
@@ -107,8 +108,9 @@ def _lib():
 def kernel_name():
     """``'avx512'``, ``'avx2'`` or ``'portable'``: the kernel the op runs on this CPU.
 
-    ``auto`` picks AVX-512 (VPOPCNTQ) when the CPU has AVX512F and AVX512_VPOPCNTDQ, else
-    AVX2 (nibble-LUT popcount) when it has AVX2 and POPCNT, else the portable C++ kernel.
+    ``auto`` picks AVX-512 (VPOPCNTQ) when the CPU has AVX512F, AVX512VL, AVX512BW and
+    AVX512_VPOPCNTDQ, else AVX2 (nibble-LUT popcount) when it has AVX2 and POPCNT, else the
+    portable C++ kernel.
     The environment variable ``MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512`` chooses
     another; a kernel the CPU lacks falls back to the next one down."""
     return KERNEL_NAMES[_lib().mxcompress_xnor_kernel()]
@@ -137,15 +139,11 @@ def available_kernels():
 
 
 def _geometry_args(shape, kernel, stride, pad, dilate):
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(stride)
-    ph, pw = _pair(pad)
-    dh, dw = _pair(dilate)
+    kh, kw = pair(kernel, 'kernel')
+    sh, sw = pair(stride, 'stride')
+    ph, pw = pair(pad, 'pad')
+    dh, dw = pair(dilate, 'dilate')
     return [ctypes.c_longlong(v) for v in tuple(shape) + (kh, kw, sh, sw, ph, pw, dh, dw)]
-
-
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else tuple(int(x) for x in v)
 
 
 def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
@@ -156,14 +154,6 @@ def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
     args = _geometry_args(data_shape, kernel, stride, pad, dilate)
     return int(lib.mxcompress_xnor_workspace_bytes(*(args[:4] + [ctypes.c_longlong(num_filter)]
                                                      + args[4:])))
-
-
-def packed_input_bytes(data_shape, kernel, stride=1, pad=0, dilate=1):
-    """Bytes of the bit-packed, zero-bordered input the op builds."""
-    lib = _lib()
-    lib.mxcompress_xnor_packed_input_bytes.restype = ctypes.c_longlong
-    return int(lib.mxcompress_xnor_packed_input_bytes(
-        *_geometry_args(data_shape, kernel, stride, pad, dilate)))
 
 
 def packed_channels_bytes(channels):
@@ -206,12 +196,6 @@ def unpack_weights(packed, channels):
                                          p.shape))
     bits = np.unpackbits(p, axis=-1, bitorder='little')[..., :channels]
     return np.transpose(np.where(bits, -1.0, 1.0).astype(np.float32), (0, 3, 1, 2))
-
-
-def binary_alpha(weight):
-    """Per-output-channel scale alpha = mean |W| over (C, KH, KW) (BWN / XNOR-Net)."""
-    w = _asnumpy(weight)
-    return np.abs(w).reshape(w.shape[0], -1).mean(axis=1).astype(np.float32)
 
 
 def _asnumpy(a):

@@ -8,18 +8,17 @@
 Every function takes and returns standard ``(symbol, arg_params, aux_params)`` checkpoints:
 the result has no mask ops and stores pruned weights as exact zeros.
 """
-import copy
 import logging
 
 import numpy as np
 
-from ..fit import fit
+from ..fit import fit, fit_options
 from .criteria import check_sparsity, global_masks, level_mask, threshold_mask
 from .masks import insert_masks, masks_from_zeros, resolve_layers, strip_masks
 from .schedules import AGPCallback, iterative_targets
 
-__all__ = ['METHODS', 'compute_masks', 'finetune_with_masks', 'masked_finetune',
-           'prune_and_finetune', 'per_layer']
+__all__ = ['METHODS', 'compute_masks', 'finetune_options', 'finetune_with_masks',
+           'masked_finetune', 'prune_and_finetune', 'per_layer']
 
 #: weight-pruning methods of :func:`prune_and_finetune`
 METHODS = ('level', 'threshold', 'global', 'agp')
@@ -83,11 +82,9 @@ def compute_masks(symbol, arg_params, method='level', sparsity=None, quality=Non
     raise ValueError('unknown criterion %r; valid: level, threshold, global' % (method,))
 
 
-def _finetune_args(args, lr_scale):
-    ft = copy.copy(args)
-    ft.lr = args.lr * lr_scale
-    ft.model_prefix, ft.load_epoch = None, None
-    return ft
+def finetune_options(args, lr_scale):
+    """Fine-tuning options: ``args`` at ``lr_scale`` times its rate, no checkpointing."""
+    return fit_options(args, lr=args.lr * lr_scale, model_prefix=None, load_epoch=None)
 
 
 def finetune_with_masks(symbol, arg_params, aux_params, masks, args, train_iter, val_iter=None,
@@ -111,7 +108,7 @@ def finetune_with_masks(symbol, arg_params, aux_params, masks, args, train_iter,
     masked_sym, masked_args, fixed = insert_masks(symbol, arg_params, masks)
     if args.num_epochs > 0:
         train_iter.reset()
-        module = fit(_finetune_args(args, lr_scale), masked_sym, train_iter, val_iter,
+        module = fit(finetune_options(args, lr_scale), masked_sym, train_iter, val_iter,
                      arg_params=masked_args, aux_params=aux_params, fixed_param_names=fixed,
                      batch_end_callback=batch_end_callback, logger=logger, allow_missing=False)
         masked_args, aux_params = module.get_params()

@@ -24,7 +24,7 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import HybridBlock
 
-from ..graph import build_op, find_layers, rewrite
+from ..graph import build_op, find_layers, pair, rewrite
 
 __all__ = ['masked_weight', 'MaskedDense', 'MaskedConv2D', 'mask_name', 'masked_node_name',
            'prunable_layers', 'resolve_layers', 'insert_masks', 'strip_masks',
@@ -117,12 +117,12 @@ class MaskedConv2D(HybridBlock):
     def __init__(self, channels, kernel_size, in_channels, strides=1, padding=0, dilation=1,
                  groups=1, use_bias=True, activation=None, **kwargs):
         super().__init__(**kwargs)
-        pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
-        self._kwargs = {'kernel': pair(kernel_size), 'stride': pair(strides),
-                        'pad': pair(padding), 'dilate': pair(dilation), 'num_group': groups,
+        self._kwargs = {'kernel': pair(kernel_size, 'kernel_size'),
+                        'stride': pair(strides, 'strides'), 'pad': pair(padding, 'padding'),
+                        'dilate': pair(dilation, 'dilation'), 'num_group': groups,
                         'num_filter': channels}
         self._act = activation
-        shape = (channels, in_channels // groups) + pair(kernel_size)
+        shape = (channels, in_channels // groups) + self._kwargs['kernel']
         with self.name_scope():
             self.weight = self.params.get('weight', shape=shape)
             self.mask = self.params.get('mask', shape=shape, init='ones', grad_req='null',

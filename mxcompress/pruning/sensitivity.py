@@ -8,13 +8,13 @@ per-layer sparsity targets: the largest swept sparsity whose accuracy drop stays
 tolerance.
 """
 import csv
-import os
 
 import mxnet as mx
 import numpy as np
 
 from ..checkpoint import atomic_path
 from ..measure import classification_error
+from ..reporting.plots import pyplot, save_figure
 from .criteria import check_sparsity, level_mask
 from .masks import resolve_layers
 
@@ -94,9 +94,7 @@ def write_sensitivity_csv(rows, path):
 
 def plot_sensitivity(rows, path, title='Pruning sensitivity', max_drop=None):
     """PNG plot (matplotlib Agg): accuracy against sparsity, one line per layer."""
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
     for layer in dict.fromkeys(r['layer'] for r in rows):
         pts = [(r['sparsity'], 100 * r['accuracy']) for r in rows if r['layer'] == layer]
@@ -114,8 +112,5 @@ def plot_sensitivity(rows, path, title='Pruning sensitivity', max_drop=None):
     ax.grid(True, alpha=0.3)
     ax.legend(loc='lower left', fontsize=8)
     fig.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png')
-    plt.close(fig)
+    save_figure(fig, path)
     return path

@@ -15,6 +15,7 @@ import json
 import os
 
 from ..checkpoint import atomic_path
+from .plots import pyplot, save_figure
 from .references import PUBLISHED
 
 __all__ = ['collect_points', 'pareto_front', 'write_report']
@@ -69,9 +70,7 @@ def pareto_front(points):
 
 
 def _plot_pareto(points, title, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
     methods = sorted({p['method'] for p in points})
     cmap = plt.get_cmap('tab10')
@@ -92,15 +91,11 @@ def _plot_pareto(points, title, path):
     ax.grid(True, which='both', alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _plot_speedup(points, path):
-    import matplotlib
-    matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for p in points:
         ax.scatter(p['flop_ratio'], p['speedup_b64'], s=40, zorder=3)
@@ -114,9 +109,7 @@ def _plot_speedup(points, path):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format='png', dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def _fmt(value, pattern):

@@ -1,7 +1,9 @@
 """Benchmark result files (``benchmarks/results/*.json``): merged and written atomically."""
 import datetime
+import fcntl
 import json
 import os
+import tempfile
 
 from ..checkpoint import atomic_path
 
@@ -19,18 +21,23 @@ def read_results(path):
 def update_results(path, entries, machine=None):
     """Merge ``entries`` (name -> record) into the results file ``path`` atomically.
 
-    Records under other names are kept, so benchmarks can fill one file piece by piece.
+    Records under other names are kept, so benchmarks can fill one file piece by piece; a
+    lock per file serialises writers, so parallel stages never lose each other's records.
     Each record gets a UTC ``measured_at`` time; ``machine`` (see
     :func:`mxcompress.measure.machine_info`) is stored at the top level.
     """
-    results = read_results(path)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
-    for name, record in entries.items():
-        results[name] = dict(record, measured_at=stamp)
-    if machine is not None:
-        results['machine'] = machine
-    with atomic_path(path) as tmp:
-        with open(tmp, 'w') as f:
-            json.dump(results, f, indent=2, sort_keys=True)
-            f.write('\n')
+    lock_path = os.path.join(tempfile.gettempdir(),
+                             'mxcompress-results-%s.lock' % os.path.basename(path))
+    with open(lock_path, 'a') as lock:  # benchmark stages run as parallel processes
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = read_results(path)
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+        for name, record in entries.items():
+            results[name] = dict(record, measured_at=stamp)
+        if machine is not None:
+            results['machine'] = machine
+        with atomic_path(path) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(results, f, indent=2, sort_keys=True)
+                f.write('\n')
     return results

@@ -330,12 +330,4 @@ long long mxcompress_xnor_workspace_bytes(long long n, long long c, long long h,
   xnor::finish_geometry(&g);
   return static_cast<long long>(xnor::workspace_bytes(g));
 }
-long long mxcompress_xnor_packed_input_bytes(long long n, long long c, long long h, long long w,
-                                             long long kh, long long kw, long long sh,
-                                             long long sw, long long ph, long long pw,
-                                             long long dh, long long dw) {
-  xnor::ConvGeom g = {n, c, h, w, 1, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
-  xnor::finish_geometry(&g);
-  return static_cast<long long>(xnor::packed_input_bytes(g));
-}
 }

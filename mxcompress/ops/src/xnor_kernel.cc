@@ -533,6 +533,7 @@ size_t workspace_bytes(const ConvGeom& g) {
          static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
 }
 
+// The AVX-512 kernel needs AVX512F, AVX512VL, AVX512BW and AVX512_VPOPCNTDQ (see xnor_kernel.h).
 bool cpu_has_avx512_vpopcnt() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -543,6 +544,7 @@ bool cpu_has_avx512_vpopcnt() {
 #endif
 }
 
+// The AVX2 kernel needs AVX2 and POPCNT.
 bool cpu_has_avx2_popcnt() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();

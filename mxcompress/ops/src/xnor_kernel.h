@@ -46,8 +46,8 @@ size_t workspace_bytes(const ConvGeom& g);
 size_t thread_buffer_bytes(const ConvGeom& g);
 
 // Kernel selection: 0 = auto (the fastest the CPU runs), 1 = portable, 2 = AVX2 (nibble-LUT
-// popcount, needs AVX2 + POPCNT), 3 = AVX-512 (VPOPCNTQ, needs AVX512F,
-// AVX512VL and AVX512_VPOPCNTDQ).
+// popcount, needs AVX2 and POPCNT), 3 = AVX-512 (VPOPCNTQ, needs AVX512F, AVX512VL,
+// AVX512BW and AVX512_VPOPCNTDQ).
 // The environment variable MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512 overrides
 // `choice`; a kernel the CPU lacks falls back to the next one down.
 enum Kernel { kAuto = 0, kPortable = 1, kAvx2 = 2, kAvx512 = 3 };
