@@ -92,6 +92,27 @@ def run(args):
     compress(args)
 
 
+#: ``train/train_deep_compress.py --help``
+SCRIPT_DESCRIPTION = """Deep Compression of a checkpoint: prune -> quantise -> Huffman -> .mxc.
+
+The same pipeline as ``mxcompress deep-compress`` (see ``--help``). Example::
+
+    python train/train_deep_compress.py benchmarks/models/lenet300 --output out/lenet300.mxc \
+        --sparsity lenet300_fc1=0.96,lenet300_fc2=0.9,lenet300_fc3=0.7
+"""
+
+
+def main(argv=None):
+    """Entry point of ``train/train_deep_compress.py``."""
+    parser = argparse.ArgumentParser(description=SCRIPT_DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_deep_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    compress(args)
+    return 0
+
+
 def compress(args):
     """Run the pipeline for parsed ``args``; returns the stage report (dict)."""
     setup_logging(logger='mxcompress')  # stage progress always; MXNet's only with -v
