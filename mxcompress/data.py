@@ -13,6 +13,7 @@ bad file raises :class:`MNISTError` naming it.
 import gzip
 import os
 import struct
+import zlib
 
 import mxnet as mx
 import numpy as np
@@ -100,8 +101,8 @@ def read_idx(path, expected_shape=None):
     try:
         with opener(path, 'rb') as f:
             raw = f.read()
-    except (OSError, EOFError) as err:  # gzip raises these for corrupt/truncated streams
-        raise MNISTError('%s: cannot read (%s)' % (path, err)) from err
+    except (OSError, EOFError, zlib.error) as err:  # corrupt / truncated gzip streams
+        raise MNISTError('%s: cannot read (%s: %s)' % (path, type(err).__name__, err)) from None
     if len(raw) < 4:
         raise MNISTError('%s: truncated header (%d bytes)' % (path, len(raw)))
     zero, dtype_code, ndim = struct.unpack('>HBB', raw[:4])
@@ -208,6 +209,13 @@ class ShuffledIter(mx.io.DataIter):
         self._epoch += 1
         self._inner = self._make_inner()
 
+    def set_epoch(self, epoch):
+        """Continue with the order (and shifts) of ``epoch``: a resumed run sees the data of
+        the epoch it resumes at, not epoch 0's again."""
+        if epoch != self._epoch:
+            self._epoch = int(epoch)
+            self._inner = self._make_inner()
+
     def next(self):
         return self._inner.next()
 
@@ -260,6 +268,9 @@ def mnist_iterators(batch_size, data_dir=None, num_examples=None, num_test_examp
     x_test, y_test = load_mnist('test', data_dir, num_test_examples)
     if num_parts > 1:
         x_train, y_train = x_train[part_index::num_parts], y_train[part_index::num_parts]
+    if batch_size > len(x_train):
+        raise ValueError('--batch-size %d is larger than the %d training images'
+                         % (batch_size, len(x_train)))
     if flatten:
         x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
     train = ShuffledIter(x_train, y_train, batch_size, max_shift=jitter, seed=seed,

@@ -7,36 +7,28 @@ command-line options; scripts only ``set_defaults`` and call :func:`fit`.
 import argparse
 import copy
 import logging
-import math
+import os
 import random
 import time
 
 import mxnet as mx
 import numpy as np
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .argtypes import (epoch_list, float_in, int_in, non_negative_float, non_negative_int,
+                       positive_float, positive_int)
+from .checkpoint import load_checkpoint, read_manifest, save_checkpoint, states_path
+from .distributed import create_dist_kvstore, is_dist, rank0_only
 
 __all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
            'train_iterators', 'fit', 'train_model',
-           'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'OPTIMIZERS']
+           'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'epoch_seed',
+           'finite_guard', 'TrainingDiverged', 'OPTIMIZERS']
 
 OPTIMIZERS = ('sgd', 'nag', 'adam', 'rmsprop')
+#: the largest --jitter (pixels)
+MAX_JITTER = 8
 LR_SCHEDULES = ('step', 'cosine', 'none')
 KV_STORES = ('local', 'device', 'dist_sync', 'dist_async', 'dist_device_sync')
-
-
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError('must be a positive integer, got %s' % text)
-    return value
-
-
-def _non_negative_float(text):
-    value = float(text)
-    if value < 0 or math.isnan(value):
-        raise argparse.ArgumentTypeError('must be >= 0, got %s' % text)
-    return value
 
 
 def add_data_args(parser):
@@ -45,12 +37,13 @@ def add_data_args(parser):
     data.add_argument('--data-dir', default=None,
                       help='directory with the MNIST IDX files (raw or .gz); default: '
                            '$MXCOMPRESS_DATA, then ~/.mxnet/datasets/mnist')
-    data.add_argument('--num-examples', type=_positive_int, default=None,
+    data.add_argument('--num-examples', type=positive_int, default=None,
                       help='train on the first N training images only (quick runs)')
-    data.add_argument('--num-test-examples', type=_positive_int, default=None,
+    data.add_argument('--num-test-examples', type=positive_int, default=None,
                       help='evaluate on the first N test images only')
-    data.add_argument('--jitter', type=int, default=0,
-                      help='shift training images by up to this many pixels each epoch')
+    data.add_argument('--jitter', type=int_in(0, MAX_JITTER), default=0,
+                      help='shift training images by up to this many pixels each epoch (0..%d)'
+                           % MAX_JITTER)
     return data
 
 
@@ -61,29 +54,32 @@ def add_fit_args(parser):
     *Checkpoints* (prefix, resume epoch, kvstore).
     """
     train = parser.add_argument_group('Training')
-    train.add_argument('--num-epochs', type=int, default=10, help='epochs to train (total, '
-                       'counting those before --load-epoch)')
-    train.add_argument('--batch-size', type=_positive_int, default=64, help='batch size')
+    train.add_argument('--num-epochs', type=positive_int, default=10, help='epochs to train '
+                       '(total, counting those before --load-epoch)')
+    train.add_argument('--batch-size', type=positive_int, default=64, help='batch size')
     train.add_argument('--optimizer', choices=OPTIMIZERS, default='sgd', help='optimizer')
-    train.add_argument('--lr', type=_non_negative_float, default=0.05, help='initial learning rate')
+    train.add_argument('--lr', type=positive_float, default=0.02, help='initial learning rate')
     train.add_argument('--lr-schedule', choices=LR_SCHEDULES, default='step',
                        help='step: multiply by --lr-factor at --lr-step-epochs; cosine: cosine '
                             'decay to 0 over --num-epochs; none: constant')
-    train.add_argument('--lr-factor', type=float, default=0.1, help='step schedule factor')
-    train.add_argument('--lr-step-epochs', default='', help='comma-separated epochs where the '
-                       'step schedule multiplies the rate by --lr-factor, e.g. 10,15')
-    train.add_argument('--mom', type=float, default=0.9, help='momentum (sgd, nag)')
-    train.add_argument('--wd', type=_non_negative_float, default=1e-4, help='weight decay')
+    train.add_argument('--lr-factor', type=float_in(0, 1), default=0.1,
+                       help='step schedule factor')
+    train.add_argument('--lr-step-epochs', type=epoch_list, default='',
+                       help='comma-separated epochs where the step schedule multiplies the rate '
+                            'by --lr-factor, e.g. 10,15')
+    train.add_argument('--mom', type=float_in(0, 1, high_open=True), default=0.9,
+                       help='momentum (sgd, nag), in [0, 1)')
+    train.add_argument('--wd', type=non_negative_float, default=1e-4, help='weight decay')
     train.add_argument('--initializer', choices=('xavier', 'msra', 'uniform'), default='xavier',
                        help='weight initialisation for parameters not loaded from a checkpoint')
     train.add_argument('--seed', type=int, default=0, help='seed of every random generator '
                        '(data order, initialisation, dropout), so a run is repeatable')
-    train.add_argument('--disp-batches', type=_positive_int, default=100,
+    train.add_argument('--disp-batches', type=positive_int, default=100,
                        help='print speed and metrics every N batches')
     ckpt = parser.add_argument_group('Checkpoints and distribution')
     ckpt.add_argument('--model-prefix', default=None, help='save PREFIX-symbol.json and '
                       'PREFIX-NNNN.params after every epoch (atomically)')
-    ckpt.add_argument('--load-epoch', type=int, default=None,
+    ckpt.add_argument('--load-epoch', type=non_negative_int, default=None,
                       help='resume from PREFIX-NNNN.params of --model-prefix at this epoch')
     ckpt.add_argument('--kv-store', choices=KV_STORES, default='local',
                       help="kvstore; dist_* use MXNet's parameter server "
@@ -150,7 +146,7 @@ def create_kvstore(kv_store):
     if 'dist' in kv_store:
         kv = _DIST_KVSTORES.get(kv_store)
         if kv is None:
-            kv = _DIST_KVSTORES[kv_store] = mx.kvstore.create(kv_store)
+            kv = _DIST_KVSTORES[kv_store] = create_dist_kvstore(kv_store)
         return kv, kv.num_workers, kv.rank
     return mx.kvstore.create(kv_store), 1, 0
 
@@ -195,7 +191,10 @@ def make_lr_scheduler(args, epoch_size):
     if args.lr_schedule == 'cosine':
         return mx.lr_scheduler.CosineScheduler(max_update=epoch_size * args.num_epochs,
                                                base_lr=args.lr, final_lr=0.0)
-    steps = [int(s) for s in str(args.lr_step_epochs).split(',') if s.strip()]
+    try:
+        steps = [int(s) for s in str(args.lr_step_epochs).split(',') if s.strip()]
+    except ValueError:
+        steps = [0]
     if not steps:
         return None
     if sorted(steps) != steps or steps[0] < 1:
@@ -205,16 +204,98 @@ def make_lr_scheduler(args, epoch_size):
                                                 factor=args.lr_factor, base_lr=args.lr)
 
 
-def checkpoint_callback(prefix, symbol=None):
-    """Epoch-end callback saving ``PREFIX-symbol.json`` and ``PREFIX-(epoch+1).params`` atomically.
+def epoch_seed(seed, epoch):
+    """Seed of MXNet's generator for ``epoch`` of a run seeded with ``seed``.
+
+    Reseeding at every epoch start makes epoch ``e`` draw the same random numbers (dropout,
+    stochastic binarisation) whether the run started at epoch 0 or was resumed at ``e``.
+    """
+    return (int(seed) * 1000003 + int(epoch)) % (2 ** 31)
+
+
+def checkpoint_callback(prefix, symbol=None, module=None, seed=0, epoch_size=None):
+    """Epoch-end callback saving checkpoint ``PREFIX`` at ``epoch + 1`` as one unit.
 
     ``symbol`` overrides the symbol saved (e.g. a deployment graph); by default the training
-    symbol is saved.
+    symbol is saved. With ``module``, its optimizer state is saved too
+    (``PREFIX-NNNN.states``) and the manifest records where training resumes (epoch, update
+    count, seed), so ``--load-epoch`` continues the run exactly.
     """
     def _callback(epoch, sym, arg_params, aux_params):
+        resume = None
+        if module is not None:
+            resume = {'epoch': epoch + 1, 'seed': int(seed),
+                      'num_update': None if epoch_size is None else (epoch + 1) * epoch_size}
         save_checkpoint(prefix, epoch + 1, symbol if symbol is not None else sym,
-                        arg_params, aux_params)
+                        arg_params, aux_params,
+                        optimizer_states=None if module is None else module.save_optimizer_states,
+                        resume=resume)
     return _callback
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the outputs became NaN or infinite: training stopped, nothing was saved."""
+
+
+def _nonfinite_params(module):
+    arg_params, aux_params = module.get_params()
+    return sorted(name for name, value in dict(arg_params, **aux_params).items()
+                  if not np.isfinite(value.asnumpy()).all())
+
+
+def finite_guard(module, lr):
+    """Batch-end callback stopping the fit at the first non-finite metric or output.
+
+    Raises :class:`TrainingDiverged` naming the epoch, the batch, the metric and the layers
+    whose weights are no longer finite (PyTorch Lightning's and Keras's terminate-on-NaN).
+    """
+    def _callback(param):
+        values = dict(zip(*param.eval_metric.get())) if param.eval_metric is not None else {}
+        bad = {k: v for k, v in values.items() if not np.isfinite(v)}
+        outputs = module.get_outputs()
+        if not bad and outputs and np.isfinite(outputs[0].asnumpy()).all():
+            return
+        what = ', '.join('%s = %s' % kv for kv in sorted(bad.items())) or 'non-finite outputs'
+        weights = _nonfinite_params(module)
+        raise TrainingDiverged(
+            'training diverged at epoch %d, batch %d: %s%s; stopped, nothing saved for this '
+            'epoch. Lower --lr (it is %g) or check the data.'
+            % (param.epoch, param.nbatch, what,
+               ' (non-finite weights: %s)' % ', '.join(weights[:8]) if weights else '', lr))
+    return _callback
+
+
+class _ResumableModule(mx.mod.Module):
+    """``mx.mod.Module`` that, right after ``fit`` creates the optimizer, restores the saved
+    optimizer state of a resumed run and seeds MXNet's generator for the first epoch."""
+
+    def __init__(self, *args, states_file=None, first_epoch_seed=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._states_file, self._first_epoch_seed = states_file, first_epoch_seed
+
+    def init_optimizer(self, *args, **kwargs):
+        super().init_optimizer(*args, **kwargs)
+        if self._states_file:
+            self.load_optimizer_states(self._states_file)
+        if self._first_epoch_seed is not None:
+            mx.random.seed(self._first_epoch_seed)
+
+
+def _reseed_callback(seed):
+    def _callback(epoch, *_):
+        mx.random.seed(epoch_seed(seed, epoch + 1))
+    return _callback
+
+
+def _resume_states(prefix, epoch, logger):
+    """The optimizer-state file to resume from, or None (with a warning) when there is none."""
+    manifest = read_manifest(prefix, epoch)
+    path = states_path(prefix, epoch)
+    if manifest is not None and os.path.basename(path) in manifest['files']:
+        return path
+    logger.warning('%s: no optimizer state saved with epoch %d: the resumed run restarts '
+                   'momentum / Adam moments (not an exact continuation)', prefix, epoch)
+    return None
 
 
 def _initializer(name):
@@ -268,18 +349,22 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
     seed_everything(args.seed)
     if kv is None:
         kv = create_kvstore(args.kv_store)[0]
-    begin_epoch = 0
+    begin_epoch, states_file = 0, None
     if args.load_epoch is not None:
         if not args.model_prefix:
             raise ValueError('--load-epoch needs --model-prefix')
         _, arg_params, aux_params = load_checkpoint(args.model_prefix, args.load_epoch)
         begin_epoch = args.load_epoch
+        states_file = _resume_states(args.model_prefix, args.load_epoch, logger)
         logger.info('resumed from %s at epoch %d', args.model_prefix, begin_epoch)
     if begin_epoch >= args.num_epochs:
         raise ValueError('--num-epochs (%d) must exceed the resumed epoch (%d)'
                          % (args.num_epochs, begin_epoch))
 
     num_examples = getattr(train_iter, 'num_data', None) or args.num_examples or 60000
+    if num_examples < args.batch_size:
+        raise ValueError('--batch-size %d is larger than the %d training examples'
+                         % (args.batch_size, num_examples))
     epoch_size = num_examples // args.batch_size
     opt = {'learning_rate': args.lr, 'wd': args.wd, 'rescale_grad': 1.0 / args.batch_size}
     if 'dist' in kv.type:
@@ -291,18 +376,25 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
         opt['lr_scheduler'] = scheduler
     opt['begin_num_update'] = begin_epoch * epoch_size  # a resumed run continues its schedule
     opt.update(optimizer_params or {})
+    if hasattr(train_iter, 'set_epoch'):
+        train_iter.set_epoch(begin_epoch)   # the data order of the epoch it resumes at
 
     label_names = [d.name for d in train_iter.provide_label]
-    module = mx.mod.Module(symbol, data_names=[d.name for d in train_iter.provide_data],
-                           label_names=label_names, context=mx.cpu(), logger=logger,
-                           fixed_param_names=fixed_param_names)
-    batch_cbs = [mx.callback.Speedometer(args.batch_size, args.disp_batches)]
+    module = _ResumableModule(symbol, data_names=[d.name for d in train_iter.provide_data],
+                              label_names=label_names, context=mx.cpu(), logger=logger,
+                              fixed_param_names=fixed_param_names, states_file=states_file,
+                              first_epoch_seed=epoch_seed(args.seed, begin_epoch))
+    batch_cbs = [finite_guard(module, args.lr),
+                 mx.callback.Speedometer(args.batch_size, args.disp_batches)]
     epoch_cbs = []
-    if args.model_prefix:
-        epoch_cbs.append(checkpoint_callback(args.model_prefix))
+    if args.model_prefix:  # under a dist kvstore rank 0 writes, the others wait at a barrier
+        epoch_cbs.append(rank0_only(kv, checkpoint_callback(
+            args.model_prefix, module=None if is_dist(kv) else module, seed=args.seed,
+            epoch_size=epoch_size)))
     for extra, target in ((batch_end_callback, batch_cbs), (epoch_end_callback, epoch_cbs)):
         if extra:
             target.extend(extra if isinstance(extra, (list, tuple)) else [extra])
+    epoch_cbs.append(_reseed_callback(args.seed))
     module.fit(train_iter, eval_data=val_iter,
                eval_metric=eval_metric or default_metric(label_name=label_names[0]),
                kvstore=kv, optimizer=args.optimizer, optimizer_params=opt,

@@ -17,11 +17,23 @@ def pytest_configure(config):
 
 @pytest.fixture(scope='session')
 def mnist_dir():
-    """Directory of the real MNIST files: $MXCOMPRESS_DATA, else ../shared/data/mnist."""
-    path = os.environ.get('MXCOMPRESS_DATA') or SHARED_MNIST
-    if not os.path.isfile(os.path.join(path, 'train-images-idx3-ubyte.gz')):
-        pytest.fail('MNIST not found in %s: set MXCOMPRESS_DATA (the suite needs real MNIST)'
-                    % path)
+    """Directory of the real MNIST files (raw or gzipped IDX): $MXCOMPRESS_DATA, else
+    ../shared/data/mnist, else gluon's ~/.mxnet/datasets/mnist (where scripts/get_mnist.sh
+    puts them)."""
+    from mxcompress.data import MNISTError, find_mnist_dir
+    candidates = [os.environ.get('MXCOMPRESS_DATA'), SHARED_MNIST, None]
+    path = None
+    for candidate in candidates:
+        if candidate is not None and not os.path.isdir(candidate):
+            continue
+        try:
+            path = find_mnist_dir(candidate)
+            break
+        except MNISTError:
+            continue
+    if path is None:
+        pytest.fail('MNIST not found (looked in $MXCOMPRESS_DATA, %s and ~/.mxnet/datasets/'
+                    'mnist): run scripts/get_mnist.sh (the suite needs real MNIST)' % SHARED_MNIST)
     os.environ['MXCOMPRESS_DATA'] = path
     return path
 

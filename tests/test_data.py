@@ -1,7 +1,5 @@
 """MNIST IDX reading and iterators, against the real files and generated ones."""
 import gzip
-import os
-import shutil
 
 import numpy as np
 import pytest
@@ -54,15 +52,46 @@ def test_truncated_gzip_is_detected(tmp_path):
         data.read_idx(path)
 
 
-def test_truncated_real_file_in_a_directory_is_refused(tmp_path, mnist_dir):
-    for name in os.listdir(mnist_dir):
-        if name.endswith('.gz'):
-            shutil.copy(os.path.join(mnist_dir, name), tmp_path / name)
-    labels = tmp_path / 't10k-labels-idx1-ubyte.gz'
-    raw = gzip.decompress(labels.read_bytes())
-    labels.write_bytes(gzip.compress(raw[:-1]))
+def _copy_mnist(source, target, gzipped):
+    """The four files of ``source`` (raw or .gz) into ``target``, all raw or all gzipped."""
+    target.mkdir(exist_ok=True)
+    for stem in ('train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte',
+                 't10k-labels-idx1-ubyte'):
+        path = data._file_in(source, stem)
+        raw = open(path, 'rb').read()
+        raw = gzip.decompress(raw) if path.endswith('.gz') else raw
+        name = stem + ('.gz' if gzipped else '')
+        (target / name).write_bytes(gzip.compress(raw, 1) if gzipped else raw)
+    return str(target)
+
+
+@pytest.mark.parametrize('gzipped', [True, False])
+def test_truncated_real_file_in_a_directory_is_refused(tmp_path, mnist_dir, gzipped):
+    _copy_mnist(mnist_dir, tmp_path, gzipped)
+    labels = tmp_path / ('t10k-labels-idx1-ubyte' + ('.gz' if gzipped else ''))
+    raw = gzip.decompress(labels.read_bytes()) if gzipped else labels.read_bytes()
+    labels.write_bytes(gzip.compress(raw[:-1]) if gzipped else raw[:-1])
     with pytest.raises(data.MNISTError, match='t10k-labels.*truncated'):
         data.load_mnist('test', str(tmp_path))
+
+
+def test_raw_and_gzipped_files_read_the_same(tmp_path, mnist_dir):
+    raw = _copy_mnist(mnist_dir, tmp_path / 'raw', gzipped=False)
+    packed = _copy_mnist(mnist_dir, tmp_path / 'gz', gzipped=True)
+    for split in ('train', 'test'):
+        a, b = data.load_mnist(split, raw, 500), data.load_mnist(split, packed, 500)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_corrupt_deflate_stream_is_a_clear_error(tmp_path):
+    path = write_idx(str(tmp_path / 'x-idx3-ubyte.gz'),
+                     np.arange(50 * 28 * 28).reshape(50, 28, 28))
+    blob = bytearray(open(path, 'rb').read())
+    blob[len(blob) // 2] ^= 0xff   # a flipped byte in the middle of the deflate stream
+    open(path, 'wb').write(bytes(blob))
+    with pytest.raises(data.MNISTError, match='x-idx3-ubyte.gz: cannot read'):
+        data.read_idx(path)
 
 
 def test_search_order_explicit_then_env(tmp_path, monkeypatch, mnist_dir):

@@ -156,3 +156,18 @@ def test_dist_sync_keeps_binary_latent_weights_clipped(tmp_path, mnist_dir):
         final = params[0][name].asnumpy()
         assert np.abs(final).max() == 1.0  # some updates hit the bound and were clipped
         assert not np.array_equal(final, args[name].asnumpy())
+
+
+def test_dist_sync_only_rank_0_writes_the_checkpoint_and_the_others_wait(tmp_path, mnist_dir):
+    """4 workers, 2 servers: the epoch-end checkpoint wrapped in ``rank0_only`` is written once,
+    by rank 0, and every worker sees it complete after the barrier (rank 0 writes slowly)."""
+    out = tmp_path / 'out'
+    code = launch_local(4, 2, worker_cmd(out, '--rank0-checkpoint'), timeout=240,
+                        env=env_with_path())
+    assert code == 0
+    logs = [json.load(open(out / ('worker-%d.json' % r))) for r in range(4)]
+    assert sorted(l['rank'] for l in logs) == [0, 1, 2, 3]
+    assert [l['num_data'] for l in logs] == [400] * 4
+    assert sorted(p.name for p in out.glob('ckpt-*')) == [
+        'ckpt-0001.params', 'ckpt-0001.params.sha256', 'ckpt-written-by-0']
+    assert [l['saw_checkpoint'] for l in logs] == [[True]] * 4

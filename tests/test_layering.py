@@ -23,7 +23,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-INFRASTRUCTURE = ('logs', 'checkpoint', 'graph', 'data', 'fit', 'measure', 'analysis',
+INFRASTRUCTURE = ('logs', 'argtypes', 'checkpoint', 'graph', 'data', 'fit', 'measure', 'analysis',
                   'distributed', 'reporting', 'ops', '__init__')
 FAMILIES = ('pruning', 'lowrank', 'quantization', 'binary', 'distillation')
 FORMAT_MODULES = ('mxcompress.deep_compression.container', 'mxcompress.deep_compression.sparse_codec',

@@ -32,9 +32,14 @@ def _asan_library():
     return out
 
 
-@pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
-                    reason='no C++ compiler')
-def test_sanitized_library_runs_all_cases_cleanly():
+needs_compiler = pytest.mark.skipif(shutil.which('g++') is None and shutil.which('c++') is None,
+                                    reason='no C++ compiler')
+
+SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'runtime error:', 'SUMMARY: UndefinedBehavior')
+
+
+def _run_sanitized(args):
+    """Run ``python args`` with the sanitized library; returns (exit code, output)."""
     libasan = _runtime('libasan.so')
     if libasan is None:
         pytest.skip('compiler has no libasan')
@@ -45,11 +50,44 @@ def test_sanitized_library_runs_all_cases_cleanly():
     env = dict(os.environ, PYTHONPATH=ROOT, MXCOMPRESS_OPS_LIB=library, LD_PRELOAD=preload,
                ASAN_OPTIONS='detect_leaks=0:abort_on_error=1:halt_on_error=1',
                UBSAN_OPTIONS='print_stacktrace=1:halt_on_error=1', OMP_NUM_THREADS='2')
-    proc = subprocess.run([sys.executable, '-m', 'mxcompress.ops.selfcheck', '--seeds', '1'],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, timeout=600)
-    output = proc.stdout
-    assert proc.returncode == 0, output[-6000:]
-    assert 'selfcheck OK' in output, output[-6000:]
-    for marker in ('ERROR: AddressSanitizer', 'runtime error:', 'SUMMARY: UndefinedBehavior'):
+    proc = subprocess.run([sys.executable] + args, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, universal_newlines=True, timeout=600)
+    return proc.returncode, proc.stdout
+
+
+def _assert_clean(returncode, output, done):
+    assert returncode == 0, output[-6000:]
+    assert done in output, output[-6000:]
+    for marker in SANITIZER_MARKERS:
         assert marker not in output, output[-6000:]
+
+
+@needs_compiler
+def test_sanitized_library_runs_all_cases_cleanly():
+    """The selfcheck: shape families, border edge cases (pad > kernel, strides / dilations 3,
+    1-pixel sides, outputs of size 1), rejected empty outputs and random geometries, on every
+    kernel the CPU runs."""
+    _assert_clean(*_run_sanitized(['-m', 'mxcompress.ops.selfcheck', '--seeds', '1']),
+                  done='selfcheck OK')
+
+
+# The minimal case of the heap-buffer-overflow (border_rows read past the `pre` prefix sums
+# when a window lay entirely in the padding, pad >= 2 with a 1x1 kernel), on every kernel.
+_MINIMAL_SCRIPT = """
+import os
+import mxcompress.ops as ops
+from mxcompress.ops.selfcheck import check_case
+ops.load(build=False)
+kernels = ops.available_kernels()
+for kernel in kernels:
+    os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel
+    for bias in (True, False):
+        check_case((1, 1, 4, 4, 1, (1, 1), (1, 1), (2, 0), (1, 1)), seed=0, with_bias=bias)
+        check_case((1, 1, 4, 4, 1, (1, 1), (1, 1), (0, 2), (1, 1)), seed=1, with_bias=bias)
+print('minimal OK', ' '.join(kernels))
+"""
+
+
+@needs_compiler
+def test_sanitized_minimal_pad_beyond_kernel():
+    _assert_clean(*_run_sanitized(['-c', _MINIMAL_SCRIPT]), done='minimal OK')

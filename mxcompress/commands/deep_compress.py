@@ -5,12 +5,14 @@ from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..deep_compression.container import unpack
 from ..deep_compression.pipeline import deep_compress
+from ..argtypes import non_negative_int, positive_int
 from ..fit import add_data_args, add_fit_args, seed_everything, train_iterators
 from ..graph import find_layers
 from ..logs import setup_logging
 from ..quantization.kmeans import INITS
 from ..reporting.results import update_results
-from .layer_options import add_bits_args, bits_overrides, parse_layer_values
+from . import check_outputs, checkpoint_files, script_main
+from .layer_options import add_bits_args, bits_overrides, check_layer_names, parse_layer_values
 
 
 def _fraction(text):
@@ -42,14 +44,14 @@ def add_deep_args(parser):
                        help='level: per-layer magnitude targets in --prune-steps rounds; '
                             'agp: gradual (Zhu & Gupta) during --prune-steps x --prune-epochs '
                             'epochs')
-    prune.add_argument('--prune-steps', type=int, default=3,
+    prune.add_argument('--prune-steps', type=positive_int, default=3,
                        help="Han's iterative pruning: prune -> fine-tune rounds (cubic ramp)")
-    prune.add_argument('--prune-epochs', type=int, default=2,
+    prune.add_argument('--prune-epochs', type=non_negative_int, default=2,
                        help='masked fine-tuning epochs after each step')
     quant = parser.add_argument_group('Quantisation stage')
     quant.add_argument('--init', choices=INITS, default='linear',
                        help='k-means initialisation (Han et al.: linear)')
-    quant.add_argument('--quant-epochs', type=int, default=2,
+    quant.add_argument('--quant-epochs', type=non_negative_int, default=2,
                        help='centroid fine-tuning epochs (0 = none)')
     quant.add_argument('--quant-lr', type=float, default=None,
                        help='learning rate of centroid fine-tuning (default: --lr)')
@@ -107,18 +109,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=SCRIPT_DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_deep_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    compress(args)
-    return 0
+    return script_main(parser, run, argv)
 
 
 def compress(args):
     """Run the pipeline for parsed ``args``; returns the stage report (dict)."""
     setup_logging(logger='mxcompress')  # stage progress always; MXNet's only with -v
+    check_outputs(args, prefixes=['save_prefix'], files=['output', 'report_json'],
+                  inputs=checkpoint_files(args.prefix, args.epoch))
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     sparsity = layer_sparsity(symbol, args)
     bits = bits_overrides(args.bits)
+    check_layer_names(bits, [l.name for l in find_layers(symbol)], '--bits')
     seed_everything(args.seed)
     _, train_iter, val_iter = train_iterators(args)  # sharded per worker if dist
     test = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)

@@ -20,11 +20,12 @@ import mxnet as mx
 from symbols import distill as sd
 
 from .. import data as mnist_data
+from ..argtypes import positive_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distillation.losses import check_mimic_weight, check_temperature
 from ..fit import add_data_args, add_fit_args, train_model
-from ..logs import setup_logging
 from ..measure import classification_error
+from . import check_outputs, checkpoint_files, script_main
 
 __all__ = ['add_kd_args', 'build_kd', 'run_kd', 'kd_metric', 'print_kd_result', 'add_parser',
            'main']
@@ -57,7 +58,8 @@ def add_kd_args(parser):
                     help='grad_scale (>= 0) of the soft-target head softmax_soft')
     kd.add_argument('--t2-scaling', action='store_true',
                     help="multiply the soft term's gradient by T^2 (Hinton et al.)")
-    kd.add_argument('--num-classes', type=int, default=10, help='classes of student and teacher')
+    kd.add_argument('--num-classes', type=positive_int, default=10,
+                    help='classes of student and teacher')
     kd.add_argument('--output-prefix', default=None,
                     help='save the trained student alone as PREFIX-symbol.json + '
                          'PREFIX-0000.params')
@@ -137,6 +139,10 @@ def run_kd(args, logger=None):
         ``student_symbol``, ``student_arg_params``, ``student_aux_params``.
     """
     logger = logger or logging.getLogger('mxcompress')
+    teacher = checkpoint_files(args.teacher_prefix, args.teacher_epoch) \
+        if args.teacher_prefix else ()
+    check_outputs(args, prefixes=['output_prefix', 'model_prefix'], files=['group_symbol'],
+                  inputs=teacher)
     group, arg_params, aux_params, fixed = build_kd(args)
     module, wall = train_model(args, group, label_name=sd.HARD_LABEL,
                                arg_params=arg_params or None, aux_params=aux_params or None,
@@ -191,7 +197,4 @@ def main(argv=None):
                     'teacher/student SoftmaxOutput group, trained with mx.mod.Module).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_kd_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    print_kd_result(args, run_kd(args))
-    return 0
+    return script_main(parser, run, argv)

@@ -6,7 +6,7 @@ import argparse
 from ..quantization.scalar import MAX_BITS, MIN_BITS
 
 __all__ = ['bits_type', 'gap_bits_type', 'add_bits_args', 'bits_overrides', 'parse_layer_values',
-           'number_or_layer_values']
+           'number_or_layer_values', 'check_layer_names']
 
 
 def bits_type(text):
@@ -57,6 +57,15 @@ def number_or_layer_values(text, what):
     except ValueError:
         raise ValueError('%s must be a number or layer=value,... (got %r)' % (what, text)) \
             from None
+
+
+def check_layer_names(values, known, what):
+    """Raise ValueError unless every layer named in ``values`` (a dict) is one of ``known``."""
+    unknown = sorted(set(values or {}) - set(known))
+    if unknown:
+        raise ValueError('%s: unknown layer(s) %s; the layers of this model: %s'
+                         % (what, ', '.join(unknown), ', '.join(known) or 'none'))
+    return values
 
 
 def bits_overrides(items):

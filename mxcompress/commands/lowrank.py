@@ -4,12 +4,14 @@ import json
 
 from .. import data as mnist_data
 from ..analysis import model_summary
+from ..argtypes import non_negative_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fit import add_data_args, add_fit_args, train_iterators
 from ..logs import setup_logging
 from ..lowrank import choose_ranks, describe_layers, factorize
 from ..lowrank.finetune import finetune
 from ..measure import classification_error
+from . import check_outputs, checkpoint_files
 from .layer_options import parse_layer_values
 
 DESCRIPTION = """\
@@ -40,7 +42,7 @@ example:
 
 def add_parser(sub):
     parser = sub.add_parser('lowrank', help='low-rank factorisation of FC / conv layers',
-                            description=DESCRIPTION,
+                            description=DESCRIPTION, conflict_handler='resolve',
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('prefix', help='input checkpoint prefix (PREFIX-symbol.json)')
     parser.add_argument('--epoch', type=int, default=0, help='input checkpoint epoch (default 0)')
@@ -67,7 +69,9 @@ def add_parser(sub):
     low.add_argument('--json', action='store_true', help='print the report as JSON')
     add_data_args(parser)
     add_fit_args(parser)
-    parser.set_defaults(func=run, num_epochs=0, lr=0.01, lr_schedule='cosine')
+    parser.add_argument('--num-epochs', type=non_negative_int, default=0,
+                        help='fine-tuning epochs (0: none, the rewrite needs no data)')
+    parser.set_defaults(func=run, lr=0.01, lr_schedule='cosine')
 
 
 def plan(args, symbol, arg_params):
@@ -107,6 +111,7 @@ def plan(args, symbol, arg_params):
 
 
 def run(args):
+    check_outputs(args, prefixes=['output'], inputs=checkpoint_files(args.prefix, args.epoch))
     if args.num_epochs > 0:  # fine-tuning reports progress (Speedometer, epoch metrics)
         setup_logging()
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)

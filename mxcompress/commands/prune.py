@@ -9,9 +9,9 @@ import argparse
 import logging
 
 from .. import data as mnist_data
+from ..argtypes import non_negative_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
-from ..logs import setup_logging
 from ..measure import classification_error
 from ..pruning.criteria import check_sparsity
 from ..pruning.filters import plan_filters, slimming_plan, thin_network
@@ -21,6 +21,7 @@ from ..pruning.regularization import l1_optimizer_params
 from ..pruning.report import pruning_report, report_markdown, write_report
 from ..pruning.sensitivity import (DEFAULT_SWEEP, plot_sensitivity, sensitivity_sweep,
                           targets_from_sensitivity, write_sensitivity_csv)
+from . import check_outputs, checkpoint_files, script_main
 from .layer_options import number_or_layer_values
 
 __all__ = ['add_prune_args', 'run_prune', 'main', 'PRUNE_METHODS']
@@ -77,7 +78,7 @@ def add_prune_args(parser):
                        help='filter method: rank filters by this norm (Li et al. use l1)')
     group.add_argument('--agp-frequency', type=int, default=50,
                        help='agp: update the masks every N batches')
-    group.add_argument('--num-epochs', type=int, default=0,
+    group.add_argument('--num-epochs', type=non_negative_int, default=0,
                        help='fine-tune epochs per pruning step (0: prune without fine-tuning; '
                             'agp needs >= 1)')
     reg = parser.add_argument_group('Sparsity regularisation (training before pruning)')
@@ -115,6 +116,10 @@ def _validate(args, symbol, arg_params):
         check_sparsity(value, '--sparsity')
     if args.method in ('filter', 'slim'):
         convs = [l.name for l in prunable_layers(symbol) if l.op == 'Convolution']
+        if not convs:
+            raise ValueError('--method %s removes convolution filters, but %s has no Convolution '
+                             'layer (use --method level or global for FullyConnected layers)'
+                             % (args.method, args.prefix))
         if names is not None:
             bad = [n for n in names if n not in convs]
             if bad:
@@ -157,6 +162,7 @@ def _plan(args, symbol, arg_params, names, sparsity):
 def run_prune(args, logger=None):
     """Run the prune command; returns ``(symbol, arg_params, aux_params, record)``."""
     logger = logger or logging.getLogger('mxcompress')
+    check_outputs(args, prefixes=['output'], inputs=checkpoint_files(args.prefix, args.epoch))
     data_shape = (1, 1, 28, 28)
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch,
                                                      {'data': data_shape})
@@ -244,11 +250,4 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=DESCRIPTION, conflict_handler='resolve',
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_prune_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    try:
-        *_, record = run_prune(args)
-    except ValueError as err:  # CheckpointError and MNISTError are ValueErrors
-        parser.exit(2, 'train_prune.py: error: %s\n' % err)
-    print_summary(record)
-    return 0
+    return script_main(parser, run, argv)

@@ -4,9 +4,10 @@ import argparse
 import symbols
 
 from .. import data as mnist_data
+from ..argtypes import positive_int
 from ..fit import add_data_args, add_fit_args, train_model
-from ..logs import setup_logging
 from ..measure import classification_error
+from . import check_outputs, script_main
 
 __all__ = ['add_train_args', 'add_parser', 'run_train', 'main']
 
@@ -16,7 +17,8 @@ def add_train_args(parser):
     parser.add_argument('--network', default='lenet5',
                         help='network name (see `mxcompress networks`), e.g. lenet5, lenet300, '
                              'mlp, kd-teacher, mobilenetv2_0.25')
-    parser.add_argument('--num-classes', type=int, default=10, help='number of classes')
+    parser.add_argument('--num-classes', type=positive_int, default=10,
+                        help='number of classes')
     add_data_args(parser)
     add_fit_args(parser)
     return parser
@@ -24,6 +26,7 @@ def add_train_args(parser):
 
 def run_train(args):
     """Train ``args.network`` and return ``(module, test_error)`` on the test iterator's images."""
+    check_outputs(args, prefixes=['model_prefix'])
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
     module, _ = train_model(args, symbol)
     arg_params, aux_params = module.get_params()
@@ -51,7 +54,4 @@ def main(argv=None):
         description='Train a network on MNIST with mx.mod.Module and print its test error.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_train_args(parser)
-    args = parser.parse_args(argv)
-    setup_logging()
-    run(args)
-    return 0
+    return script_main(parser, run, argv)

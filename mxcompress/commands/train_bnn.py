@@ -17,7 +17,7 @@ from ..binary.optimizer import LATENT_OPTIMIZERS
 from ..binary.quantizers import WEIGHT_MODES, check_clip_value, check_num_bits
 from ..fit import add_data_args, add_fit_args, fit_options, train_model
 from ..measure import classification_error
-from . import standalone_main
+from . import check_outputs, standalone_main
 
 __all__ = ['BINARY_NETWORKS', 'add_bnn_args', 'network_options', 'run_bnn', 'add_parser',
            'main']
@@ -108,6 +108,7 @@ def run_bnn(args, logger=None):
     trained params in inference mode.
     """
     logger = logger or logging.getLogger('mxcompress')
+    check_outputs(args, prefixes=['model_prefix'])
     check_clip_value(args.latent_clip, '--latent-clip')
     symbol = symbols.get_symbol(args.network, **network_options(args))
     if args.optimizer not in LATENT_OPTIMIZERS:

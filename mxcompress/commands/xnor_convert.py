@@ -7,6 +7,7 @@ from ..binary import convert as binary_convert
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..data import load_mnist
 from ..measure import predict
+from . import check_outputs, checkpoint_files
 
 
 def add_parser(sub):
@@ -27,6 +28,7 @@ def add_parser(sub):
 
 
 def run(args):
+    check_outputs(args, prefixes=['output'], inputs=checkpoint_files(args.prefix, args.epoch))
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
                                                                    aux_params)

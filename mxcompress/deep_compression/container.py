@@ -22,21 +22,47 @@ Sections:
 
 ``param_bytes = total_bytes - graph_bytes`` counts everything but the graph (headers, TOC,
 tables included), so ``4 * params / param_bytes`` is an honest compression ratio.
+
+Decoding trusts no size it reads (as bounded decoders do: zlib's and zstd's output limits,
+safetensors' header checks). Before anything is allocated:
+
+* a path must be a regular file (not a directory, device or pipe) of at most
+  :data:`MAX_FILE_BYTES`; its header and table are read first and the total they declare must
+  equal the file's size before the rest is read;
+* the table declares at most as many sections as its bytes can hold, each name once, every
+  length inside the file, nothing after the last section;
+* the graph is JSON whose nodes only read earlier nodes, and MXNet must load it;
+* every section is checked on its own (:func:`~mxcompress.deep_compression.sparse_codec.parse_layer`:
+  widths, counts, code lengths, component lengths against the payload; dense params: known
+  dtype, at most 32 dimensions, no zero dimension, their bytes inside the section);
+* the params must be those of the graph -- ``w:NAME`` only for FullyConnected / Convolution
+  weights, every dense param an argument or auxiliary state, nothing missing, nothing twice --
+  with the shapes the graph gives them (the layers' attributes, and MXNet's shape inference
+  from an input shape derived from the first layer);
+* the weights together may hold at most :func:`decode_budget` elements (16 Mi, or 256 per byte
+  of the file, whichever is more: a pruned weight costs at least a bit per nonzero and a
+  filler per ``2^gap_bits`` zeros, so only a crafted file declares more).
+
+Decoded, every value must be finite and the params must pass
+:func:`mxcompress.checkpoint.check_params_fit`. Every rejection is a :class:`ContainerError`
+naming the file, the section and what is wrong.
 """
 import json
+import os
+import stat
 import struct
 import zlib
 
 import mxnet as mx
 import numpy as np
 
-from ..checkpoint import atomic_path
-from ..graph import find_layers
+from ..checkpoint import CheckpointError, atomic_path, check_params_fit
+from ..graph import find_layers, parse_tuple
 from ..quantization.scalar import default_bits, scalar_quantize
-from .sparse_codec import decode_layer, encode_layer
+from .sparse_codec import decode_layer, encode_layer, parse_layer
 
 __all__ = ['MAGIC', 'VERSION', 'ContainerError', 'encode_model', 'decode_model', 'pack',
-           'unpack', 'read_info', 'container_info']
+           'unpack', 'read_info', 'container_info', 'decode_budget', 'MAX_FILE_BYTES']
 
 MAGIC = b'MXCPACK\x00'
 VERSION = 1
@@ -45,6 +71,18 @@ _HEADER = struct.Struct('<8sHII')
 AUTO_GAP_BITS = tuple(range(2, 13))
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8}
 _DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+_TOC_ENTRY_MIN = 2 + 8 + 4           # name length, length, crc (an empty name)
+#: largest ``.mxc`` file read (bytes)
+MAX_FILE_BYTES = 4 << 30
+#: weights any file may decode to, whatever its size (64 MiB of float32)
+MIN_DECODE_WEIGHTS = 1 << 24
+#: beyond that, weights per byte of the file
+WEIGHTS_PER_BYTE = 256
+#: most dimensions of a dense param
+_MAX_DENSE_NDIM = 32
+#: spatial sizes of the probe input used to infer the graph's param shapes
+_PROBE_SIZES = (224, 256)
+_LIMIT_ENV = 'MXCOMPRESS_MXC_MAX_WEIGHTS'
 
 
 class ContainerError(ValueError):
@@ -66,50 +104,83 @@ def _write_sections(sections):
     return head + toc + b''.join(p for _, p in sections), len(head), len(toc)
 
 
-def _read_sections(blob, where='file'):
-    """Parse and verify; returns (list of (name, payload), header_bytes, toc_bytes)."""
+def _parse_header(head, where):
+    """``(count, toc_len)`` from the first ``_HEADER.size + 4`` bytes."""
     hsize = _HEADER.size + 4
-    if len(blob) < hsize:
-        raise ContainerError('%s: truncated header (%d bytes, need %d)' % (where, len(blob), hsize))
-    magic, version, count, toc_len = _HEADER.unpack_from(blob)
+    if len(head) < hsize:
+        raise ContainerError('%s: truncated header (%d bytes, need %d)' % (where, len(head), hsize))
+    magic, version, count, toc_len = _HEADER.unpack_from(head)
     if magic != MAGIC:
         raise ContainerError('%s: not an .mxc file (bad magic %r)' % (where, magic))
-    if struct.unpack_from('<I', blob, _HEADER.size)[0] != _crc(blob[:_HEADER.size]):
+    if struct.unpack_from('<I', head, _HEADER.size)[0] != _crc(head[:_HEADER.size]):
         raise ContainerError('%s: header checksum mismatch (corrupt header)' % where)
     if version != VERSION:
         raise ContainerError('%s: format version %d, this mxcompress reads version %d'
                              % (where, version, VERSION))
-    toc = blob[hsize:hsize + toc_len]
+    return count, toc_len
+
+
+def _parse_toc(toc, count, toc_len, where):
+    """``[(name, length, crc)]`` of a table of contents (its CRC and sizes checked)."""
     if len(toc) < toc_len or toc_len < 4:
         raise ContainerError('%s: truncated table of contents' % where)
-    if struct.unpack_from('<I', toc, toc_len - 4)[0] != _crc(toc[:-4]):
+    if struct.unpack_from('<I', toc, toc_len - 4)[0] != _crc(toc[:toc_len - 4]):
         raise ContainerError('%s: table of contents checksum mismatch (corrupt section table)'
                              % where)
-    entries, pos = [], 0
+    room = (toc_len - 4) // _TOC_ENTRY_MIN
+    if count > room:
+        raise ContainerError('%s: the header declares %d sections, a %d-byte table of contents '
+                             'holds at most %d' % (where, count, toc_len, room))
+    entries, pos, seen = [], 0, set()
     try:
         for _ in range(count):
             (n,) = struct.unpack_from('<H', toc, pos)
+            if pos + 2 + n + 12 > toc_len - 4:
+                raise ContainerError('%s: malformed table of contents (entry %d runs past it)'
+                                     % (where, len(entries)))
             name = toc[pos + 2:pos + 2 + n].decode('utf-8')
             length, crc = struct.unpack_from('<QI', toc, pos + 2 + n)
+            if name in seen:
+                raise ContainerError('%s: section %r appears twice in the table of contents'
+                                     % (where, name))
+            seen.add(name)
             entries.append((name, length, crc))
             pos += 2 + n + 12
     except (struct.error, UnicodeDecodeError) as err:
-        raise ContainerError('%s: malformed table of contents (%s)' % (where, err)) from err
+        raise ContainerError('%s: malformed table of contents (%s)' % (where, err)) from None
+    if pos != toc_len - 4:
+        raise ContainerError('%s: malformed table of contents (%d unexpected bytes after %d '
+                             'entries)' % (where, toc_len - 4 - pos, count))
+    return entries
+
+
+def _check_extent(entries, offset, total, where):
+    """The sections declared from ``offset`` on must end exactly at ``total`` bytes."""
+    for i, (name, length, _) in enumerate(entries):
+        if offset + length > total:
+            raise ContainerError('%s: section %d %r truncated (%d of %d bytes)'
+                                 % (where, i, name, max(0, total - offset), length))
+        offset += length
+    if offset != total:
+        raise ContainerError('%s: %d unexpected bytes after the last section'
+                             % (where, total - offset))
+
+
+def _read_sections(blob, where='file'):
+    """Parse and verify; returns (list of (name, payload), header_bytes, toc_bytes)."""
+    hsize = _HEADER.size + 4
+    count, toc_len = _parse_header(blob[:hsize], where)
+    entries = _parse_toc(blob[hsize:hsize + toc_len], count, toc_len, where)
     offset = hsize + toc_len
+    _check_extent(entries, offset, len(blob), where)
     sections = []
     for i, (name, length, crc) in enumerate(entries):
         payload = blob[offset:offset + length]
-        if len(payload) < length:
-            raise ContainerError('%s: section %d %r truncated (%d of %d bytes)'
-                                 % (where, i, name, len(payload), length))
         if _crc(payload) != crc:
             raise ContainerError('%s: section %d %r checksum mismatch (corrupt data)'
                                  % (where, i, name))
         sections.append((name, payload))
         offset += length
-    if offset != len(blob):
-        raise ContainerError('%s: %d unexpected bytes after the last section' % (where,
-                                                                              len(blob) - offset))
     return sections, hsize, toc_len
 
 
@@ -127,20 +198,71 @@ def _encode_dense(params):
 
 
 def _decode_dense(payload):
-    pos, items = 0, []
+    """``[(kind, name, array, bytes)]`` of the dense section, every size checked first."""
+    pos, items, seen = 0, [], set()
     while pos < len(payload):
+        where = 'param %d' % len(items)
+        if pos + 3 > len(payload):
+            raise ValueError('%s: truncated entry header' % where)
         kind, n = struct.unpack_from('<BH', payload, pos)
-        name = payload[pos + 3:pos + 3 + n].decode('utf-8')
+        if kind not in (0, 1):
+            raise ValueError('%s: kind %d (0 argument, 1 auxiliary state)' % (where, kind))
+        if pos + 3 + n + 2 > len(payload):
+            raise ValueError('%s: truncated entry header' % where)
+        try:
+            name = payload[pos + 3:pos + 3 + n].decode('utf-8')
+        except UnicodeDecodeError:
+            raise ValueError('%s: name is not UTF-8' % where) from None
+        if not name or name in seen:
+            raise ValueError('%s: name %r empty or repeated' % (where, name))
+        seen.add(name)
         pos += 3 + n
         code, ndim = struct.unpack_from('<BB', payload, pos)
+        if code not in _DTYPES:
+            raise ValueError('param %s: unknown dtype code %d' % (name, code))
+        if ndim > _MAX_DENSE_NDIM:
+            raise ValueError('param %s: %d dimensions, at most %d' % (name, ndim,
+                                                                     _MAX_DENSE_NDIM))
+        if pos + 2 + 4 * ndim > len(payload):
+            raise ValueError('param %s: truncated shape' % name)
         shape = struct.unpack_from('<%dI' % ndim, payload, pos + 2)
+        if 0 in shape:
+            raise ValueError('param %s: shape %s has a zero dimension' % (name, shape))
         pos += 2 + 4 * ndim
         dtype = np.dtype(_DTYPES[code])
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        items.append((kind, name, np.frombuffer(payload[pos:pos + nbytes], dtype).reshape(shape),
-                      3 + n + 2 + 4 * ndim + nbytes))
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * dtype.itemsize
+        if nbytes > len(payload) - pos:
+            raise ValueError('param %s: shape %s of %s needs %d bytes, %d remain'
+                             % (name, shape, dtype.name, nbytes, len(payload) - pos))
+        value = np.frombuffer(payload, dtype, count=count, offset=pos).reshape(shape)
+        if dtype.kind == 'f' and not np.isfinite(value).all():
+            raise ValueError('param %s holds non-finite values (NaN or inf)' % name)
+        items.append((kind, name, value, 3 + n + 2 + 4 * ndim + nbytes))
         pos += nbytes
     return items
+
+
+def _check_finite(symbol, arg_params, aux_params, plan):
+    """Refuse NaN / inf in any param (k-means would spread it over the whole layer)."""
+    layers = {l.weight: l.name for l in find_layers(symbol)}
+    for kind, params in (('argument', arg_params), ('auxiliary state', aux_params or {})):
+        for name in sorted(params):
+            value = params[name]
+            value = value.asnumpy() if hasattr(value, 'asnumpy') else np.asarray(value)
+            if value.dtype.kind in 'fc' and not np.isfinite(value).all():
+                bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+                raise ValueError('%s %s%s holds %d non-finite value(s) (NaN or inf) of %d; '
+                                 'refusing to pack it (fix or retrain the model first)'
+                                 % (kind, name, ' (layer %s)' % layers[name] if name in layers
+                                    else '', bad, value.size))
+    for name, p in sorted((plan or {}).items()):
+        if not np.isfinite(np.asarray(p['codebook'], np.float64)).all():
+            raise ValueError('the codebook of %s%s holds non-finite values (NaN or inf); '
+                             'refusing to pack it' % (name, ' (layer %s)' % layers[name]
+                                                      if name in layers else ''))
 
 
 def _plan_layers(symbol, arg_params, plan, conv_bits, fc_bits, bits, quantize):
@@ -198,11 +320,18 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
     blob : bytes
     lossy : list of str
         Layers that were k-means quantised here (their weights change).
+
+    Raises
+    ------
+    ValueError
+        Bad options, a layer with too many values for ``quantize='never'``, or a param holding
+        NaN or infinity (refused before any quantisation).
     """
     if storage not in ('codebook', 'float'):
         raise ValueError("storage must be 'codebook' or 'float', got %r" % storage)
     if quantize not in ('auto', 'never'):
         raise ValueError("quantize must be 'auto' or 'never', got %r" % quantize)
+    _check_finite(symbol, arg_params, aux_params, plan)
     layers = {l.weight: l for l in find_layers(symbol) if l.weight in arg_params}
     lossy = []
     if storage == 'codebook':
@@ -225,35 +354,286 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
     return _write_sections(sections)[0], lossy
 
 
-def decode_model(blob, where='file'):
-    """Parse ``.mxc`` bytes into ``(symbol, arg_params, aux_params)`` (NDArrays)."""
-    sections, _, _ = _read_sections(blob, where)
-    names = [n for n, _ in sections]
-    if not names or names[0] != 'graph' or names[-1] != 'dense':
-        raise ContainerError('%s: sections %s, expected graph ... dense' % (where, names))
+def decode_budget(file_bytes):
+    """Most weights the layers of a ``file_bytes``-byte ``.mxc`` file may decode to.
+
+    ``max(MIN_DECODE_WEIGHTS, WEIGHTS_PER_BYTE * file_bytes)``, or the value of the
+    environment variable ``MXCOMPRESS_MXC_MAX_WEIGHTS`` when set. Deep Compression stores
+    VGG-16 in 12 weights per byte; a weight costs at least one bit per nonzero and a filler
+    entry per ``2^gap_bits`` zeros, so only an all-but-empty or crafted file goes beyond.
+    """
+    override = os.environ.get(_LIMIT_ENV)
+    if override:
+        try:
+            return int(override)
+        except ValueError:
+            raise ContainerError('%s=%r is not an integer' % (_LIMIT_ENV, override)) from None
+    return max(MIN_DECODE_WEIGHTS, WEIGHTS_PER_BYTE * int(file_bytes))
+
+
+def _first_line(err):
+    lines = [l.strip() for l in str(err).strip().split('\n') if l.strip()]
+    for line in lines:   # MXNet puts a C++ traceback first: the message is the last line
+        if 'Error in operator' in line or 'Check failed' in line:
+            return line[:300]
+    return (lines[-1] if lines else type(err).__name__)[:300]
+
+
+def _check_graph_json(graph, where):
+    """The node list must be well formed before MXNet reads it (nodes read earlier nodes)."""
+    def bad(what):
+        return ContainerError('%s: section graph: %s' % (where, what))
+
+    def is_int(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if not isinstance(graph, dict) or not isinstance(graph.get('nodes'), list) or \
+            not graph['nodes']:
+        raise bad('not a symbol (no "nodes" list)')
+    nodes = graph['nodes']
+    for i, node in enumerate(nodes):
+        if not isinstance(node, dict) or not isinstance(node.get('op'), str) or \
+                not isinstance(node.get('name'), str):
+            raise bad('node %d is not {"op": ..., "name": ...}' % i)
+        inputs = node.get('inputs', [])
+        if not isinstance(inputs, list) or (node['op'] == 'null' and inputs):
+            raise bad('node %d %r: malformed inputs' % (i, node['name']))
+        for entry in inputs:
+            if not isinstance(entry, list) or not 2 <= len(entry) <= 3 or \
+                    not all(is_int(v) and 0 <= v < (1 << 31) for v in entry) or entry[0] >= i:
+                raise bad('node %d %r reads %r (inputs are [node, output, version] of an '
+                          'earlier node, 0..%d)' % (i, node['name'], entry, i - 1))
+        for key in ('attrs', 'attr', 'param'):
+            attrs = node.get(key, {})
+            if not isinstance(attrs, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                      for k, v in attrs.items()):
+                raise bad('node %d %r: %s must map names to strings' % (i, node['name'], key))
+        deps = node.get('control_deps', [])
+        if not isinstance(deps, list) or not all(is_int(d) and 0 <= d < i for d in deps):
+            raise bad('node %d %r: malformed control_deps' % (i, node['name']))
+    args = graph.get('arg_nodes', [])
+    if not isinstance(args, list) or not all(is_int(a) and 0 <= a < len(nodes) and
+                                             nodes[a]['op'] == 'null' for a in args):
+        raise bad('arg_nodes must list variable nodes')
+    heads = graph.get('heads')
+    if not isinstance(heads, list) or not heads or not all(
+            isinstance(h, list) and 2 <= len(h) <= 3 and
+            all(is_int(v) and 0 <= v < (1 << 31) for v in h) and h[0] < len(nodes)
+            for h in heads):
+        raise bad('heads must list [node, output, version] entries of the graph')
+    for key in ('node_row_ptr',):
+        if key in graph and not (isinstance(graph[key], list) and
+                                 all(is_int(v) and v >= 0 for v in graph[key])):
+            raise bad('malformed %s' % key)
+    if 'attrs' in graph and not isinstance(graph['attrs'], dict):
+        raise bad('malformed attrs')
+
+
+def _load_graph(payload, where):
     try:
-        symbol = mx.sym.load_json(sections[0][1].decode('utf-8'))
+        text = payload.decode('utf-8')
+        graph = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ContainerError('%s: section graph: unreadable symbol (not JSON: %s)'
+                             % (where, _first_line(err))) from None
+    _check_graph_json(graph, where)
+    try:
+        symbol = mx.sym.load_json(text)
+        symbol.list_arguments()
+        symbol.list_auxiliary_states()
     except (mx.base.MXNetError, UnicodeDecodeError) as err:
-        raise ContainerError('%s: section graph: unreadable symbol (%s)' % (where, err)) from err
-    arg_params, aux_params = {}, {}
+        raise ContainerError('%s: section graph: unreadable symbol (%s)'
+                             % (where, _first_line(err))) from None
+    return symbol
+
+
+def _is_true(text):
+    return str(text).strip().lower() in ('true', '1')
+
+
+def _layer_shapes(layer, shapes):
+    """Shapes a FullyConnected / Convolution layer's attributes give its weight and bias."""
+    attrs = layer.attrs
+    try:
+        if layer.op == 'FullyConnected':
+            hidden = int(attrs['num_hidden'])
+            weight = (hidden, None)
+            out = hidden
+        else:
+            kernel = parse_tuple(attrs['kernel'])
+            out = int(attrs['num_filter'])
+            weight = (out, None) + tuple(kernel)
+    except (KeyError, ValueError):
+        return {}
+    result = {layer.weight: weight}
+    if layer.bias and not _is_true(attrs.get('no_bias', 'False')):
+        result[layer.bias] = (out,)
+    return {k: v for k, v in result.items() if k in shapes}
+
+
+def _probe_inputs(symbol, layers, shapes, size):
+    """Input shapes that fit the first layers' weights (spatial dims ``size``), or None."""
+    inputs, arguments = {}, set(symbol.list_arguments())
+    for layer in layers:
+        source, weight = layer.input_node, shapes.get(layer.weight)
+        if source not in arguments or source in inputs or source in shapes or weight is None:
+            continue
+        if layer.op == 'FullyConnected' and len(weight) == 2:
+            inputs[source] = (1, weight[1])
+        elif layer.op == 'Convolution' and len(weight) >= 3:
+            layout = layer.attrs.get('layout', 'None')
+            try:
+                groups = int(layer.attrs.get('num_group', '1'))
+            except ValueError:
+                return None
+            if layout not in ('None', 'NCW', 'NCHW', 'NCDHW'):
+                return None
+            inputs[source] = (1, weight[1] * groups) + (size,) * (len(weight) - 2)
+    for name in symbol.list_arguments():
+        if name not in shapes and name not in inputs and not name.endswith('label'):
+            return None   # an input the layers do not describe
+    return inputs or None
+
+
+def _check_against_graph(symbol, layers, dense, where):
+    """Names and shapes of the declared params against the graph, before any decoding."""
+    arguments, auxiliary = symbol.list_arguments(), symbol.list_auxiliary_states()
+    graph_layers = find_layers(symbol)
+    weights = {l.weight for l in graph_layers}
+    shapes, label = {}, {}
+    for name, head in layers.items():
+        if name not in weights:
+            raise ContainerError('%s: section %r: %s is not the weight of a FullyConnected or '
+                                 'Convolution layer of the graph' % (where, 'w:' + name, name))
+        shapes[name], label[name] = head['shape'], 'section %r' % ('w:' + name)
+    for kind, name, value, _ in dense:
+        if name in shapes:
+            raise ContainerError("%s: section 'dense': param %s is stored twice (also in %s)"
+                                 % (where, name, label[name]))
+        known = auxiliary if kind else arguments
+        if name not in known:
+            raise ContainerError("%s: section 'dense': param %s is not an %s of the graph"
+                                 % (where, name, 'auxiliary state' if kind else 'argument'))
+        shapes[name], label[name] = tuple(value.shape), "section 'dense' param %s" % name
+    missing = [a for a in arguments if a not in shapes and a != 'data'
+               and not a.endswith('label')]
+    missing += [a for a in auxiliary if a not in shapes]
+    if missing:
+        raise ContainerError('%s: the graph needs params the file does not hold: %s'
+                             % (where, ', '.join(missing)))
+
+    def mismatch(name, want):
+        shown = '(%s)' % ', '.join('?' if d is None else str(d) for d in want)
+        raise ContainerError('%s: %s: shape %s, the graph needs %s (? = any size)'
+                             % (where, label[name], shapes[name], shown))
+
+    for layer in graph_layers:
+        for name, want in _layer_shapes(layer, shapes).items():
+            have = shapes[name]
+            if len(have) != len(want) or any(w is not None and w != h
+                                             for w, h in zip(want, have)):
+                mismatch(name, want)
+    try:
+        symbol.infer_shape_partial(**shapes)
+    except mx.base.MXNetError as err:
+        raise ContainerError('%s: section graph: the params do not fit the graph (%s)'
+                             % (where, _first_line(err))) from None
+    inferred = []
+    for size in _PROBE_SIZES:
+        probe = _probe_inputs(symbol, graph_layers, shapes, size)
+        if probe is None:
+            return
+        try:
+            arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**probe)
+        except mx.base.MXNetError:
+            return        # the graph needs another input shape: the checks above stand
+        found = dict(zip(arguments, arg_shapes or []))
+        found.update(zip(auxiliary, aux_shapes or []))
+        inferred.append(found)
+    for name in shapes:
+        first, second = tuple(inferred[0].get(name) or ()), tuple(inferred[1].get(name) or ())
+        if not first or len(first) != len(second):
+            continue
+        # dims that change with the probe's spatial size depend on the unknown input size
+        want = tuple(a if a == b and a else None for a, b in zip(first, second))
+        have = shapes[name]
+        if len(have) != len(want) or any(w is not None and w != h for w, h in zip(want, have)):
+            mismatch(name, want)
+
+
+def _parse_model(blob, where, max_weights=None):
+    """Everything but the weights' contents, checked: the bounds of the module docstring."""
+    sections, hsize, toc_len = _read_sections(blob, where)
+    names = [n for n, _ in sections]
+    if not names or names[0] != 'graph' or names[-1] != 'dense' or len(names) < 2:
+        shown = names if len(names) <= 8 else names[:8] + ['... %d more' % (len(names) - 8)]
+        raise ContainerError('%s: sections %s, expected graph ... dense' % (where, shown))
+    symbol = _load_graph(sections[0][1], where)
+    layers, payloads = {}, {}
     for name, payload in sections[1:-1]:
-        if not name.startswith('w:'):
+        if not name.startswith('w:') or len(name) == 2:
             raise ContainerError('%s: unknown section %r' % (where, name))
         try:
-            arg_params[name[2:]] = mx.nd.array(decode_layer(payload)[0], dtype=np.float32)
-        except (ValueError, struct.error, KeyError) as err:
-            raise ContainerError('%s: section %r: %s' % (where, name, err)) from err
+            layers[name[2:]] = parse_layer(payload)
+        except (ValueError, struct.error) as err:
+            raise ContainerError('%s: section %r: %s' % (where, name, err)) from None
+        payloads[name[2:]] = payload
     try:
         dense = _decode_dense(sections[-1][1])
-    except (ValueError, struct.error, KeyError) as err:
-        raise ContainerError("%s: section 'dense': %s" % (where, err)) from err
+    except (ValueError, struct.error) as err:
+        raise ContainerError("%s: section 'dense': %s" % (where, err)) from None
+    _check_against_graph(symbol, layers, dense, where)
+    limit = decode_budget(len(blob)) if max_weights is None else max_weights
+    total = sum(head['size'] for head in layers.values())
+    if total > limit:
+        largest = max(layers, key=lambda n: layers[n]['size'])
+        raise ContainerError(
+            '%s: the weights declare %d elements (largest: section %r, shape %s), more than '
+            'the %d a %d-byte file may decode to (max(%d, %d per byte); set %s to allow more)'
+            % (where, total, 'w:' + largest, layers[largest]['shape'], limit, len(blob),
+               MIN_DECODE_WEIGHTS, WEIGHTS_PER_BYTE, _LIMIT_ENV))
+    return symbol, sections, payloads, dense, hsize, toc_len
+
+
+def decode_model(blob, where='file', max_weights=None):
+    """Parse ``.mxc`` bytes into ``(symbol, arg_params, aux_params)`` (NDArrays).
+
+    Parameters
+    ----------
+    blob : bytes
+    where : str
+        Names the file in error messages.
+    max_weights : int or None
+        Most weight elements the layers may decode to (default :func:`decode_budget`).
+
+    Raises
+    ------
+    ContainerError
+        A truncated, corrupt, inconsistent or oversized file (see the module docstring);
+        nothing is allocated in proportion to a declared size before it is checked.
+    """
+    symbol, _, payloads, dense, _, _ = _parse_model(blob, where, max_weights)
+    arg_params, aux_params = {}, {}
+    for name, payload in payloads.items():
+        try:
+            weight = decode_layer(payload)[0]
+        except (ValueError, struct.error) as err:
+            raise ContainerError('%s: section %r: %s' % (where, 'w:' + name, err)) from None
+        arg_params[name] = mx.nd.array(weight, dtype=np.float32)
     for kind, name, value, _ in dense:
         (aux_params if kind else arg_params)[name] = mx.nd.array(value, dtype=value.dtype)
+    try:
+        check_params_fit(symbol, arg_params, aux_params, where=where)
+    except CheckpointError as err:
+        raise ContainerError(str(err)) from None
     return symbol, arg_params, aux_params
 
 
-def container_info(blob, where='file'):
+def container_info(blob, where='file', max_weights=None):
     """Byte accounting of ``.mxc`` bytes.
+
+    The file is verified as :func:`decode_model` verifies it, but the weights are not built
+    (memory in proportion to the file, not to the model).
 
     Returns
     -------
@@ -264,17 +644,25 @@ def container_info(blob, where='file'):
         ``total``), ``bits``, ``gap_bits``, ``k``, ``nonzeros``, ``entries`` (with fillers),
         ``fillers``, ``weights``, ``coding``, the theoretical ``log2(k)/32`` and the real
         bits per weight and per nonzero; ``dense``: bytes per dense param.
+
+    Raises
+    ------
+    ContainerError
+        As :func:`decode_model`.
     """
-    sections, hsize, toc_len = _read_sections(blob, where)
+    _, sections, payloads, dense, hsize, toc_len = _parse_model(blob, where, max_weights)
     info = {'format_version': VERSION, 'total_bytes': len(blob),
             'graph_bytes': len(sections[0][1]), 'header_bytes': hsize, 'toc_bytes': toc_len,
             'layers': {}, 'dense': {}}
     info['param_bytes'] = info['total_bytes'] - info['graph_bytes']
-    for name, payload in sections[1:-1]:
-        _, meta = decode_layer(payload)
+    for name, payload in payloads.items():
+        try:
+            _, meta = decode_layer(payload, dense=False)
+        except (ValueError, struct.error) as err:
+            raise ContainerError('%s: section %r: %s' % (where, 'w:' + name, err)) from None
         meta['total'] = len(payload)
-        info['layers'][name[2:]] = meta
-    for kind, name, _, nbytes in _decode_dense(sections[-1][1]):
+        info['layers'][name] = meta
+    for kind, name, _, nbytes in dense:
         info['dense'][name] = nbytes
     info['dense_bytes'] = len(sections[-1][1])
     return info
@@ -283,31 +671,88 @@ def container_info(blob, where='file'):
 def pack(path, symbol, arg_params, aux_params, **kwargs):
     """Write an ``.mxc`` file atomically; returns ``(info, lossy_layers)``.
 
-    Keyword arguments are those of :func:`encode_model`.
+    Keyword arguments are those of :func:`encode_model`. The file is verified (as
+    :func:`read_info` would) before it is written; nothing is written on an error.
+
+    Raises
+    ------
+    ValueError
+        ``path`` is a directory, the model cannot be encoded (see :func:`encode_model`) or
+        the file cannot be written (:class:`ContainerError`).
     """
+    if os.path.isdir(path) or str(path).endswith(('/', os.sep)):
+        raise ContainerError('%s: is a directory; give the name of the .mxc file to write'
+                             % path)
     blob, lossy = encode_model(symbol, arg_params, aux_params, **kwargs)
-    with atomic_path(path) as tmp:
-        with open(tmp, 'wb') as f:
-            f.write(blob)
-    return container_info(blob, path), lossy
-
-
-def _read(path):
+    info = container_info(blob, path, max_weights=float('inf'))
     try:
-        with open(path, 'rb') as f:
-            return f.read()
+        with atomic_path(path) as tmp:
+            with open(tmp, 'wb') as f:
+                f.write(blob)
     except OSError as err:
-        raise ContainerError('cannot read %s: %s' % (path, err)) from err
+        raise ContainerError('cannot write %s: %s' % (path, err)) from None
+    return info, lossy
 
 
-def unpack(path):
-    """Read an ``.mxc`` file: ``(symbol, arg_params, aux_params)`` of a standard checkpoint."""
-    return decode_model(_read(path), path)
+def _read(path, limit=None):
+    """The bytes of the ``.mxc`` file ``path``, sizes checked before they are read.
+
+    Only a regular file of at most ``limit`` (:data:`MAX_FILE_BYTES`) bytes is read; its
+    header and table of contents come first, and the total they declare must equal the file's
+    size before the sections are read.
+    """
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, 'O_NONBLOCK', 0) |
+                     getattr(os, 'O_CLOEXEC', 0))
+    except OSError as err:
+        raise ContainerError('cannot read %s: %s' % (path, err)) from None
+    try:
+        with os.fdopen(fd, 'rb') as f:
+            st = os.fstat(f.fileno())
+            if stat.S_ISDIR(st.st_mode):
+                raise ContainerError('%s: is a directory, not an .mxc file' % path)
+            if not stat.S_ISREG(st.st_mode):
+                raise ContainerError('%s: not a regular file (a device, pipe or socket?); an '
+                                     '.mxc file must be a regular file' % path)
+            size = st.st_size
+            if size > limit:
+                raise ContainerError('%s: %d bytes, more than the %d-byte limit of an .mxc file'
+                                     % (path, size, limit))
+            hsize = _HEADER.size + 4
+            head = f.read(hsize)
+            count, toc_len = _parse_header(head, path)
+            if hsize + toc_len > size:
+                raise ContainerError('%s: truncated table of contents (%d bytes declared, the '
+                                     'file has %d after its header)'
+                                     % (path, toc_len, max(0, size - hsize)))
+            toc = f.read(toc_len)
+            entries = _parse_toc(toc, count, toc_len, path)
+            _check_extent(entries, hsize + toc_len, size, path)
+            rest = f.read(size - hsize - toc_len + 1)   # one more: a file that grew
+            blob = head + toc + rest
+            if len(blob) != size:
+                raise ContainerError('%s: changed while being read (%d bytes, then %d)'
+                                     % (path, size, len(blob)))
+            return blob
+    except OSError as err:
+        raise ContainerError('cannot read %s: %s' % (path, err)) from None
 
 
-def read_info(path):
+def unpack(path, max_weights=None):
+    """Read an ``.mxc`` file: ``(symbol, arg_params, aux_params)`` of a standard checkpoint.
+
+    Raises
+    ------
+    ContainerError
+        Not a regular file, too large, or as :func:`decode_model`.
+    """
+    return decode_model(_read(path), path, max_weights)
+
+
+def read_info(path, max_weights=None):
     """:func:`container_info` of an ``.mxc`` file."""
-    return container_info(_read(path), path)
+    return container_info(_read(path), path, max_weights)
 
 
 def info_json(info):

@@ -62,17 +62,42 @@ def pack_bits(values, bits):
     return _emit(values, np.full(values.size, bits))[0]
 
 
-def unpack_bits(data, bits, count):
-    """Inverse of :func:`pack_bits`: ``count`` integers of ``bits`` bits, int64 (count,)."""
+def unpack_bits(data, bits, count, exact=False):
+    """Inverse of :func:`pack_bits`: ``count`` integers of ``bits`` bits, int64 (count,).
+
+    The stream must hold ``ceil(count * bits / 8)`` bytes (checked before anything is
+    allocated); with ``exact`` it must hold exactly that many, padded with zero bits, as
+    :func:`pack_bits` writes it.
+
+    Raises
+    ------
+    HuffmanError
+        The stream is too short (or, with ``exact``, too long or not zero-padded).
+    """
+    bits, count = int(bits), int(count)
+    if not 1 <= bits <= 32 or count < 0:
+        raise HuffmanError('cannot unpack %d values of %d bits (widths are 1..32)' % (count, bits))
     need = (count * bits + 7) // 8
     if len(data) < need:
         raise HuffmanError('bit-packed stream has %d bytes, %d values of %d bits need %d'
                            % (len(data), count, bits, need))
+    if exact and len(data) != need:
+        raise HuffmanError('bit-packed stream has %d bytes, %d values of %d bits take exactly %d'
+                           % (len(data), count, bits, need))
     if count == 0:
         return np.zeros(0, np.int64)
-    raw = np.unpackbits(np.frombuffer(data, np.uint8, count=need))[:count * bits]
-    weights = (np.int64(1) << np.arange(bits - 1, -1, -1, dtype=np.int64))
-    return raw.reshape(count, bits).astype(np.int64) @ weights
+    raw = np.frombuffer(data, np.uint8, count=need)
+    if exact and (count * bits) % 8 and int(raw[-1]) & ((1 << (8 - (count * bits) % 8)) - 1):
+        raise HuffmanError('bit-packed stream: padding bits after the last value are not zero')
+    # each value lies inside the 5 bytes from its first byte: a 40-bit big-endian window
+    padded = np.concatenate([raw, np.zeros(5, np.uint8)]).astype(np.uint64)
+    offsets = np.arange(count, dtype=np.int64) * bits
+    first = offsets >> 3
+    window = np.zeros(count, np.uint64)
+    for j in range(5):
+        window = (window << np.uint64(8)) | padded[first + j]
+    shift = (40 - bits - (offsets & 7)).astype(np.uint64)
+    return ((window >> shift) & np.uint64((1 << bits) - 1)).astype(np.int64)
 
 
 def _tree_lengths(counts):
@@ -153,11 +178,27 @@ def huffman_encode(symbols, lengths):
     return _emit(codes[symbols], lengths[symbols])
 
 
-def huffman_decode(data, count, lengths):
+#: bits of a Huffman stream looked up at once (bounds the decoder's working memory)
+_CHUNK_BITS = 1 << 16
+
+
+def huffman_decode(data, count, lengths, exact=False):
     """Decode ``count`` symbols from ``data`` with the canonical code of ``lengths``.
 
-    A table of 2^L entries (L = longest code) maps every L-bit window to (symbol, length);
-    windows at all bit positions are computed at once, then the code boundaries are followed.
+    A table of 2^L entries (L = longest code, at most :data:`MAX_CODE_LEN`) maps every L-bit
+    window to (symbol, length); the windows at all bit positions of one chunk of the stream
+    are computed at once, then the code boundaries are followed. Every size is checked before
+    anything is allocated: the code lengths against :data:`MAX_CODE_LEN`, ``count`` against
+    the bits of ``data`` (a code is at least one bit).
+
+    Parameters
+    ----------
+    data : bytes
+    count : int
+    lengths : array of int, the code length of each symbol (0 = absent)
+    exact : bool
+        The stream must end with the last symbol: at most 7 padding bits, all zero (as
+        :func:`huffman_encode` writes it).
 
     Returns
     -------
@@ -166,15 +207,29 @@ def huffman_decode(data, count, lengths):
     Raises
     ------
     HuffmanError
-        The stream ends early or holds a bit pattern that is no code.
+        A code length over the maximum, a table that is no prefix code, or a stream that ends
+        early, holds a bit pattern that is no code, or (``exact``) has bytes after the end.
     """
     lengths = np.asarray(lengths, np.int64)
+    count = int(count)
+    longest = int(lengths.max()) if len(lengths) else 0
+    if count < 0 or (len(lengths) and lengths.min() < 0):
+        raise HuffmanError('negative symbol count or code length')
+    if longest > MAX_CODE_LEN:
+        raise HuffmanError('code length %d exceeds the %d-bit maximum (corrupt table)'
+                           % (longest, MAX_CODE_LEN))
+    nbits = 8 * len(data)
     if count == 0:
+        if exact and len(data):
+            raise HuffmanError('Huffman stream of 0 symbols holds %d bytes' % len(data))
         return np.zeros(0, np.int64)
-    max_len = int(lengths.max()) if len(lengths) else 0
-    if max_len == 0 or max_len > 32:
-        raise HuffmanError('code table has no usable codes (longest %d bits)' % max_len)
+    if longest == 0:
+        raise HuffmanError('code table has no usable codes (longest %d bits)' % longest)
+    if count > nbits:
+        raise HuffmanError('%d symbols cannot fit in a %d-bit Huffman stream (a code takes at '
+                           'least 1 bit)' % (count, nbits))
     codes = canonical_codes(lengths)
+    max_len = longest
     size = 1 << max_len
     sym_tab = np.full(size, -1, np.int64)
     len_tab = np.zeros(size, np.int64)
@@ -183,20 +238,38 @@ def huffman_decode(data, count, lengths):
         lo = int(codes[s]) << shift
         sym_tab[lo:lo + (1 << shift)] = s
         len_tab[lo:lo + (1 << shift)] = lengths[s]
-    bits = np.unpackbits(np.frombuffer(data, np.uint8))
-    nbits = len(bits)
-    padded = np.concatenate([bits, np.zeros(max_len, np.uint8)]).astype(np.int64)
-    window = np.zeros(nbits, np.int64)
-    for j in range(max_len):
-        window = (window << 1) | padded[j:j + nbits]
-    step = len_tab[window].tolist()
-    positions = np.empty(count, np.int64)
-    p = 0
-    for i in range(count):
-        if p >= nbits or step[p] == 0:
+    raw = np.frombuffer(data, np.uint8)
+    out = np.empty(count, np.int64)
+    p = i = 0
+    while i < count:
+        if p >= nbits:
             raise HuffmanError('Huffman stream ends or breaks after %d of %d symbols' % (i, count))
-        positions[i] = p
-        p += step[p]
+        lo, hi = p, min(nbits, p + _CHUNK_BITS)
+        n = hi - lo
+        skip = lo & 7
+        chunk = np.unpackbits(raw[lo >> 3:(hi + max_len + 7) >> 3])[skip:skip + n + max_len]
+        padded = np.zeros(n + max_len, np.int64)
+        padded[:len(chunk)] = chunk
+        window = np.zeros(n, np.int64)
+        for j in range(max_len):
+            window = (window << 1) | padded[j:j + n]
+        step = len_tab[window].tolist()
+        starts, q, first = [], p - lo, i
+        while i < count and q < n:
+            if step[q] == 0:
+                raise HuffmanError('Huffman stream ends or breaks after %d of %d symbols'
+                                   % (i, count))
+            starts.append(q)
+            q += step[q]
+            i += 1
+        out[first:i] = sym_tab[window[starts]]
+        p = lo + q
     if p > nbits:
         raise HuffmanError('Huffman stream is %d bits short' % (p - nbits))
-    return sym_tab[window[positions]]
+    if exact:
+        if (p + 7) // 8 != len(data):
+            raise HuffmanError('Huffman stream has %d bytes after its last symbol'
+                               % (len(data) - (p + 7) // 8))
+        if p % 8 and int(raw[-1]) & ((1 << (8 - p % 8)) - 1):
+            raise HuffmanError('Huffman stream: padding bits after the last symbol are not zero')
+    return out

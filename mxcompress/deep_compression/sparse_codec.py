@@ -16,17 +16,36 @@ Payload layout (little-endian)::
 ``flags`` bit 0: the index stream is Huffman coded; bit 1: the gap stream is. A Huffman stream
 is ``n u32 | n code lengths u8 | bits`` (see :mod:`mxcompress.deep_compression.huffman`); otherwise the stream
 is the values bit-packed at their width. ``codebook[0] = 0`` is implied, not stored.
+
+Decoding trusts no size it reads (:func:`parse_layer` checks them all before anything is
+allocated): ``storage`` 0 or 1, ``flags`` bits 0-1 only, ``gap_bits`` and ``index_bits``
+1..16 (float storage: ``index_bits = k = 0``), ``1 <= k <= 2^index_bits``, ``ndim`` at most
+:data:`MAX_NDIM` with no zero dimension, ``entries`` at most the weight's size, each component
+inside the payload and the payload ending with the gap stream; the codebook holds ``k - 1``
+float32s, the values ``entries`` float32s; a bit-packed stream exactly
+``ceil(entries * bits / 8)`` bytes, a Huffman table at most ``2^bits`` code lengths of at most
+:data:`~mxcompress.deep_compression.huffman.MAX_CODE_LEN` bits, and at least ``entries`` bits
+of code after it. Decoded, a stream must end with its last symbol (zero padding), positions
+stay inside the weight, indices inside the codebook, values are finite, and every zero entry
+is a filler (gap ``2^gap_bits - 1``). :func:`decode_layer` also takes the largest number of
+weights the caller accepts, so a tiny payload cannot declare a gigantic weight.
 """
 import struct
 
 import numpy as np
 
-from .huffman import huffman_decode, huffman_encode, huffman_lengths, pack_bits, unpack_bits
+from .huffman import (MAX_CODE_LEN, huffman_decode, huffman_encode, huffman_lengths, pack_bits,
+                      unpack_bits)
 from ..quantization.scalar import check_bits
 
-__all__ = ['sparse_entries', 'sparse_positions', 'encode_layer', 'decode_layer']
+__all__ = ['sparse_entries', 'sparse_positions', 'encode_layer', 'parse_layer', 'decode_layer',
+           'MAX_NDIM', 'MAX_WIDTH']
 
 _HEAD = struct.Struct('<BBBBBII')
+#: most dimensions a stored weight may declare
+MAX_NDIM = 32
+#: widest index / gap the format stores (bits)
+MAX_WIDTH = 16
 
 
 def sparse_entries(flat_nonzero_positions, gap_bits):
@@ -71,8 +90,36 @@ def _unstream(blob, bits, count, huffman):
     if huffman:
         (used,) = struct.unpack_from('<I', blob)
         lengths = np.frombuffer(blob, np.uint8, count=used, offset=4)
-        return huffman_decode(blob[4 + used:], count, lengths), 4 + used
-    return unpack_bits(blob, bits, count), 0
+        return huffman_decode(blob[4 + used:], count, lengths, exact=True), 4 + used
+    return unpack_bits(blob, bits, count, exact=True), 0
+
+
+def _check_stream(blob, bits, count, huffman, what):
+    """Sizes of one stream against ``count`` values of ``bits`` bits, before decoding it."""
+    if not huffman:
+        need = (count * bits + 7) // 8
+        if len(blob) != need:
+            raise ValueError('%s stream has %d bytes, %d values of %d bits take %d'
+                             % (what, len(blob), count, bits, need))
+        return
+    if len(blob) < 4:
+        raise ValueError('%s stream has %d bytes, too short for its Huffman table'
+                         % (what, len(blob)))
+    (used,) = struct.unpack_from('<I', blob)
+    if used > (1 << bits):
+        raise ValueError('%s Huffman table has %d code lengths, the %d-bit alphabet has %d '
+                         'symbols' % (what, used, bits, 1 << bits))
+    if 4 + used > len(blob):
+        raise ValueError('%s Huffman table of %d code lengths runs past its %d-byte stream'
+                         % (what, used, len(blob)))
+    lengths = np.frombuffer(blob, np.uint8, count=used, offset=4)
+    if used and int(lengths.max()) > MAX_CODE_LEN:
+        raise ValueError('%s Huffman code length %d exceeds the %d-bit maximum'
+                         % (what, int(lengths.max()), MAX_CODE_LEN))
+    code_bits = 8 * (len(blob) - 4 - used)
+    if count > code_bits:
+        raise ValueError('%s stream declares %d entries, its %d bits of code hold at most %d'
+                         % (what, count, code_bits, code_bits))
 
 
 def _component(data):
@@ -128,37 +175,125 @@ def encode_layer(array, index_bits, gap_bits, huffman=True, codebook=None, name=
     return head + first + index_stream + _component(_stream(gaps, gap_bits, huffman)[0])
 
 
-def decode_layer(payload):
-    """Decode :func:`encode_layer` bytes.
+def parse_layer(payload):
+    """Check the layout of :func:`encode_layer` bytes without decoding them.
+
+    Every size in the payload is checked against the payload's length and the other fields
+    (see the module docstring) before anything is allocated.
 
     Returns
     -------
-    weight : numpy.ndarray, float32, the stored shape
+    dict
+        ``storage`` (0 codebook, 1 float), ``ndim``, ``index_bits``, ``gap_bits``, ``flags``,
+        ``k``, ``entries``, ``shape`` (tuple), ``size`` (weights), ``parts``: the components as
+        ``(offset, length)`` in the payload.
+
+    Raises
+    ------
+    ValueError
+        A size, count, width or code length that the payload cannot hold or the format does
+        not allow.
+    """
+    if len(payload) < _HEAD.size:
+        raise ValueError('layer header truncated (%d of %d bytes)' % (len(payload), _HEAD.size))
+    storage, ndim, index_bits, gap_bits, flags, k, entries = _HEAD.unpack_from(payload)
+    if storage not in (0, 1):
+        raise ValueError('unknown storage %d (0 codebook, 1 float)' % storage)
+    if flags & ~3:
+        raise ValueError('unknown flags 0x%02x (bit 0: Huffman indices, bit 1: Huffman gaps)'
+                         % flags)
+    if not 1 <= gap_bits <= MAX_WIDTH:
+        raise ValueError('gap_bits %d outside 1..%d' % (gap_bits, MAX_WIDTH))
+    if storage == 0:
+        if not 1 <= index_bits <= MAX_WIDTH:
+            raise ValueError('index_bits %d outside 1..%d' % (index_bits, MAX_WIDTH))
+        if not 1 <= k <= (1 << index_bits):
+            raise ValueError('codebook of %d entries, %d-bit indices address 1..%d'
+                             % (k, index_bits, 1 << index_bits))
+    elif index_bits or k:
+        raise ValueError('float storage with index_bits %d and k %d (both must be 0)'
+                         % (index_bits, k))
+    if ndim > MAX_NDIM:
+        raise ValueError('%d dimensions, at most %d' % (ndim, MAX_NDIM))
+    pos = _HEAD.size + 4 * ndim
+    if len(payload) < pos:
+        raise ValueError('layer header truncated (%d dimensions need %d bytes, %d present)'
+                         % (ndim, pos, len(payload)))
+    shape = struct.unpack_from('<%dI' % ndim, payload, _HEAD.size)
+    if 0 in shape:
+        raise ValueError('shape %s has a zero dimension' % (shape,))
+    size = 1
+    for d in shape:
+        size *= d
+    if entries > size:
+        raise ValueError('%d entries declared for a weight of shape %s (%d positions)'
+                         % (entries, shape, size))
+    parts = []
+    names = ('codebook', 'index', 'gap') if storage == 0 else ('values', 'gap')
+    for i, what in enumerate(names):
+        if pos + 4 > len(payload):
+            raise ValueError('component %d (%s) truncated: its length field is missing'
+                             % (i + 1, what))
+        (n,) = struct.unpack_from('<I', payload, pos)
+        if pos + 4 + n > len(payload):
+            raise ValueError('component %d (%s) truncated (%d of %d bytes)'
+                             % (i + 1, what, len(payload) - pos - 4, n))
+        parts.append((pos + 4, n))
+        pos += 4 + n
+    if pos != len(payload):
+        raise ValueError('%d unexpected bytes after the gap stream' % (len(payload) - pos))
+    if storage == 0 and parts[0][1] != 4 * (k - 1):
+        raise ValueError('codebook has %d bytes, k = %d needs %d (k - 1 float32s)'
+                         % (parts[0][1], k, 4 * (k - 1)))
+    if storage == 1 and parts[0][1] != 4 * entries:
+        raise ValueError('%d values for %d entries' % (parts[0][1] // 4, entries))
+    streams = [('gap', gap_bits, bool(flags & 2), parts[-1])]
+    if storage == 0:
+        streams.insert(0, ('index', index_bits, bool(flags & 1), parts[1]))
+    for what, bits, huffman, (offset, n) in streams:
+        _check_stream(payload[offset:offset + n], bits, entries, huffman, what)
+    return {'storage': storage, 'ndim': ndim, 'index_bits': index_bits, 'gap_bits': gap_bits,
+            'flags': flags, 'k': k, 'entries': entries, 'shape': tuple(shape), 'size': size,
+            'parts': parts}
+
+
+def decode_layer(payload, max_weights=None, dense=True):
+    """Decode :func:`encode_layer` bytes.
+
+    Parameters
+    ----------
+    payload : bytes
+    max_weights : int or None
+        Refuse a weight of more elements (checked before it is allocated).
+    dense : bool
+        Build the weight array (else return None for it: only ``meta``, which needs memory in
+        proportion to the payload, not to the weight).
+
+    Returns
+    -------
+    weight : numpy.ndarray, float32, the stored shape (None when not ``dense``)
     meta : dict
         Bytes per component and counts (see :func:`mxcompress.deep_compression.container.container_info`).
 
     Raises
     ------
     ValueError
-        Inconsistent payload (index or position out of range, short stream).
+        Inconsistent payload (a size it cannot hold, index or position out of range, short or
+        overlong stream, non-finite value, a zero entry that is not a filler).
     """
-    storage, ndim, index_bits, gap_bits, flags, k, entries = _HEAD.unpack_from(payload)
-    shape = struct.unpack_from('<%dI' % ndim, payload, _HEAD.size)
-    pos = _HEAD.size + 4 * ndim
-    parts = []
-    for _ in range(3 if storage == 0 else 2):
-        (n,) = struct.unpack_from('<I', payload, pos)
-        parts.append(payload[pos + 4:pos + 4 + n])
-        if len(parts[-1]) < n:
-            raise ValueError('component %d truncated' % len(parts))
-        pos += 4 + n
+    head = parse_layer(payload)
+    storage, ndim, entries = head['storage'], head['ndim'], head['entries']
+    shape, size, k = head['shape'], head['size'], head['k']
+    if max_weights is not None and size > max_weights:
+        raise ValueError('a weight of shape %s (%d elements) exceeds the limit of %d'
+                         % (shape, size, max_weights))
+    parts = [payload[offset:offset + n] for offset, n in head['parts']]
+    index_bits, gap_bits, flags = head['index_bits'], head['gap_bits'], head['flags']
     huffman_idx, huffman_gap = bool(flags & 1), bool(flags & 2)
     gaps, gap_table = _unstream(parts[-1], gap_bits, entries, huffman_gap)
     positions = sparse_positions(gaps)
-    size = int(np.prod(shape))
     if entries and positions[-1] >= size:
         raise ValueError('sparse position %d beyond the weight size %d' % (positions[-1], size))
-    flat = np.zeros(size, np.float32)
     meta = {'weights': size, 'shape': list(shape), 'entries': int(entries),
             'gap_bits': gap_bits, 'layer_header': _HEAD.size + 4 * ndim + 4 * len(parts),
             'gaps': len(parts[-1]) - gap_table, 'huffman_tables': gap_table,
@@ -167,10 +302,13 @@ def decode_layer(payload):
         codebook = np.concatenate([[0.0], np.frombuffer(parts[0], np.float32)]).astype(np.float32)
         if len(codebook) != k:
             raise ValueError('codebook has %d entries, header says %d' % (len(codebook), k))
+        if not np.isfinite(codebook).all():
+            raise ValueError('codebook holds non-finite values (NaN or inf)')
         idx, idx_table = _unstream(parts[1], index_bits, entries, huffman_idx)
         if entries and idx.max() >= k:
             raise ValueError('codebook index %d out of range 0..%d' % (idx.max(), k - 1))
-        flat[positions] = codebook[idx]
+        values = codebook[idx]
+        fillers = idx == 0
         meta.update(storage='codebook', bits=index_bits, k=k, codebook=len(parts[0]),
                     indices=len(parts[1]) - idx_table, values=0,
                     huffman_tables=gap_table + idx_table)
@@ -179,12 +317,23 @@ def decode_layer(payload):
         values = np.frombuffer(parts[0], np.float32)
         if len(values) != entries:
             raise ValueError('%d values for %d entries' % (len(values), entries))
-        flat[positions] = values
+        if not np.isfinite(values).all():
+            raise ValueError('values hold non-finite numbers (NaN or inf)')
+        fillers = values == 0
         meta.update(storage='float', bits=32, k=0, codebook=0, indices=0, values=len(parts[0]))
-    meta['nonzeros'] = int(np.count_nonzero(flat))
+    span = 1 << gap_bits
+    if (gaps[fillers] != span - 1).any():
+        bad = int(np.flatnonzero(fillers & (gaps != span - 1))[0])
+        raise ValueError('entry %d is zero but not a filler (gap %d, a filler has gap %d)'
+                         % (bad, gaps[bad], span - 1))
+    meta['nonzeros'] = int(np.count_nonzero(values))
     meta['fillers'] = int(entries) - meta['nonzeros']
     total = len(payload)
     meta['real_bits_per_weight'] = 8.0 * total / size if size else 0.0
     meta['real_bits_per_nonzero'] = 8.0 * total / meta['nonzeros'] if meta['nonzeros'] else 0.0
     meta['real_fraction_of_fp32'] = total / (4.0 * size) if size else 0.0
+    if not dense:
+        return None, meta
+    flat = np.zeros(size, np.float32)
+    flat[positions] = values
     return flat.reshape(shape), meta

@@ -1,8 +1,11 @@
 """Run xnor_conv2d over the test shape families and compare with the float reference.
 
 ``python -m mxcompress.ops.selfcheck`` loads the library (``$MXCOMPRESS_OPS_LIB`` or the
-default), runs every case in :data:`CASES` with each available kernel and exits non-zero on
-a mismatch. The sanitizer test runs it against the AddressSanitizer/UBSan build.
+default), runs every case in :data:`CASES` and :data:`EDGE_CASES` plus random geometries
+(:func:`random_cases`) with each kernel the CPU runs (``MXCOMPRESS_XNOR_KERNEL``), requires
+bit-exact agreement with the float reference (or, for an empty output, the op's error) and
+exits non-zero on a mismatch. The sanitizer test runs it against the AddressSanitizer/UBSan
+build.
 """
 import argparse
 import os
@@ -11,7 +14,7 @@ import sys
 import numpy as np
 
 #: (batch, C, H, W, O, kernel, stride, pad, dilate): batch 1..4, C in 1, 3, 63, 65, 130,
-#: odd sizes, kernel 1/3/5, stride 1/2, pad 0/1/2, dilation 1/2.
+#: odd sizes, kernel 1/3/5, stride 1/2, pad 0/1/2, dilation 1/2 (the shape families).
 CASES = [
     (1, 1, 7, 9, 5, (3, 3), (1, 1), (1, 1), (1, 1)),
     (2, 3, 11, 11, 8, (5, 5), (2, 2), (2, 2), (1, 1)),
@@ -27,18 +30,123 @@ CASES = [
 ]
 
 
-def check_case(case, seed, with_bias=True):
-    """Max abs difference op vs reference for one case (raises AssertionError if not close)."""
+#: Border edge cases, (batch, C, H, W, O, kernel, stride, pad, dilate): padding as large as
+#: or larger than the kernel (whole rows / columns of windows entirely in the padding), strides
+#: and dilations up to 3, 1x1 / 1xW / Hx1 inputs and outputs of size 1.
+EDGE_CASES = [
+    (1, 1, 4, 4, 1, (1, 1), (1, 1), (2, 0), (1, 1)),    # the minimal pad > kernel case
+    (1, 1, 4, 4, 1, (1, 1), (1, 1), (0, 2), (1, 1)),
+    (2, 3, 5, 6, 7, (1, 1), (1, 1), (3, 3), (1, 1)),
+    (1, 65, 4, 5, 17, (2, 2), (1, 1), (3, 2), (1, 1)),  # even kernel, AVX-512 block + tail
+    (1, 9, 6, 5, 4, (3, 3), (2, 3), (3, 3), (1, 1)),    # pad == kernel, stride 3
+    (2, 130, 3, 4, 5, (3, 1), (3, 1), (3, 3), (3, 1)),
+    (1, 8, 7, 7, 6, (3, 3), (1, 1), (3, 3), (3, 3)),    # pad == dilation: empty border windows
+    (1, 64, 5, 9, 3, (5, 3), (1, 2), (3, 1), (2, 3)),
+    (1, 2, 9, 9, 2, (7, 7), (3, 3), (3, 3), (1, 1)),
+    (1, 1, 2, 3, 1, (7, 5), (1, 1), (3, 2), (1, 1)),    # kernel larger than the image
+    (1, 513, 3, 3, 3, (7, 7), (1, 2), (3, 3), (1, 1)),
+    (1, 5, 1, 1, 3, (1, 1), (1, 1), (0, 0), (1, 1)),    # 1x1 input, 1x1 output
+    (2, 5, 1, 1, 3, (3, 3), (1, 1), (1, 1), (1, 1)),    # 1x1 input, every tap but one padded
+    (1, 3, 1, 1, 2, (1, 1), (2, 3), (3, 3), (1, 1)),    # 1x1 input, pad 3 on a 1x1 kernel
+    (1, 7, 1, 1, 4, (7, 7), (1, 1), (3, 3), (1, 1)),    # 1x1 input, 7x7 kernel
+    (1, 1, 1, 1, 1, (3, 3), (3, 3), (3, 3), (3, 3)),    # 1x1 input, only the centre tap valid
+    (1, 5, 4, 4, 3, (1, 3), (1, 1), (3, 3), (2, 2)),    # dilated 1-tap axis, pad > kernel
+    (1, 6, 1, 11, 5, (1, 3), (1, 1), (0, 1), (1, 1)),   # 1xW input
+    (2, 70, 1, 13, 3, (3, 5), (1, 2), (1, 3), (1, 2)),
+    (1, 6, 11, 1, 5, (3, 1), (1, 1), (1, 0), (1, 1)),   # Hx1 input
+    (1, 33, 12, 1, 9, (5, 3), (3, 1), (2, 1), (3, 1)),
+    (1, 4, 5, 5, 3, (5, 5), (1, 1), (0, 0), (1, 1)),    # output 1x1, no padding
+    (1, 4, 2, 2, 3, (3, 3), (3, 3), (1, 1), (1, 1)),    # output 1x1 with stride 3
+    (1, 4, 3, 8, 2, (7, 3), (2, 1), (2, 0), (1, 3)),    # output 1xW
+    (1, 4, 8, 3, 2, (3, 7), (1, 2), (0, 2), (3, 1)),    # output Hx1
+]
+
+#: Geometries with an empty output (padded input smaller than the dilated kernel): the op's
+#: shape inference rejects them with a message naming the sizes.
+EMPTY_CASES = [
+    (1, 3, 5, 5, 2, (3, 3), (1, 1), (0, 0), (3, 3)),
+    (1, 1, 1, 1, 1, (3, 1), (1, 1), (0, 3), (1, 1)),    # 1x1 input, kernel taller than 1
+    (2, 2, 1, 4, 1, (1, 3), (2, 2), (3, 0), (1, 3)),    # 1xW input, dilated too wide
+    (1, 65, 2, 9, 4, (7, 3), (1, 1), (2, 1), (1, 1)),   # 2 + 2 * 2 < 7
+]
+
+#: Ranges of the random geometries of :func:`random_cases`.
+FUZZ_CHANNELS = (1, 2, 7, 8, 9, 31, 63, 64, 65, 127, 128, 129, 255, 257, 511, 512, 513)
+
+
+def output_size(size, k, s, p, d):
+    """Output length of one axis (0 or less: the op rejects the geometry)."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1 if size + 2 * p >= d * (k - 1) + 1 else 0
+
+
+def random_cases(seed, count):
+    """``count`` random geometries: batch 1-3, C 1-513, H, W 1-10, O 1-20, kernels 1-7,
+    strides 1-3, pads 0-3, dilations 1-3 (both axes independent). Some have an empty output
+    (the padded input is smaller than the dilated kernel): the op must reject those."""
+    rng = np.random.RandomState(10000 + seed)
+
+    def pair(lo, hi):
+        return tuple(int(v) for v in rng.randint(lo, hi + 1, size=2))
+
+    cases = []
+    for _ in range(count):
+        keep_empty = rng.rand() < 0.15  # else redraw the geometry until the output is not empty
+        for _ in range(50):
+            c = int(rng.choice(FUZZ_CHANNELS)) if rng.rand() < 0.7 else int(rng.randint(1, 514))
+            case = (int(rng.randint(1, 4)), c, int(rng.randint(1, 11)),
+                    int(rng.randint(1, 11)), int(rng.randint(1, 21)), pair(1, 7), pair(1, 3),
+                    pair(0, 3), pair(1, 3))
+            if keep_empty or not is_empty(case):
+                break
+        cases.append(case)
+    return cases
+
+
+def is_empty(case):
+    """True when the op must reject the case (an output axis of length 0)."""
+    n, c, h, w, o, k, s, p, d = case
+    return (output_size(h, k[0], s[0], p[0], d[0]) < 1 or
+            output_size(w, k[1], s[1], p[1], d[1]) < 1)
+
+
+def check_case(case, seed, with_bias=True, exact=True):
+    """Max abs difference op vs reference for one case (raises AssertionError if they differ:
+    bit for bit when ``exact``, the sums of +-1 products being exact integers in fp32).
+
+    A case with an empty output must be rejected with the op's clear message instead."""
     from .reference import random_case, reference_numpy, run_op
     n, c, h, w, o, k, s, p, d = case
     rng = np.random.RandomState(seed)
     x, weight, alpha, bias = random_case(rng, n, c, h, w, o, k, with_bias)
     conv = dict(kernel=k, stride=s, pad=p, dilate=d)
+    if is_empty(case):
+        check_rejected(x, weight, alpha, bias, conv)
+        return 0.0
     got = run_op(x, weight, alpha, bias, **conv)
     want = reference_numpy(x, weight, alpha, bias, **conv)
     assert got.shape == want.shape, (case, got.shape, want.shape)
-    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5, err_msg=str(case))
+    if exact:
+        np.testing.assert_array_equal(got, want, err_msg=str(case))
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-5, err_msg=str(case))
     return float(np.abs(got - want).max())
+
+
+#: What the op says when the output would be empty.
+EMPTY_MESSAGE = 'is smaller than the dilated kernel'
+
+
+def check_rejected(x, weight, alpha, bias, conv):
+    """The op refuses a geometry with an empty output, naming the sizes."""
+    import mxnet as mx
+    from .reference import run_op
+    try:
+        run_op(x, weight, alpha, bias, **conv)
+    except mx.base.MXNetError as err:
+        text = str(err)
+        assert EMPTY_MESSAGE in text and 'padded input' in text, text[-2000:]
+        return
+    raise AssertionError('xnor_conv2d accepted an empty output: %s %s' % (x.shape, conv))
 
 
 def check_errors():
@@ -63,20 +171,54 @@ def check_errors():
     return len(bad_calls)
 
 
+def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
+    """Every case with every kernel (``MXCOMPRESS_XNOR_KERNEL``, resolved per call): the
+    families of :data:`CASES` with ``seeds`` seeds, :data:`EDGE_CASES`, :data:`EMPTY_CASES`
+    (rejected) and ``fuzz_per_seed`` random geometries per seed. Returns the number of cases
+    checked."""
+    from . import available_kernels
+    kernels = list(kernels or available_kernels())
+    saved = os.environ.get('MXCOMPRESS_XNOR_KERNEL')
+    count = 0
+    fuzz = [case for seed in range(seeds) for case in random_cases(seed, fuzz_per_seed)]
+    try:
+        for kernel in kernels:
+            os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel
+            for i, case in enumerate(CASES):
+                for seed in range(seeds):
+                    check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0))
+                    count += 1
+            for i, case in enumerate(EDGE_CASES):
+                check_case(case, seed=5000 + i, with_bias=bool(i % 2 == 0))
+                count += 1
+            for i, case in enumerate(EMPTY_CASES):
+                check_case(case, seed=6000 + i)
+                count += 1
+            for i, case in enumerate(fuzz):
+                if log:
+                    log('%s fuzz %s' % (kernel, case))
+                check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0))
+                count += 1
+    finally:
+        if saved is None:
+            os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+        else:
+            os.environ['MXCOMPRESS_XNOR_KERNEL'] = saved
+    return count
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--seeds', type=int, default=2, help='random seeds per case')
+    parser.add_argument('--seeds', type=int, default=2, help='random seeds per case (each '
+                        'seed also adds --fuzz random geometries)')
+    parser.add_argument('--fuzz', type=int, default=6, help='random geometries per seed')
+    parser.add_argument('--verbose', action='store_true', help='print each fuzz case first')
     args = parser.parse_args(argv)
     from . import available_kernels, load
     print('library', load(build=False))
     kernels = available_kernels()
-    count = 0
-    for kernel in kernels:
-        os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel
-        for i, case in enumerate(CASES):
-            for seed in range(args.seeds):
-                check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0))
-                count += 1
+    log = (lambda line: print(line, flush=True)) if args.verbose else None
+    count = run_all(args.seeds, kernels, args.fuzz, log)
     errors = check_errors()
     print('selfcheck OK: %d cases, kernels %s, %d error paths' % (count, ', '.join(kernels),
                                                                   errors))

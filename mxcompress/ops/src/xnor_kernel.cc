@@ -56,7 +56,10 @@ inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
 
 // Taps of a window starting at input position `start` (stride `dil`) that fall inside
-// [0, extent): the half-open interval [*lo, *hi) of kernel indices (empty: lo == hi).
+// [0, extent): the half-open interval [*lo, *hi) of kernel indices, always with
+// 0 <= lo <= hi <= k (the border table indexes its (k + 1)-entry prefix sums with them). An
+// empty window (all taps in the padding, e.g. pad >= kernel) is [0, 0): the raw first valid
+// index can lie beyond the kernel there (dil == 1: -start > k).
 inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, int64_t* lo,
                        int64_t* hi) {
   int64_t a, b;
@@ -67,7 +70,7 @@ inline void valid_taps(int64_t start, int64_t dil, int64_t k, int64_t extent, in
     a = start >= 0 ? 0 : (-start + dil - 1) / dil;
     b = start > extent - 1 ? 0 : std::min(k, (extent - 1 - start) / dil + 1);
   }
-  if (b < a) b = a;
+  if (b <= a) a = b = 0;  // empty: one canonical range, inside [0, k]
   *lo = a;
   *hi = b;
 }
@@ -464,7 +467,8 @@ BorderClasses border_classes(const ConvGeom& g, int32_t* row_class) {
 }
 
 // The border table rows of output channel o: corr[(row class, o, ow)]. `pre` has
-// (KH + 1) * (KW + 1) + KH * KW entries, `value` one per column class.
+// (KH + 1) * (KW + 1) + KH * KW entries, `value` one per column class. The class ranges are
+// inside [0, KH] x [0, KW] (valid_taps), so every index below is in the prefix table.
 void border_rows(const ConvGeom& g, const uint8_t* w, const BorderClasses& bc, int64_t o,
                  int popcnt, int64_t* pre, int32_t* value, int32_t* corr) {
   const int64_t stride = g.KW + 1, full = g.C * g.KH * g.KW;
