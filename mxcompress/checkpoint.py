@@ -29,7 +29,7 @@ import tempfile
 import mxnet as mx
 import numpy as np
 
-from .graph import find_layers
+from .graph import find_layers, graph_nodes
 
 __all__ = ['CheckpointError', 'atomic_path', 'save_checkpoint', 'load_checkpoint',
            'check_params_fit', 'infer_data_shapes', 'check_finite', 'sha256_file', 'params_path', 'states_path',
@@ -346,14 +346,14 @@ def infer_data_shapes(symbol, arg_params, aux_params=None):
     needs, found from the first layer's weight (FullyConnected: its input size; Convolution:
     its channels and a square size from a list of usual ones), or None if none fits."""
     aux_params = aux_params or {}
-    first = [l for l in find_layers(symbol) if l.weight in arg_params]
+    first = _first_layers(symbol, arg_params)
     if 'data' not in symbol.list_arguments() or not first:
         return None
-    weight = arg_params[first[0].weight].shape
-    if first[0].op == 'FullyConnected':
+    layer, weight = first[0][0], arg_params[first[0][1]].shape
+    if layer.op == 'FullyConnected':
         candidates = [(1, int(weight[1]))]
     else:
-        groups = int(first[0].attrs.get('num_group', '1'))
+        groups = int(layer.attrs.get('num_group', '1'))
         candidates = [(1, int(weight[1]) * groups, size, size) for size in _PROBE_SIZES]
     for shape in candidates:
         if _shapes_fit(symbol, shape, arg_params, aux_params):
@@ -361,11 +361,47 @@ def infer_data_shapes(symbol, arg_params, aux_params=None):
     return None
 
 
+#: ops that pass the input on without mixing examples or changing the per-example size
+_SIZE_KEEPING = ('Flatten', 'flatten', 'Dropout', 'Activation', 'BlockGrad', 'identity',
+                 '_copy', 'Cast', 'clip', 'relu')
+
+
+def _weight_param(nodes, index, name, arg_params):
+    """The parameter a layer's weight input is computed from (itself, or e.g. the latent
+    weight of ``sign(W)`` in a binary layer), or None."""
+    todo, seen = [name], set()
+    while todo:
+        name = todo.pop(0)
+        if name in arg_params:
+            return name
+        if name in seen or name not in index:
+            continue
+        seen.add(name)
+        todo.extend(nodes[i]['name'] for i, *_ in nodes[index[name]]['inputs'])
+    return None
+
+
+def _first_layers(symbol, arg_params):
+    """``(layer, weight param)`` of the weighted layers reading ``data`` directly or through
+    size-keeping ops (Flatten, ...)."""
+    nodes = graph_nodes(symbol)
+    index = {node['name']: i for i, node in enumerate(nodes)}
+    first = []
+    for layer in find_layers(symbol):
+        name = layer.input_node
+        while name in index and nodes[index[name]]['op'] in _SIZE_KEEPING:
+            name = nodes[nodes[index[name]]['inputs'][0][0]]['name']
+        weight = _weight_param(nodes, index, layer.weight, arg_params)
+        if name == 'data' and weight is not None:
+            first.append((layer, weight))
+    return first
+
+
 def _fixed_input_shape(symbol, arg_params):
     """The input shape a FullyConnected first layer fixes (its weight's input size)."""
-    first = [l for l in find_layers(symbol) if l.weight in arg_params]
-    if first and first[0].op == 'FullyConnected':
-        return {'data': (1, int(arg_params[first[0].weight].shape[1]))}
+    first = _first_layers(symbol, arg_params)
+    if first and first[0][0].op == 'FullyConnected':
+        return {'data': (1, int(arg_params[first[0][1]].shape[1]))}
     return None
 
 
