@@ -46,7 +46,7 @@ import sys
 import threading
 import time
 
-__all__ = ['LaunchError', 'PSConnectError', 'free_port', 'check_port_free',
+__all__ = ['LaunchError', 'PSConnectError', 'PSSetupError', 'free_port', 'check_port_free',
            'server_interpreter', 'launch_local', 'connect_timeout', 'wait_for_scheduler',
            'create_dist_kvstore', 'is_dist', 'checkpoint_writer', 'barrier', 'rank0_only',
            'main']
@@ -66,6 +66,11 @@ class LaunchError(RuntimeError):
 
 class PSConnectError(RuntimeError):
     """A worker could not reach the parameter-server scheduler in time."""
+
+
+class PSSetupError(PSConnectError, ValueError):
+    """The environment does not describe a parameter-server group (missing or bad ``DMLC_*``
+    variables): bad input, refused before any connection is tried."""
 
 
 def free_port():
@@ -473,7 +478,7 @@ def connect_timeout(timeout=None):
         try:
             timeout = float(text) if text else DEFAULT_CONNECT_TIMEOUT
         except ValueError:
-            raise PSConnectError('%s must be a number of seconds, got %r'
+            raise PSSetupError('%s must be a number of seconds, got %r'
                                  % (CONNECT_TIMEOUT_ENV, text)) from None
     return float(timeout)
 
@@ -486,14 +491,14 @@ def _scheduler_address(kind):
                               ('DMLC_NUM_WORKER', os.environ.get('DMLC_NUM_WORKER')),
                               ('DMLC_NUM_SERVER', os.environ.get('DMLC_NUM_SERVER'))) if not v]
     if missing:
-        raise PSConnectError(
+        raise PSSetupError(
             "kvstore '%s' needs a parameter-server group, but %s %s not set; run the command "
             'under scripts/launch_local.sh (or python -m mxcompress.distributed) or MXNet\'s '
             "tools/launch.py" % (kind, ', '.join(missing), 'is' if len(missing) == 1 else 'are'))
     try:
         return host, int(port)
     except ValueError:
-        raise PSConnectError('DMLC_PS_ROOT_PORT must be a port number, got %r' % port) from None
+        raise PSSetupError('DMLC_PS_ROOT_PORT must be a port number, got %r' % port) from None
 
 
 def wait_for_scheduler(host, port, timeout):

@@ -34,6 +34,11 @@ from .quantizers import bwn_alpha
 __all__ = ['convert', 'float_graph', 'size_report']
 
 _ADD_OPS = ('elemwise_add', '_plus', '_Plus', 'broadcast_add', '_add')
+#: node attribute of every converted layer telling a reader of the saved graph what plain
+#: ``mx.sym.load`` needs first (MXNet itself only says "Operator xnor_conv2d is not registered")
+REQUIRES_ATTR = '__requires__'
+REQUIRES_HINT = ('the xnor_conv2d op library: import mxcompress.ops; mxcompress.ops.load() '
+                 '(mxcompress.checkpoint.load_checkpoint and the mxcompress command do it)')
 log = logging.getLogger(__name__)
 
 
@@ -130,8 +135,9 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
                        'weight_shape': [o, c, kh, kw], 'binary_weight': mode,
                        'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
                        'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': data is not inputs[0]})
-        return mx.sym.xnor_conv2d(*args, kernel=kernel, num_filter=o, no_bias=no_bias,
-                                  name=node.name, **conv)
+        with mx.AttrScope(**{REQUIRES_ATTR: REQUIRES_HINT}):
+            return mx.sym.xnor_conv2d(*args, kernel=kernel, num_filter=o, no_bias=no_bias,
+                                      name=node.name, **conv)
 
     converted = rewrite(symbol, replace)
     names = set(converted.list_arguments())
