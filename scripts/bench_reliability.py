@@ -246,9 +246,11 @@ def run_default_lr(python):
     networks = subprocess.run([python, '-m', 'mxcompress', 'networks'], cwd=ROOT,
                               stdout=subprocess.PIPE, universal_newlines=True,
                               check=True).stdout.split()
+    from mxcompress.commands.train_bnn import BINARY_NETWORKS
     cases = []
     for network in networks:
-        argv = ['train', '--network', network, '--num-epochs', '1', '--num-examples', '12800',
+        command = 'train-bnn' if network in BINARY_NETWORKS else 'train'
+        argv = [command, '--network', network, '--num-epochs', '1', '--num-examples', '12800',
                 '--num-test-examples', '2000', '--disp-batches', '50']
         start = time.time()
         proc = subprocess.run([python, '-m', 'mxcompress'] + argv, cwd=ROOT,
@@ -260,7 +262,8 @@ def run_default_lr(python):
                   if v not in ('nan', 'inf')]
         error = float(found.group(1)) / 100 if found else None
         ok = proc.returncode == 0 and error is not None and error < 0.5
-        cases.append({'network': network, 'exit': proc.returncode, 'test_error_2000': error,
+        cases.append({'network': network, 'command': command, 'exit': proc.returncode,
+                      'test_error_2000': error,
                       'last_train_cross_entropy': losses[-1] if losses else None,
                       'passed': bool(ok), 'seconds': round(time.time() - start, 1),
                       'message': proc.stderr.strip().splitlines()[-1][:200]
@@ -268,9 +271,10 @@ def run_default_lr(python):
         print('%-6s %-18s error %s' % ('ok' if ok else 'FAILED', network,
                                        '%.2f%%' % (100 * error) if error is not None else '-'),
               flush=True)
-    return dict(_summary(cases), options='mxcompress train defaults (SGD momentum 0.9, lr 0.02, '
-                'batch 64, no schedule), 1 epoch on 12,800 images, error on 2,000 test images; '
-                'converged = finite loss and error < 50 % (chance 90 %)')
+    return dict(_summary(cases), options='the defaults of mxcompress train (SGD momentum 0.9, '
+                'lr 0.02, batch 64, no schedule) and, for binary networks, of mxcompress '
+                'train-bnn (Adam, lr 0.005, cosine, batch 100); 1 epoch on 12,800 images, error '
+                'on 2,000 test images; converged = finite loss and error < 50 % (chance 90 %)')
 
 
 def _summary(cases):

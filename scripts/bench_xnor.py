@@ -216,14 +216,26 @@ def e2e_worker(args):
                       for name, source, model, num_check in e2e_models(args)}))
 
 
+def available_kernels_of_this_cpu():
+    """The xnor kernels this CPU runs, fastest first (asked in a subprocess, so this process
+    does not load the op library)."""
+    out = subprocess.run([sys.executable, '-c', 'import mxcompress.ops as o; '
+                          'print(" ".join(o.available_kernels()))'],
+                         env=dict(os.environ, PYTHONPATH=ROOT), stdout=subprocess.PIPE,
+                         universal_newlines=True, check=True).stdout
+    return out.split()
+
+
 #: --engines choice -> MXNET_ENGINE_TYPE
 ENGINES = {'threaded': 'ThreadedEnginePerDevice', 'naive': 'NaiveEngine'}
 
 
-def run_worker(mode, threads, args, engine='threaded'):
+def run_worker(mode, threads, args, engine='threaded', kernel=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_CPU_WORKER_NTHREADS='1',
                MXNET_ENGINE_TYPE=ENGINES[engine],
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    if kernel:
+        env['MXCOMPRESS_XNOR_KERNEL'] = kernel
     cmd = [sys.executable, os.path.abspath(__file__), '--worker', mode,
            '--repeats', str(args.repeats), '--warmup', str(args.warmup),
            '--block', str(args.block),
@@ -290,6 +302,11 @@ def main(argv=None):
                         help='consecutive runs of one layer per round (the op and fp32 '
                              'alternate by blocks; the first run of each block is reported '
                              'apart as cold)')
+    parser.add_argument('--kernels', nargs='+', choices=['auto', 'avx512', 'avx2', 'portable'],
+                        default=None,
+                        help='xnor kernels to time, one subprocess each (MXCOMPRESS_XNOR_KERNEL); '
+                             'default: every kernel this CPU runs, so a CPU with AVX-512 '
+                             'reports the AVX2 path too')
     parser.add_argument('--engines', nargs='+', choices=sorted(ENGINES),
                         default=['threaded', 'naive'],
                         help='MXNet engines to measure under, one subprocess each: threaded '
@@ -314,16 +331,22 @@ def main(argv=None):
     if args.worker == 'e2e':
         return e2e_worker(args)
 
+    if args.kernels is None and not args.skip_layers:
+        args.kernels = available_kernels_of_this_cpu()
     entries = {}
     with timing_lock():
         load_before = os.getloadavg()
         if not args.skip_layers:
-            records, kernel = [], None
-            for engine in args.engines:
-                for threads in args.threads:
-                    result = run_worker('layers', threads, args, engine)
-                    kernel = result['kernel']
-                    records.extend(result['layers'])
+            records, kernels = [], []
+            for kernel in args.kernels or [None]:
+                for engine in args.engines:
+                    for threads in args.threads:
+                        result = run_worker('layers', threads, args, engine, kernel)
+                        for record in result['layers']:
+                            record['kernel'] = result['kernel']
+                        kernels.append(result['kernel'])
+                        records.extend(result['layers'])
+            kernel = ', '.join(dict.fromkeys(kernels))
             met = [r['target_met'] for r in records if r['target_met'] is not None]
             met_cpu = [r['target_met_cpu_time'] for r in records
                        if r['target_met_cpu_time'] is not None]

@@ -8,6 +8,7 @@ from ..argtypes import positive_int
 from ..fit import add_data_args, add_fit_args, train_model
 from ..measure import classification_error
 from . import check_outputs, script_main
+from .train_bnn import BINARY_NETWORKS
 
 __all__ = ['add_train_args', 'add_parser', 'run_train', 'main']
 
@@ -26,6 +27,10 @@ def add_train_args(parser):
 
 def run_train(args):
     """Train ``args.network`` and return ``(module, test_error)`` on the test iterator's images."""
+    if args.network in BINARY_NETWORKS:
+        raise ValueError('%s is a binary network: train it with `mxcompress train-bnn --network '
+                         '%s` (Adam, latent weights clipped to [-1, 1])'
+                         % (args.network, args.network))
     check_outputs(args, prefixes=['model_prefix'])
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
     module, _ = train_model(args, symbol)
