@@ -30,7 +30,8 @@ RUNTIME_FAILURE = 1
 
 #: subcommand names (module ``mxcompress.commands.<name with _>``) in --help order
 COMMANDS = ['train', 'networks', 'summary', 'report', 'prune', 'lowrank', 'pack', 'unpack', 'info',
-            'deep-compress', 'train-bnn', 'xnor-convert', 'distill']
+            'deep-compress', 'train-bnn', 'xnor-convert', 'distill', 'fold-bn', 'export',
+            'convert-data']
 
 
 def command_module(name):
