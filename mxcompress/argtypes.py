@@ -7,7 +7,7 @@ import argparse
 import math
 
 __all__ = ['positive_int', 'non_negative_int', 'finite_float', 'non_negative_float',
-           'positive_float', 'int_in', 'float_in', 'epoch_list']
+           'positive_float', 'int_in', 'float_in', 'epoch_list', 'chw_shape']
 
 
 def _number(text, kind):
@@ -95,3 +95,15 @@ def epoch_list(text):
         raise argparse.ArgumentTypeError('must be increasing positive epochs such as 10,15, '
                                          'got %r' % text)
     return ','.join(str(s) for s in steps)
+
+
+def chw_shape(text):
+    """An image shape ``C,H,W`` with C 1 or 3 (e.g. ``3,32,32``)."""
+    try:
+        shape = tuple(int(v) for v in str(text).replace('x', ',').split(','))
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
+        raise argparse.ArgumentTypeError('expected C,H,W with C 1 or 3 and H, W >= 1 (e.g. '
+                                         '3,32,32), got %r' % text)
+    return shape

@@ -312,10 +312,9 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
                 return
     try:
         arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**data_shapes)
-    except mx.base.MXNetError as err:
-        reason = str(err).strip().split('\n')[0]
-        raise CheckpointError('%s: the params do not fit the graph (%s)' % (where, reason)) \
-            from None
+    except Exception as err:   # noqa: BLE001 -- MXNetError, or a bare Exception (> 2^31)
+        raise CheckpointError('%s: the params do not fit the graph (%s)'
+                              % (where, _mxnet_reason(err))) from None
     expected = dict(zip(symbol.list_arguments(), arg_shapes or []))
     expected.update(zip(symbol.list_auxiliary_states(), aux_shapes or []))
     for name, value in list(arg_params.items()) + list(aux_params.items()):
@@ -330,10 +329,20 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
 _PROBE_SIZES = (28, 32, 224, 299, 227, 256, 64, 96, 112, 128, 16, 8)
 
 
+def _mxnet_reason(err):
+    """The informative line of an MXNet error (not its "Traceback" header)."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for line in lines:
+        if 'Error in operator' in line or 'Check failed' in line or 'Shape inconsistent' in line:
+            return line
+    return next((l for l in lines if not l.startswith(('Traceback', 'File ', '['))),
+                lines[0] if lines else type(err).__name__)
+
+
 def _shapes_fit(symbol, data_shape, arg_params, aux_params):
     try:
         arg_shapes, _, aux_shapes = symbol.infer_shape_partial(data=data_shape)
-    except mx.base.MXNetError:
+    except Exception:   # noqa: BLE001 -- MXNet raises a bare Exception for > 2^31 elements
         return False
     want = dict(zip(symbol.list_arguments(), arg_shapes or []))
     want.update(zip(symbol.list_auxiliary_states(), aux_shapes or []))
@@ -438,8 +447,8 @@ def _read_symbol(sym_file):
     try:
         return mx.sym.load_json(text)
     except mx.base.MXNetError as err:
-        reason = str(err).strip().split('\n')[0]
-        raise CheckpointError('%s: cannot read symbol (%s)' % (sym_file, reason)) from None
+        raise CheckpointError('%s: cannot read symbol (%s)' % (sym_file, _mxnet_reason(err))) \
+            from None
 
 
 def load_checkpoint(prefix, epoch=0, data_shapes=None):
@@ -476,8 +485,8 @@ def load_checkpoint(prefix, epoch=0, data_shapes=None):
     try:
         saved = mx.nd.load(par_file)
     except mx.base.MXNetError as err:
-        reason = str(err).strip().split('\n')[0]
-        raise CheckpointError('%s: cannot read params (%s)' % (par_file, reason)) from None
+        raise CheckpointError('%s: cannot read params (%s)' % (par_file, _mxnet_reason(err))) \
+            from None
     if not isinstance(saved, dict):
         raise CheckpointError('%s: params file holds a list, not named arg:/aux: arrays'
                               % par_file)

@@ -221,32 +221,49 @@ class ShuffledIter(mx.io.DataIter):
 
 
 def _shift_images(images, max_shift, rng):
-    """Shift each (1, H, W) image by a random offset in [-max_shift, max_shift]^2, zero fill."""
+    """Shift each (C, H, W) image by a random offset in [-max_shift, max_shift]^2 (the same
+    for all its channels), zero fill."""
     n, _, height, width = images.shape
     padded = np.pad(images, ((0, 0), (0, 0), (max_shift,) * 2, (max_shift,) * 2))
     dy, dx = rng.randint(0, 2 * max_shift + 1, size=(2, n))
     rows = dy[:, None] + np.arange(height)[None, :]
     cols = dx[:, None] + np.arange(width)[None, :]
-    shifted = padded[np.arange(n)[:, None, None], 0, rows[:, :, None], cols[:, None, :]]
-    return shifted[:, None].astype(np.float32)
+    shifted = padded[np.arange(n)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return np.moveaxis(shifted, -1, 1).astype(np.float32)   # (n, H, W, C) -> (n, C, H, W)
 
 
 def mnist_iterators(batch_size, data_dir=None, num_examples=None, num_test_examples=None,
                     label_name='softmax_label', flatten=False, jitter=0, seed=0,
                     num_parts=1, part_index=0):
-    """Training and test iterators for ``mx.mod.Module``.
+    """Training and test iterators of MNIST for ``mx.mod.Module`` (see :func:`iterators`).
 
     Parameters
     ----------
-    batch_size : int
     data_dir : str or None
         See :func:`find_mnist_dir`.
     num_examples, num_test_examples : int or None
         Deterministic subsets (the first N examples) for quick runs and tests.
+    """
+    x_train, y_train = load_mnist('train', data_dir, num_examples)
+    x_test, y_test = load_mnist('test', data_dir, num_test_examples)
+    return iterators((x_train, y_train), (x_test, y_test), batch_size, label_name=label_name,
+                     flatten=flatten, jitter=jitter, seed=seed, num_parts=num_parts,
+                     part_index=part_index)
+
+
+def iterators(train, test, batch_size, label_name='softmax_label', flatten=False, jitter=0,
+              seed=0, num_parts=1, part_index=0):
+    """Training and test iterators for ``mx.mod.Module`` from arrays.
+
+    Parameters
+    ----------
+    train, test : (images, labels)
+        Images float32 (N, C, H, W) in [0, 1], labels float32 (N,).
+    batch_size : int
     label_name : str
         Name of the label input (``softmax_label`` for a ``SoftmaxOutput`` named ``softmax``).
     flatten : bool
-        Give data as (N, 784) instead of (N, 1, 28, 28).
+        Give data as (N, C*H*W) instead of (N, C, H, W).
     jitter : int
         Random shift in pixels applied to training images each epoch (0 = none).
     seed : int
@@ -257,24 +274,24 @@ def mnist_iterators(batch_size, data_dir=None, num_examples=None, num_test_examp
     Returns
     -------
     train_iter, test_iter : mx.io.DataIter
-        Data ``data`` float32 (batch, 1, 28, 28) in [0, 1]; label ``label_name`` (batch,).
-        The training iterator shuffles; the test iterator pads its last batch.
+        Data ``data`` float32 (batch, C, H, W); label ``label_name`` (batch,). The training
+        iterator shuffles; the test iterator pads its last batch.
     """
     if batch_size < 1:
         raise ValueError('batch_size must be >= 1, got %d' % batch_size)
     if not 0 <= part_index < num_parts:
         raise ValueError('part_index must be in 0..%d, got %d' % (num_parts - 1, part_index))
-    x_train, y_train = load_mnist('train', data_dir, num_examples)
-    x_test, y_test = load_mnist('test', data_dir, num_test_examples)
+    (x_train, y_train), (x_test, y_test) = train, test
     if num_parts > 1:
         x_train, y_train = x_train[part_index::num_parts], y_train[part_index::num_parts]
     if batch_size > len(x_train):
         raise ValueError('--batch-size %d is larger than the %d training images'
                          % (batch_size, len(x_train)))
     if flatten:
-        x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
-    train = ShuffledIter(x_train, y_train, batch_size, max_shift=jitter, seed=seed,
-                         label_name=label_name)
-    test = mx.io.NDArrayIter(x_test, y_test, batch_size, shuffle=False,
-                             last_batch_handle='pad', label_name=label_name)
-    return train, test
+        x_train = x_train.reshape(len(x_train), -1)
+        x_test = x_test.reshape(len(x_test), -1)
+    train_iter = ShuffledIter(x_train, y_train, batch_size, max_shift=jitter, seed=seed,
+                              label_name=label_name)
+    test_iter = mx.io.NDArrayIter(x_test, y_test, batch_size, shuffle=False,
+                                  last_batch_handle='pad', label_name=label_name)
+    return train_iter, test_iter

@@ -14,13 +14,15 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .argtypes import (epoch_list, float_in, int_in, non_negative_float, non_negative_int,
+from .argtypes import (chw_shape, epoch_list, float_in, int_in, non_negative_float, non_negative_int,
                        positive_float, positive_int)
 from .checkpoint import load_checkpoint, read_manifest, save_checkpoint, states_path
+from .data import iterators
 from .distributed import create_dist_kvstore, is_dist, rank0_only
+from .sources import FORMATS, load_data
 
 __all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
-           'train_iterators', 'fit', 'train_model',
+           'data_split', 'train_iterators', 'fit', 'train_model',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'epoch_seed',
            'finite_guard', 'TrainingDiverged', 'OPTIMIZERS']
 
@@ -32,11 +34,18 @@ KV_STORES = ('local', 'device', 'dist_sync', 'dist_async', 'dist_device_sync')
 
 
 def add_data_args(parser):
-    """Add the MNIST data options (``--data-dir``, ``--num-examples``, ...) to ``parser``."""
+    """Add the data options (``--data``, ``--data-format``, ``--num-examples``, ...)."""
     data = parser.add_argument_group('Data')
-    data.add_argument('--data-dir', default=None,
-                      help='directory with the MNIST IDX files (raw or .gz); default: '
-                           '$MXCOMPRESS_DATA, then ~/.mxnet/datasets/mnist')
+    data.add_argument('--data', '--data-dir', dest='data_dir', default=None, metavar='PATH',
+                      help='the data set: a directory of IDX files (raw or .gz; MNIST by '
+                           'default: $MXCOMPRESS_DATA, then ~/.mxnet/datasets/mnist), a '
+                           'directory with train.rec/test.rec (RecordIO), a directory with '
+                           'train/ and test/ class folders of images, or an .npz file')
+    data.add_argument('--data-format', choices=FORMATS, default=None,
+                      help='format of --data (default: detected from the path)')
+    data.add_argument('--data-shape', type=chw_shape, default=None, metavar='C,H,W',
+                      help='convert every image to this shape (resize, grayscale <-> RGB); '
+                           'default: as stored')
     data.add_argument('--num-examples', type=positive_int, default=None,
                       help='train on the first N training images only (quick runs)')
     data.add_argument('--num-test-examples', type=positive_int, default=None,
@@ -151,8 +160,16 @@ def create_kvstore(kv_store):
     return mx.kvstore.create(kv_store), 1, 0
 
 
+def data_split(args, split, num_examples=None):
+    """One split of the data set of ``args``'s data options, float32 images in [0, 1]."""
+    if num_examples is None:
+        num_examples = args.num_examples if split == 'train' else args.num_test_examples
+    return load_data(split, getattr(args, 'data_dir', None), num_examples,
+                     getattr(args, 'data_format', None), getattr(args, 'data_shape', None))
+
+
 def train_iterators(args, label_name='softmax_label', flatten=False):
-    """MNIST iterators from the data options of ``args``, sharded per worker when distributed.
+    """Data iterators from the data options of ``args``, sharded per worker when distributed.
 
     Parameters
     ----------
@@ -164,13 +181,11 @@ def train_iterators(args, label_name='softmax_label', flatten=False):
     kv, train_iter, test_iter
         The kvstore (pass it to :func:`fit`) and this worker's iterators.
     """
-    from .data import mnist_iterators
     kv, num_parts, part_index = create_kvstore(getattr(args, 'kv_store', 'local'))
-    train_iter, test_iter = mnist_iterators(
-        args.batch_size, data_dir=args.data_dir, num_examples=args.num_examples,
-        num_test_examples=args.num_test_examples, label_name=label_name, flatten=flatten,
-        jitter=getattr(args, 'jitter', 0), seed=args.seed, num_parts=num_parts,
-        part_index=part_index)
+    train_iter, test_iter = iterators(
+        data_split(args, 'train'), data_split(args, 'test'), args.batch_size,
+        label_name=label_name, flatten=flatten, jitter=getattr(args, 'jitter', 0),
+        seed=args.seed, num_parts=num_parts, part_index=part_index)
     return kv, train_iter, test_iter
 
 

@@ -18,7 +18,9 @@ Usage::
     python scripts/fuzz_container.py --seconds 60            # prints one JSON object
     python scripts/fuzz_container.py --make-corpus tests/data/mxc_corpus
 
-The executions run in a worker process that is restarted (with the next seed) if it dies;
+The executions run in a worker process that is restarted (with the next seed) if it dies
+and after ``--recycle`` executions (MXNet leaks a few KB per ``Symbol.tojson``, which would
+otherwise eat the memory cap in a long run);
 the test suite imports the mutators (:func:`mutate`, :func:`seed_blobs`) and drives them
 with hypothesis (tests/test_container_fuzz.py).
 """
@@ -464,7 +466,9 @@ def worker(args):
     stats = {'executions': 0, 'ok': 0, 'ContainerError': 0, 'crashes': []}
     deadline = time.time() + args.seconds
     current = os.path.join(args.state_dir, 'current.mxc')
-    while time.time() < deadline and (not args.examples or stats['executions'] < args.examples):
+    progress = os.path.join(args.state_dir, 'stats.json')
+    while time.time() < deadline and (not args.examples or stats['executions'] < args.examples) \
+            and stats['executions'] < args.recycle:
         blob = mutate(rng.randrange, blobs[names[rng.randrange(len(names))]], donors)
         with open(current, 'wb') as f:
             f.write(blob)
@@ -476,9 +480,16 @@ def worker(args):
                                      'input': _save_crash(args, blob)})
         else:
             stats[outcome] += 1
-    os.remove(current) if os.path.exists(current) else None
-    print(json.dumps(stats))
-    sys.stdout.flush()
+        if outcome == 'crash' or stats['executions'] % 25 == 0:
+            _write_json(progress, stats)    # what a parent reads if this process dies
+    _write_json(progress, stats)
+    os.remove(current)
+
+
+def _write_json(path, value):
+    with open(path + '.tmp', 'w') as f:
+        json.dump(value, f)
+    os.replace(path + '.tmp', path)
 
 
 def _save_crash(args, blob):
@@ -504,18 +515,22 @@ def run(args):
             cmd = [sys.executable, os.path.abspath(__file__), '--worker', '--seed', str(seed),
                    '--seconds', '%.3f' % left, '--memory-mb', str(args.memory_mb),
                    '--exec-timeout', str(args.exec_timeout), '--state-dir', state,
+                   '--recycle', str(args.recycle),
                    '--crash-dir', args.crash_dir,
                    '--examples', str(max(0, args.examples - total['executions'])
                                      if args.examples else 0)]
+            progress = os.path.join(state, 'stats.json')
+            if os.path.exists(progress):
+                os.remove(progress)
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   universal_newlines=True, cwd=ROOT)
-            lines = [l for l in proc.stdout.splitlines() if l.startswith('{')]
-            if proc.returncode == 0 and lines:
-                stats = json.loads(lines[-1])
+            if os.path.exists(progress):        # all but the last few executions if it died
+                with open(progress) as f:
+                    stats = json.load(f)
                 for key in total:
                     total[key] += stats[key]
                 crashes += stats['crashes']
-            else:                               # the worker died: the input it was on
+            if proc.returncode != 0:            # the worker died: the input it was on
                 current = os.path.join(state, 'current.mxc')
                 blob = open(current, 'rb').read() if os.path.exists(current) else b''
                 total['executions'] += 1
@@ -570,7 +585,7 @@ def corpus():
     # 2. a huge weight the graph does not declare
     out['huge_weight_vs_graph.mxc'] = (build(replace(mlp, 'w:fc1_weight', patch(
         patch(fc1, dims, '<I', 65536), dims + 4, '<I', 32768))),
-        'fc1 declared (65536, 32768), the graph needs (8, 12)')
+        'fc1 declared (65536, 32768), the graph gives fc1 8 outputs')
     # 3. a 32-bit Huffman code length
     fields = dict((n, o) for n, o, _ in layer_fields(fc1))
     out['code_length_32.mxc'] = (build(replace(mlp, 'w:fc1_weight', patch(
@@ -642,16 +657,55 @@ def corpus():
     off = 3 + len('fc1_bias')
     out['dense_bad_dtype.mxc'] = (build(replace(mlp, 'dense', patch(dense, off, '<B', 9))),
                                   'dtype code 9 in the dense section')
+    # 22. a graph reading an output its node does not have (crashed MXNet's shape inference)
+    graph = json.loads(dict(mlp)['graph'].decode())
+    graph['nodes'][-1]['inputs'][0][1] = 15
+    out['graph_bad_output.mxc'] = (build(replace(mlp, 'graph', json.dumps(graph).encode())),
+                                   'softmax reads output 15 of the 1-output fc2 (segfaulted)')
+    # 23. bytes after the last section
+    out['trailing_bytes.mxc'] = (whole + b'\0' * 16, '16 bytes after the last section')
+    # 24. a real entry stored as index 0 (a zero that is no filler)
+    from mxcompress.deep_compression.huffman import pack_bits, unpack_bits
+    head = _LAYER_HEAD.unpack_from(p1)
+    _, ndim, index_bits, gap_bits, _, _, entries = head
+    pos = _LAYER_HEAD.size + 4 * ndim
+    (cb_len,) = struct.unpack_from('<I', p1, pos)
+    idx_at = pos + 4 + cb_len
+    (idx_len,) = struct.unpack_from('<I', p1, idx_at)
+    gap_at = idx_at + 4 + idx_len
+    (gap_len,) = struct.unpack_from('<I', p1, gap_at)
+    gaps = unpack_bits(p1[gap_at + 4:gap_at + 4 + gap_len], gap_bits, entries)
+    idx = unpack_bits(p1[idx_at + 4:idx_at + 4 + idx_len], index_bits, entries)
+    real = [j for j in range(entries) if gaps[j] != (1 << gap_bits) - 1][0]
+    idx[real] = 0
+    stream = pack_bits(idx, index_bits)
+    out['zero_not_filler.mxc'] = (build(replace(packed, 'w:fc1_weight', p1[:idx_at + 4] + stream +
+                                                p1[idx_at + 4 + idx_len:])),
+                                  'entry %d stored as a zero (index 0) with gap %d' % (
+                                      real, gaps[real]))
+    # 25. a NaN dense param
+    off = 3 + len('fc1_bias') + 2 + 4
+    out['dense_nan.mxc'] = (build(replace(mlp, 'dense', patch(dense, off, '<f', float('nan')))),
+                            'fc1_bias holds a NaN')
     return out
 
 
 def make_corpus(directory):
+    """Write :func:`corpus` into ``directory`` with a README listing the files."""
     os.makedirs(directory, exist_ok=True)
     items = corpus()
+    lines = ['# Crafted .mxc files', '',
+             'Written by `python scripts/fuzz_container.py --make-corpus %s`: valid CRCs, one '
+             'class of bad input each; every one must raise ContainerError '
+             '(tests/test_container_fuzz.py).' % directory.rstrip('/'), '',
+             '| file | bytes | what is wrong |', '|---|---|---|']
     for name, (blob, what) in sorted(items.items()):
         with open(os.path.join(directory, name), 'wb') as f:
             f.write(blob)
+        lines.append('| %s | %d | %s |' % (name, len(blob), what))
         print('%-28s %6d bytes  %s' % (name, len(blob), what))
+    with open(os.path.join(directory, 'README.md'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
     return 0
 
 
@@ -665,6 +719,9 @@ def main(argv=None):
                         help='address space allowed above what the worker holds at start')
     parser.add_argument('--exec-timeout', type=float, default=10.0,
                         help='seconds one decode may take')
+    parser.add_argument('--recycle', type=int, default=5000,
+                        help='start a fresh worker after this many executions (MXNet leaks '
+                             'a few KB per symbol serialisation)')
     parser.add_argument('--crash-dir', default=os.path.join(tempfile.gettempdir(),
                                                             'mxc-fuzz-crashes'),
                         help='where the inputs of crashes are saved')

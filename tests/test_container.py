@@ -193,3 +193,91 @@ def test_auto_gap_bits_picks_the_smallest_and_roundtrips():
         np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
     assert cli.build_parser().parse_args(['pack', 'a', 'b', '--gap-bits-fc', 'auto']
                                          ).gap_bits_fc == 'auto'
+
+
+def _write_raw_checkpoint(prefix, sym, args):
+    """A checkpoint written without save_checkpoint's checks (e.g. holding a NaN)."""
+    sym.save(prefix + '-symbol.json')
+    mx.nd.save(prefix + '-0000.params', {'arg:%s' % k: v for k, v in args.items()})
+
+
+def test_pack_refuses_non_finite_weights_before_quantising(tmp_path, capsys, monkeypatch):
+    sym, args, _ = quantised_model()
+    for bad in (np.nan, np.inf):
+        w = args['lenet5_fc1_weight'].asnumpy()
+        w[3, 7] = bad
+        broken = dict(args, lenet5_fc1_weight=mx.nd.array(w))
+        with pytest.raises(ValueError, match=r'argument lenet5_fc1_weight \(layer lenet5_fc1\) '
+                                             r'holds 1 non-finite value\(s\) \(NaN or inf\)'):
+            encode_model(sym, broken, {})
+    bias = dict(args, lenet5_fc2_bias=mx.nd.array([np.nan] * 10))
+    with pytest.raises(ValueError, match=r'argument lenet5_fc2_bias holds 10 non-finite'):
+        encode_model(sym, bias, {})
+    _, _, plan = quantised_model()
+    plan['lenet5_fc1_weight']['codebook'][1] = np.nan
+    with pytest.raises(ValueError, match='codebook of lenet5_fc1_weight'):
+        encode_model(sym, args, {}, plan=plan)
+    # through the command: refused before any k-means, nothing written
+    import mxcompress.deep_compression.container as container_module
+
+    def no_kmeans(*a, **k):
+        raise AssertionError('k-means ran on a NaN layer')
+    monkeypatch.setattr(container_module, 'scalar_quantize', no_kmeans)
+    prefix = str(tmp_path / 'nan')
+    w = args['lenet5_fc1_weight'].asnumpy()
+    w[0, 0] = np.nan
+    _write_raw_checkpoint(prefix, sym, dict(args, lenet5_fc1_weight=mx.nd.array(w)))
+    out = str(tmp_path / 'nan.mxc')
+    assert cli.main(['pack', prefix, out]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('mxcompress pack: error: ') and err.count('\n') == 1, err
+    assert 'lenet5_fc1_weight' in err and 'non-finite' in err, err
+    assert not os.path.exists(out)
+
+
+def test_pack_refuses_to_overwrite_its_input(tmp_path, capsys):
+    sym, args, _ = quantised_model()
+    prefix = str(tmp_path / 'm')
+    save_checkpoint(prefix, 0, sym, args, {})
+    before = {f: open(str(tmp_path / f), 'rb').read() for f in os.listdir(str(tmp_path))}
+    os.symlink(prefix + '-0000.params', str(tmp_path / 'link.mxc'))
+    os.mkdir(str(tmp_path / 'outdir'))
+    bad = [prefix + '-0000.params', prefix + '-symbol.json', prefix + '-0000.params.sha256',
+           prefix + '-0000.manifest.json', prefix + '-0003.params', str(tmp_path / 'link.mxc'),
+           os.path.join(str(tmp_path), '..', os.path.basename(str(tmp_path)), 'm-0000.params'),
+           str(tmp_path / 'outdir'), str(tmp_path / 'outdir') + '/']
+    for output in bad:
+        assert cli.main(['pack', prefix, output]) == 2, output
+        err = capsys.readouterr().err
+        assert err.startswith('mxcompress pack: error: ') and err.count('\n') == 1, err
+        assert 'directory' in err or 'input' in err or 'overwrite' in err, err
+    after = {f: open(str(tmp_path / f), 'rb').read() for f in before}
+    assert after == before
+    assert sorted(os.listdir(str(tmp_path / 'outdir'))) == []
+    assert cli.main(['pack', prefix, str(tmp_path / 'm.mxc')]) == 0
+    with pytest.raises(ContainerError, match='is a directory'):
+        pack(str(tmp_path / 'outdir'), sym, args, {})
+
+
+def test_unpack_checks_its_output_and_writes_nothing_on_a_bad_file(tmp_path, capsys):
+    blob, args = small_blob()
+    good = tmp_path / 'g.mxc'
+    good.write_bytes(blob)
+    assert cli.main(['unpack', str(good), '--output', str(tmp_path)]) == 2
+    assert 'names a directory' in capsys.readouterr().err
+    # a weight whose shape disagrees with the graph, CRCs valid: refused, nothing written
+    import struct
+    from mxcompress.deep_compression.container import _read_sections, _write_sections
+    sections = [list(s) for s in _read_sections(blob)[0]]
+    layer = bytearray(sections[1][1])
+    struct.pack_into('<I', layer, 13, 4)                 # fc_weight (3, 4) -> (4, 4)
+    sections[1][1] = bytes(layer)
+    bad = tmp_path / 'bad.mxc'
+    bad.write_bytes(_write_sections(sections)[0])
+    out = tmp_path / 'out'
+    out.mkdir()
+    assert cli.main(['unpack', str(bad), '--output', str(out / 'm')]) == 2
+    err = capsys.readouterr().err
+    assert "section 'w:fc_weight': shape (4, 4), the graph needs (3, ?)" in err
+    assert err.startswith('mxcompress unpack: error: %s:' % bad) and err.count('\n') == 1
+    assert os.listdir(str(out)) == []

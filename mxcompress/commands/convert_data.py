@@ -1,20 +1,7 @@
 """``mxcompress convert-data``: convert an image classification data set to another format."""
-import argparse
 
-from ..argtypes import positive_int
+from ..argtypes import chw_shape, positive_int
 from ..sources import FORMATS, TARGETS, check_output, load_dataset, open_source, write_dataset
-
-
-def data_shape(text):
-    """argparse type of ``--data-shape``: ``C,H,W`` (e.g. ``3,32,32``)."""
-    try:
-        shape = tuple(int(v) for v in text.replace('x', ',').split(','))
-    except ValueError:
-        shape = ()
-    if len(shape) != 3 or shape[0] not in (1, 3) or min(shape) < 1:
-        raise argparse.ArgumentTypeError('expected C,H,W with C 1 or 3 and H, W >= 1 (e.g. '
-                                         '3,32,32), got %r' % text)
-    return shape
 
 
 def add_parser(sub):
@@ -35,7 +22,7 @@ def add_parser(sub):
                         help='new (or empty) directory for rec/folder, a .npz file for npz')
     parser.add_argument('--data-format', choices=FORMATS, default=None,
                         help='format of SRC (default: detected from the path)')
-    parser.add_argument('--data-shape', type=data_shape, default=None, metavar='C,H,W',
+    parser.add_argument('--data-shape', type=chw_shape, default=None, metavar='C,H,W',
                         help='convert every image to this shape: grey <-> RGB, cv2 resize '
                              '(needed when image sizes differ)')
     parser.add_argument('--num-examples', type=positive_int, default=None,

@@ -1,12 +1,11 @@
 """``mxcompress deep-compress``: prune -> quantise -> Huffman -> ``.mxc`` (Han et al. 2016)."""
 import argparse
 
-from .. import data as mnist_data
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..deep_compression.container import unpack
 from ..deep_compression.pipeline import deep_compress
 from ..argtypes import non_negative_int, positive_int
-from ..fit import add_data_args, add_fit_args, seed_everything, train_iterators
+from ..fit import add_data_args, add_fit_args, data_split, seed_everything, train_iterators
 from ..graph import find_layers
 from ..logs import setup_logging
 from ..quantization.kmeans import INITS
@@ -123,7 +122,7 @@ def compress(args):
     check_layer_names(bits, [l.name for l in find_layers(symbol)], '--bits')
     seed_everything(args.seed)
     _, train_iter, val_iter = train_iterators(args)  # sharded per worker if dist
-    test = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    test = data_split(args, 'test')
     report = deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, test,
                            sparsity, args.output, prune_steps=args.prune_steps,
                            prune_epochs=args.prune_epochs, quant_epochs=args.quant_epochs,

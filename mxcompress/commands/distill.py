@@ -19,11 +19,10 @@ import logging
 import mxnet as mx
 from symbols import distill as sd
 
-from .. import data as mnist_data
 from ..argtypes import positive_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distillation.losses import check_mimic_weight, check_temperature
-from ..fit import add_data_args, add_fit_args, train_model
+from ..fit import add_data_args, add_fit_args, data_split, train_model
 from ..measure import classification_error
 from . import check_outputs, checkpoint_files, script_main
 
@@ -154,7 +153,7 @@ def run_kd(args, logger=None):
     if args.output_prefix:
         save_checkpoint(args.output_prefix, 0, student, s_args, s_aux)
         logger.info('saved the student to %s-symbol.json / -0000.params', args.output_prefix)
-    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    images, labels = data_split(args, 'test')
     result = {'student_test_error': classification_error(student, s_args, s_aux, images, labels),
               'wall_seconds': wall, 'module': module, 'student_symbol': student,
               'student_arg_params': s_args, 'student_aux_params': s_aux}

@@ -2,11 +2,10 @@
 import argparse
 import json
 
-from .. import data as mnist_data
 from ..analysis import model_summary
 from ..argtypes import non_negative_int
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fit import add_data_args, add_fit_args, train_iterators
+from ..fit import add_data_args, add_fit_args, data_split, train_iterators
 from ..logs import setup_logging
 from ..lowrank import choose_ranks, describe_layers, factorize
 from ..lowrank.finetune import finetune
@@ -120,7 +119,7 @@ def run(args):
                                                   schemes, args.conv_scheme, data_shape)
     errors = {}
     if args.num_epochs > 0:
-        images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+        images, labels = data_split(args, 'test')
         errors['original'] = classification_error(symbol, arg_params, aux_params, images, labels)
         errors['factorised'] = classification_error(new_sym, new_args, new_aux, images, labels)
         _, train_iter, test_iter = train_iterators(args)  # sharded per worker if dist

@@ -1,7 +1,9 @@
 """``mxcompress pack``: write a checkpoint as a compressed ``.mxc`` file."""
+import os
+import re
 import sys
 
-from ..checkpoint import load_checkpoint
+from ..checkpoint import load_checkpoint, params_path
 from ..deep_compression.container import pack
 from .layer_options import add_bits_args, bits_overrides
 
@@ -29,7 +31,46 @@ def add_parser(sub):
     parser.set_defaults(func=run)
 
 
+def _same_file(a, b):
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_output(output, prefix, epoch):
+    """Refuse an output path that is a directory or a file of the input checkpoint.
+
+    The checkpoint's files are ``PREFIX-symbol.json``, ``PREFIX-NNNN.params``, ``.states``,
+    ``.manifest.json`` and their sidecars (``.sha256``, ...) -- of any epoch, so that packing
+    never overwrites a checkpoint, whatever path (link, ``..``) names it.
+
+    Raises
+    ------
+    ValueError
+    """
+    if os.path.isdir(output) or output.endswith(('/', os.sep)):
+        raise ValueError('output %r is a directory; give the .mxc file to write, e.g. %s'
+                         % (output, os.path.join(output, os.path.basename(prefix) + '.mxc')))
+    inputs = [prefix + '-symbol.json', params_path(prefix, epoch)]
+    inputs += [params_path(prefix, epoch) + '.sha256']
+    for path in inputs:
+        if _same_file(output, path):
+            raise ValueError('output %s is the input checkpoint file %s; give another name, '
+                             'e.g. %s.mxc' % (output, path, prefix))
+    directory, base = os.path.split(os.path.realpath(os.path.abspath(prefix)))
+    out_dir, out_name = os.path.split(os.path.realpath(os.path.abspath(output)))
+    pattern = (r'%s-(symbol\.json|\d{4,}\.(params|states|manifest\.json))(\..*)?$'
+               % re.escape(base))
+    if out_dir == directory and re.match(pattern, out_name):
+        raise ValueError('output %s would overwrite a file of the checkpoint %s; give another '
+                         'name, e.g. %s.mxc' % (output, prefix, prefix))
+
+
 def run(args):
+    check_output(args.output, args.prefix, args.epoch)
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     info, lossy = pack(args.output, symbol, arg_params, aux_params, conv_bits=args.conv_bits,
                        fc_bits=args.fc_bits, bits=bits_overrides(args.bits),

@@ -8,10 +8,10 @@ that fit the symbol. Outputs (``OUTPUT-symbol.json``, ``OUTPUT-0000.params`` + s
 import argparse
 import logging
 
-from .. import data as mnist_data
 from ..argtypes import non_negative_int
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..fit import add_data_args, add_fit_args, fit, seed_everything, train_iterators
+from ..fit import (add_data_args, add_fit_args, data_split, fit, fit_options,
+                   seed_everything, train_iterators)
 from ..measure import classification_error
 from ..pruning.criteria import check_sparsity
 from ..pruning.filters import plan_filters, slimming_plan, thin_network
@@ -187,7 +187,7 @@ def run_prune(args, logger=None):
                      aux_params=aux_params, optimizer_params=opt, logger=logger)
         arg_params, aux_params = module.get_params()
     if args.sensitivity:
-        images, labels = mnist_data.load_mnist('train', args.data_dir)
+        images, labels = data_split(fit_options(args, num_examples=None), 'train')
         images, labels = images[-args.sensitivity_examples:], labels[-args.sensitivity_examples:]
         rows = sensitivity_sweep(symbol, arg_params, aux_params, images, labels, DEFAULT_SWEEP,
                                  None if args.method in ('filter', 'slim') else names)
@@ -213,7 +213,7 @@ def run_prune(args, logger=None):
             symbol, arg_params, aux_params, args, train_iter, test_iter, method=args.method,
             sparsity=sparsity, quality=quality, layers=names, steps=args.steps,
             lr_scale=args.lr_scale, agp_frequency=args.agp_frequency, logger=logger)
-    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    images, labels = data_split(args, 'test')
     record['test_error'] = classification_error(symbol, arg_params, aux_params, images, labels)
     record['after'] = pruning_report(symbol, arg_params, aux_params)
     save_checkpoint(args.output, 0, symbol, arg_params, aux_params)

@@ -3,9 +3,8 @@ import argparse
 
 import symbols
 
-from .. import data as mnist_data
 from ..argtypes import positive_int
-from ..fit import add_data_args, add_fit_args, train_model
+from ..fit import add_data_args, add_fit_args, data_split, train_model
 from ..measure import classification_error
 from . import check_outputs, script_main
 from .train_bnn import BINARY_NETWORKS
@@ -18,8 +17,8 @@ def add_train_args(parser):
     parser.add_argument('--network', default='lenet5',
                         help='network name (see `mxcompress networks`), e.g. lenet5, lenet300, '
                              'mlp, kd-teacher, mobilenetv2_0.25')
-    parser.add_argument('--num-classes', type=positive_int, default=10,
-                        help='number of classes')
+    parser.add_argument('--num-classes', type=positive_int, default=None,
+                        help='number of classes (default: from the training labels)')
     add_data_args(parser)
     add_fit_args(parser)
     return parser
@@ -32,10 +31,12 @@ def run_train(args):
                          '%s` (Adam, latent weights clipped to [-1, 1])'
                          % (args.network, args.network))
     check_outputs(args, prefixes=['model_prefix'])
+    if args.num_classes is None:
+        args.num_classes = int(data_split(args, 'train')[1].max()) + 1
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
     module, _ = train_model(args, symbol)
     arg_params, aux_params = module.get_params()
-    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    images, labels = data_split(args, 'test')
     error = classification_error(symbol, arg_params, aux_params, images, labels)
     return module, error
 

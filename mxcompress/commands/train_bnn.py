@@ -11,11 +11,10 @@ import logging
 
 import symbols
 
-from .. import data as mnist_data
 from ..binary.footprint import binary_footprint
 from ..binary.optimizer import LATENT_OPTIMIZERS
 from ..binary.quantizers import WEIGHT_MODES, check_clip_value, check_num_bits
-from ..fit import add_data_args, add_fit_args, fit_options, train_model
+from ..fit import add_data_args, add_fit_args, data_split, fit_options, train_model
 from ..measure import classification_error
 from . import check_outputs, standalone_main
 
@@ -121,7 +120,7 @@ def run_bnn(args, logger=None):
     module, _ = train_model(fit_args, symbol, validate=not args.no_val, optimizer_params=opt,
                             logger=logger)
     arg_params, aux_params = module.get_params()
-    images, labels = mnist_data.load_mnist('test', args.data_dir, args.num_test_examples)
+    images, labels = data_split(args, 'test')
     error = classification_error(symbol, arg_params, aux_params, images, labels)
     return symbol, arg_params, aux_params, error, binary_footprint(symbol, arg_params,
                                                                    aux_params)

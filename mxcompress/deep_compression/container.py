@@ -31,17 +31,22 @@ safetensors' header checks). Before anything is allocated:
   equal the file's size before the rest is read;
 * the table declares at most as many sections as its bytes can hold, each name once, every
   length inside the file, nothing after the last section;
-* the graph is JSON whose nodes only read earlier nodes, and MXNet must load it;
-* every section is checked on its own (:func:`~mxcompress.deep_compression.sparse_codec.parse_layer`:
-  widths, counts, code lengths, component lengths against the payload; dense params: known
-  dtype, at most 32 dimensions, no zero dimension, their bytes inside the section);
+* the graph is JSON whose nodes only read earlier nodes, and outputs those nodes have (MXNet
+  itself crashes on a bad output index), and MXNet must load it;
+* every section is checked on its own (layers by
+  :func:`~mxcompress.deep_compression.sparse_codec.parse_layer`: widths, counts, code
+  lengths, component lengths against the payload; dense params: known dtype, at most 32
+  dimensions, no zero dimension, their bytes inside the section);
 * the params must be those of the graph -- ``w:NAME`` only for FullyConnected / Convolution
   weights, every dense param an argument or auxiliary state, nothing missing, nothing twice --
   with the shapes the graph gives them (the layers' attributes, and MXNet's shape inference
-  from an input shape derived from the first layer);
+  from an input shape derived from the first layer; the file does not record the input's
+  spatial size, so the dims that depend on it -- a first FullyConnected's input size, the
+  input size of one after convolutions -- can only be checked for consistency);
 * the weights together may hold at most :func:`decode_budget` elements (16 Mi, or 256 per byte
-  of the file, whichever is more: a pruned weight costs at least a bit per nonzero and a
-  filler per ``2^gap_bits`` zeros, so only a crafted file declares more).
+  of the file, whichever is more: a weight costs at least a bit per nonzero and a filler per
+  ``2^gap_bits`` zeros between them, so only an all-but-empty or crafted file declares more;
+  ``MXCOMPRESS_MXC_MAX_WEIGHTS`` sets another limit).
 
 Decoded, every value must be finite and the params must pass
 :func:`mxcompress.checkpoint.check_params_fit`. Every rejection is a :class:`ContainerError`
@@ -57,7 +62,7 @@ import mxnet as mx
 import numpy as np
 
 from ..checkpoint import CheckpointError, atomic_path, check_params_fit
-from ..graph import find_layers, parse_tuple
+from ..graph import find_layers, graph_nodes, parse_tuple
 from ..quantization.scalar import default_bits, scalar_quantize
 from .sparse_codec import decode_layer, encode_layer, parse_layer
 
@@ -86,7 +91,10 @@ _LIMIT_ENV = 'MXCOMPRESS_MXC_MAX_WEIGHTS'
 
 
 class ContainerError(ValueError):
-    """A truncated, corrupt or unsupported ``.mxc`` file."""
+    """A truncated, corrupt, inconsistent or unsupported ``.mxc`` file (one-line message)."""
+
+    def __init__(self, message):
+        super().__init__(' '.join(str(message).split()))
 
 
 def _crc(data):
@@ -108,7 +116,8 @@ def _parse_header(head, where):
     """``(count, toc_len)`` from the first ``_HEADER.size + 4`` bytes."""
     hsize = _HEADER.size + 4
     if len(head) < hsize:
-        raise ContainerError('%s: truncated header (%d bytes, need %d)' % (where, len(head), hsize))
+        raise ContainerError('%s: truncated header (%d bytes, need %d)'
+                             % (where, len(head), hsize))
     magic, version, count, toc_len = _HEADER.unpack_from(head)
     if magic != MAGIC:
         raise ContainerError('%s: not an .mxc file (bad magic %r)' % (where, magic))
@@ -441,10 +450,44 @@ def _load_graph(payload, where):
         symbol = mx.sym.load_json(text)
         symbol.list_arguments()
         symbol.list_auxiliary_states()
+        loaded = json.loads(symbol.tojson())
     except (mx.base.MXNetError, UnicodeDecodeError) as err:
         raise ContainerError('%s: section graph: unreadable symbol (%s)'
                              % (where, _first_line(err))) from None
+    _check_outputs(loaded, where)
     return symbol
+
+
+def _check_outputs(graph, where):
+    """Every input and head must name an output its node has (MXNet does not check this and
+    crashes in shape inference): ``node_row_ptr`` of MXNet's own serialisation counts them."""
+    nodes, rows = graph.get('nodes', []), graph.get('node_row_ptr')
+    if not isinstance(rows, list) or len(rows) != len(nodes) + 1:
+        raise ContainerError('%s: section graph: MXNet gives no output count per node'
+                             % where)
+    entries = [(node['name'], e) for node in nodes for e in node.get('inputs', [])]
+    entries += [('the graph\'s heads', e) for e in graph.get('heads', [])]
+    for reader, (nid, index) in ((r, e[:2]) for r, e in entries):
+        outputs = rows[nid + 1] - rows[nid]
+        if not 0 <= index < outputs:
+            raise ContainerError('%s: section graph: %s reads output %d of node %r, which has %d'
+                                 % (where, reader, index, nodes[nid]['name'], outputs))
+
+
+def _infer(symbol, shapes):
+    """``symbol.infer_shape_partial(**shapes)``; MXNet's complaints as :class:`_InferError`."""
+    try:
+        return symbol.infer_shape_partial(**shapes)
+    except mx.base.MXNetError as err:
+        raise _InferError(_first_line(err)) from None
+    except Exception as err:  # pylint: disable=broad-except
+        if type(err) is Exception:   # mxnet raises a bare Exception for > 2^31 elements
+            raise _InferError(_first_line(err)) from None
+        raise
+
+
+class _InferError(Exception):
+    """MXNet's shape inference refused the shapes."""
 
 
 def _is_true(text):
@@ -462,7 +505,10 @@ def _layer_shapes(layer, shapes):
         else:
             kernel = parse_tuple(attrs['kernel'])
             out = int(attrs['num_filter'])
-            weight = (out, None) + tuple(kernel)
+            if attrs.get('layout', 'None') in ('None', 'NCW', 'NCHW', 'NCDHW'):
+                weight = (out, None) + tuple(kernel)
+            else:                  # channels-last layouts keep the filters first only
+                weight = (out,) + (None,) * (len(kernel) + 1)
     except (KeyError, ValueError):
         return {}
     result = {layer.weight: weight}
@@ -471,14 +517,27 @@ def _layer_shapes(layer, shapes):
     return {k: v for k, v in result.items() if k in shapes}
 
 
-def _probe_inputs(symbol, layers, shapes, size):
-    """Input shapes that fit the first layers' weights (spatial dims ``size``), or None."""
+def _probe_inputs(symbol, nodes, layers, shapes, size):
+    """Input shapes that fit the first layers' weights (spatial dims ``size``), or None.
+
+    Only for inputs read by one layer and nothing else (a FullyConnected that flattens, or a
+    channels-first Convolution): then the rest of the graph sees what it would see with the
+    real input, but for the spatial size."""
     inputs, arguments = {}, set(symbol.list_arguments())
+    readers = {}
+    for node in nodes:
+        for entry in node.get('inputs', []):
+            readers[entry[0]] = readers.get(entry[0], 0) + 1
+    index = {node['name']: i for i, node in enumerate(nodes)}
     for layer in layers:
         source, weight = layer.input_node, shapes.get(layer.weight)
         if source not in arguments or source in inputs or source in shapes or weight is None:
             continue
+        if readers.get(index.get(source), 0) != 1:
+            return None
         if layer.op == 'FullyConnected' and len(weight) == 2:
+            if not _is_true(layer.attrs.get('flatten', 'True')):
+                return None
             inputs[source] = (1, weight[1])
         elif layer.op == 'Convolution' and len(weight) >= 3:
             layout = layer.attrs.get('layout', 'None')
@@ -495,8 +554,9 @@ def _probe_inputs(symbol, layers, shapes, size):
     return inputs or None
 
 
-def _check_against_graph(symbol, layers, dense, where):
-    """Names and shapes of the declared params against the graph, before any decoding."""
+def _check_against_graph(symbol, layers, dense, where, limit, file_bytes):
+    """Names and shapes of the declared params against the graph, and their total size
+    against ``limit``, before any decoding."""
     arguments, auxiliary = symbol.list_arguments(), symbol.list_auxiliary_states()
     graph_layers = find_layers(symbol)
     weights = {l.weight for l in graph_layers}
@@ -511,9 +571,10 @@ def _check_against_graph(symbol, layers, dense, where):
             raise ContainerError("%s: section 'dense': param %s is stored twice (also in %s)"
                                  % (where, name, label[name]))
         known = auxiliary if kind else arguments
-        if name not in known:
+        if name not in known or name == 'data' or (not kind and name.endswith('label')):
             raise ContainerError("%s: section 'dense': param %s is not an %s of the graph"
-                                 % (where, name, 'auxiliary state' if kind else 'argument'))
+                                 % (where, name, 'auxiliary state' if kind else
+                                    'argument (other than its inputs)'))
         shapes[name], label[name] = tuple(value.shape), "section 'dense' param %s" % name
     missing = [a for a in arguments if a not in shapes and a != 'data'
                and not a.endswith('label')]
@@ -523,9 +584,11 @@ def _check_against_graph(symbol, layers, dense, where):
                              % (where, ', '.join(missing)))
 
     def mismatch(name, want):
-        shown = '(%s)' % ', '.join('?' if d is None else str(d) for d in want)
-        raise ContainerError('%s: %s: shape %s, the graph needs %s (? = any size)'
-                             % (where, label[name], shapes[name], shown))
+        shown = '(%s%s)' % (', '.join('?' if d is None else str(d) for d in want),
+                            ',' if len(want) == 1 else '')
+        raise ContainerError('%s: %s: shape %s, the graph needs %s%s'
+                             % (where, label[name], shapes[name], shown,
+                                ' (? = any size)' if None in want else ''))
 
     for layer in graph_layers:
         for name, want in _layer_shapes(layer, shapes).items():
@@ -533,19 +596,27 @@ def _check_against_graph(symbol, layers, dense, where):
             if len(have) != len(want) or any(w is not None and w != h
                                              for w, h in zip(want, have)):
                 mismatch(name, want)
+    total = sum(head['size'] for head in layers.values())
+    if total > limit:
+        largest = max(layers, key=lambda n: layers[n]['size'])
+        raise ContainerError(
+            '%s: the weights declare %d elements (largest: section %r, shape %s), more than '
+            'the %d a %d-byte file may decode to (max(%d, %d per byte); set %s to allow more)'
+            % (where, total, 'w:' + largest, layers[largest]['shape'], limit, file_bytes,
+               MIN_DECODE_WEIGHTS, WEIGHTS_PER_BYTE, _LIMIT_ENV))
     try:
-        symbol.infer_shape_partial(**shapes)
-    except mx.base.MXNetError as err:
+        _infer(symbol, shapes)
+    except _InferError as err:
         raise ContainerError('%s: section graph: the params do not fit the graph (%s)'
-                             % (where, _first_line(err))) from None
-    inferred = []
+                             % (where, err)) from None
+    inferred, nodes = [], graph_nodes(symbol)
     for size in _PROBE_SIZES:
-        probe = _probe_inputs(symbol, graph_layers, shapes, size)
+        probe = _probe_inputs(symbol, nodes, graph_layers, shapes, size)
         if probe is None:
             return
         try:
-            arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**probe)
-        except mx.base.MXNetError:
+            arg_shapes, _, aux_shapes = _infer(symbol, probe)
+        except _InferError:
             return        # the graph needs another input shape: the checks above stand
         found = dict(zip(arguments, arg_shapes or []))
         found.update(zip(auxiliary, aux_shapes or []))
@@ -582,16 +653,8 @@ def _parse_model(blob, where, max_weights=None):
         dense = _decode_dense(sections[-1][1])
     except (ValueError, struct.error) as err:
         raise ContainerError("%s: section 'dense': %s" % (where, err)) from None
-    _check_against_graph(symbol, layers, dense, where)
     limit = decode_budget(len(blob)) if max_weights is None else max_weights
-    total = sum(head['size'] for head in layers.values())
-    if total > limit:
-        largest = max(layers, key=lambda n: layers[n]['size'])
-        raise ContainerError(
-            '%s: the weights declare %d elements (largest: section %r, shape %s), more than '
-            'the %d a %d-byte file may decode to (max(%d, %d per byte); set %s to allow more)'
-            % (where, total, 'w:' + largest, layers[largest]['shape'], limit, len(blob),
-               MIN_DECODE_WEIGHTS, WEIGHTS_PER_BYTE, _LIMIT_ENV))
+    _check_against_graph(symbol, layers, dense, where, limit, len(blob))
     return symbol, sections, payloads, dense, hsize, toc_len
 
 
@@ -622,11 +685,25 @@ def decode_model(blob, where='file', max_weights=None):
         arg_params[name] = mx.nd.array(weight, dtype=np.float32)
     for kind, name, value, _ in dense:
         (aux_params if kind else arg_params)[name] = mx.nd.array(value, dtype=value.dtype)
+    _check_fit(symbol, arg_params, aux_params, where)
+    return symbol, arg_params, aux_params
+
+
+def _check_fit(symbol, arg_params, aux_params, where):
+    """:func:`~mxcompress.checkpoint.check_params_fit` of the decoded params, its complaints
+    (and MXNet's, which it may pass on) as :class:`ContainerError`."""
     try:
         check_params_fit(symbol, arg_params, aux_params, where=where)
     except CheckpointError as err:
         raise ContainerError(str(err)) from None
-    return symbol, arg_params, aux_params
+    except (mx.base.MXNetError, ValueError) as err:
+        raise ContainerError('%s: the params do not fit the graph (%s)'
+                             % (where, _first_line(err))) from None
+    except Exception as err:  # pylint: disable=broad-except
+        if type(err) is not Exception:   # mxnet raises a bare Exception for > 2^31 elements
+            raise
+        raise ContainerError('%s: the params do not fit the graph (%s)'
+                             % (where, _first_line(err))) from None
 
 
 def container_info(blob, where='file', max_weights=None):
@@ -708,17 +785,21 @@ def _read(path, limit=None):
     except OSError as err:
         raise ContainerError('cannot read %s: %s' % (path, err)) from None
     try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise ContainerError('%s: is a directory, not an .mxc file' % path)
+        if not stat.S_ISREG(st.st_mode):
+            raise ContainerError('%s: not a regular file (a device, pipe or socket?); an .mxc '
+                                 'file must be a regular file' % path)
+        size = st.st_size
+        if size > limit:
+            raise ContainerError('%s: %d bytes, more than the %d-byte limit of an .mxc file'
+                                 % (path, size, limit))
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
         with os.fdopen(fd, 'rb') as f:
-            st = os.fstat(f.fileno())
-            if stat.S_ISDIR(st.st_mode):
-                raise ContainerError('%s: is a directory, not an .mxc file' % path)
-            if not stat.S_ISREG(st.st_mode):
-                raise ContainerError('%s: not a regular file (a device, pipe or socket?); an '
-                                     '.mxc file must be a regular file' % path)
-            size = st.st_size
-            if size > limit:
-                raise ContainerError('%s: %d bytes, more than the %d-byte limit of an .mxc file'
-                                     % (path, size, limit))
             hsize = _HEADER.size + 4
             head = f.read(hsize)
             count, toc_len = _parse_header(head, path)

@@ -18,11 +18,11 @@ Formats (one reader module each; :func:`open_source` detects them, rules in
 :func:`mxcompress.data.load_mnist`. :func:`write_dataset` writes rec, folder or npz.
 """
 from .base import DataError, Source
-from .dataset import Dataset, load_dataset, load_split
+from .dataset import Dataset, load_data, load_dataset, load_split
 from .detect import FORMATS, READERS, detect_format, open_source
 from .shape import to_float, to_shape
 from .writers import TARGETS, check_output, write_dataset
 
 __all__ = ['DataError', 'Source', 'FORMATS', 'READERS', 'TARGETS', 'detect_format',
-           'open_source', 'to_shape', 'to_float', 'Dataset', 'load_dataset', 'load_split',
+           'open_source', 'to_shape', 'to_float', 'Dataset', 'load_data', 'load_dataset', 'load_split',
            'check_output', 'write_dataset']

@@ -3,11 +3,12 @@ import collections
 
 import numpy as np
 
+from .. import data as mnist_data
 from .base import DataError, Source
 from .detect import open_source
 from .shape import to_float
 
-__all__ = ['Dataset', 'load_dataset', 'load_split']
+__all__ = ['Dataset', 'load_dataset', 'load_split', 'load_data']
 
 #: ``train``, ``test``: ``(images (N, C, H, W) uint8/float32 as stored, labels int64 (N,))``;
 #: ``classes``: names or None; ``num_classes``: ``len(classes)``, else max label + 1;
@@ -84,3 +85,30 @@ def load_split(path, split, data_format=None, data_shape=None, num_examples=None
     images, labels = _first(open_source(path, data_format).load(split, data_shape),
                             num_examples, split)
     return to_float(images), labels.astype(np.float32)
+
+
+def load_data(split, data_dir=None, num_examples=None, data_format=None, data_shape=None):
+    """One split of the data set a command's options name, as training arrays.
+
+    With neither ``data_dir`` nor ``data_format``, MNIST is looked for as it always was
+    (``$MXCOMPRESS_DATA``, then gluon's folder: :func:`mxcompress.data.load_mnist`, bit for
+    bit); a directory holding MNIST's four IDX files reads the same way. Anything else
+    (another format, ``data_format='idx'`` for an IDX data set of other sizes, a
+    ``data_shape``) goes through :func:`load_split`.
+
+    Returns
+    -------
+    images : numpy.ndarray, float32, shape (N, C, H, W), in [0, 1]
+    labels : numpy.ndarray, float32, shape (N,)
+    """
+    if data_format is None and data_shape is None and (data_dir is None or
+                                                        _is_mnist_dir(data_dir)):
+        return mnist_data.load_mnist(split, data_dir, num_examples)
+    return load_split(data_dir, split, data_format, data_shape, num_examples)
+
+
+def _is_mnist_dir(path):
+    try:
+        return mnist_data.find_mnist_dir(path) == path
+    except mnist_data.MNISTError:
+        return False
