@@ -254,6 +254,13 @@ def test_deep_compress_refuses_unknown_bits_layer(tmp_path, capsys):
     assert code == 2 and '--bits: unknown layer(s) nosuch' in capsys.readouterr().err
 
 
+def test_pack_refuses_unknown_bits_layer(tmp_path, capsys):
+    code = main(['pack', os.path.join(MODELS, 'lenet300'), str(tmp_path / 'x.mxc'),
+                 '--bits', 'nosuch=4'])
+    assert code == 2 and '--bits: unknown layer(s) nosuch' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
 def test_filter_pruning_without_convolutions_is_refused(tmp_path, capsys):
     code = main(['prune', os.path.join(MODELS, 'lenet300'), '--method', 'filter',
                  '--sparsity', '0.5', '--output', str(tmp_path / 'p')])

@@ -5,7 +5,8 @@ import sys
 
 from ..checkpoint import load_checkpoint, params_path
 from ..deep_compression.container import pack
-from .layer_options import add_bits_args, bits_overrides
+from ..graph import find_layers
+from .layer_options import add_bits_args, bits_overrides, check_layer_names
 
 
 def add_parser(sub):
@@ -72,8 +73,10 @@ def check_output(output, prefix, epoch):
 def run(args):
     check_output(args.output, args.prefix, args.epoch)
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
+    bits = check_layer_names(bits_overrides(args.bits), [l.name for l in find_layers(symbol)],
+                             '--bits')
     info, lossy = pack(args.output, symbol, arg_params, aux_params, conv_bits=args.conv_bits,
-                       fc_bits=args.fc_bits, bits=bits_overrides(args.bits),
+                       fc_bits=args.fc_bits, bits=bits,
                        gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,
                        huffman=not args.no_huffman, storage=args.storage,
                        quantize=args.quantize)
