@@ -32,7 +32,7 @@ import numpy as np
 from .graph import find_layers, graph_nodes
 
 __all__ = ['CheckpointError', 'atomic_path', 'save_checkpoint', 'load_checkpoint',
-           'check_params_fit', 'infer_data_shapes', 'check_finite', 'sha256_file', 'params_path', 'states_path',
+           'check_params_fit', 'infer_data_shapes', 'model_input_shape', 'check_finite', 'sha256_file', 'params_path', 'states_path',
            'manifest_path', 'read_manifest', 'write_manifest', 'check_output_prefix', 'MANIFEST_FORMAT']
 
 #: ``format`` field of a manifest
@@ -412,6 +412,28 @@ def _fixed_input_shape(symbol, arg_params):
     if first and first[0][0].op == 'FullyConnected':
         return {'data': (1, int(arg_params[first[0][1]].shape[1]))}
     return None
+
+
+def model_input_shape(symbol, arg_params, aux_params=None, data_shape=None, where='checkpoint'):
+    """``(1, C, H, W)`` (or ``(1, features)``): the input shape of one example of a model.
+
+    ``data_shape`` (C, H, W, e.g. from ``--data-shape``) wins; otherwise the shape is inferred
+    from the checkpoint (:func:`infer_data_shapes`), so gluoncv exports (3 x 224 x 224) and
+    MNIST models (1 x 28 x 28) both work without a constant.
+
+    Raises
+    ------
+    CheckpointError
+        No input shape fits the params: the message asks for ``--data-shape``.
+    """
+    if data_shape is not None:
+        return (1,) + tuple(int(v) for v in data_shape)
+    found = infer_data_shapes(symbol, arg_params, aux_params) or \
+        _fixed_input_shape(symbol, arg_params)
+    if found is None:
+        raise CheckpointError('%s: cannot tell the input size from the checkpoint; give it with '
+                              '--data-shape C,H,W' % where)
+    return tuple(found['data'])
 
 
 def _needs_ops_library(text):

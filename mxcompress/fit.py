@@ -22,7 +22,7 @@ from .distributed import create_dist_kvstore, is_dist, rank0_only
 from .sources import FORMATS, load_data
 
 __all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
-           'data_split', 'train_iterators', 'fit', 'train_model',
+           'data_split', 'input_shape', 'train_iterators', 'fit', 'train_model',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'epoch_seed',
            'finite_guard', 'TrainingDiverged', 'OPTIMIZERS']
 
@@ -166,6 +166,11 @@ def data_split(args, split, num_examples=None):
         num_examples = args.num_examples if split == 'train' else args.num_test_examples
     return load_data(split, getattr(args, 'data_dir', None), num_examples,
                      getattr(args, 'data_format', None), getattr(args, 'data_shape', None))
+
+
+def input_shape(args):
+    """``(1, C, H, W)``: the shape of one example of the data set of ``args``."""
+    return (1,) + tuple(data_split(args, 'test', num_examples=1)[0].shape[1:])
 
 
 def train_iterators(args, label_name='softmax_label', flatten=False):

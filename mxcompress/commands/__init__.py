@@ -18,10 +18,11 @@ import sys
 import traceback
 
 from ..checkpoint import check_output_prefix, manifest_path, params_path, states_path
+from ..fit import input_shape
 from ..logs import setup_logging
 
 __all__ = ['COMMANDS', 'command_module', 'run_parsed', 'report_errors', 'standalone_main',
-           'script_main', 'checkpoint_files', 'check_outputs', 'BAD_INPUT', 'RUNTIME_FAILURE']
+           'script_main', 'checkpoint_files', 'data_example_shape', 'check_outputs', 'BAD_INPUT', 'RUNTIME_FAILURE']
 
 #: exit status of a command refused for bad input (options, files, checkpoints)
 BAD_INPUT = 2
@@ -79,6 +80,17 @@ def script_main(parser, run, argv=None):
     args = parser.parse_args(argv)
     setup_logging()
     return report_errors(parser.prog, run, args)
+
+
+def data_example_shape(args):
+    """``(C, H, W)`` of the data set the options of ``args`` name (``--data-shape`` first), or
+    None when there is no data to read (a rewrite that needs none)."""
+    if getattr(args, 'data_shape', None):
+        return tuple(args.data_shape)
+    try:
+        return input_shape(args)[1:]
+    except ValueError:   # no data set there (MNISTError / DataError): shapes from the model
+        return None
 
 
 def checkpoint_files(prefix, epoch):

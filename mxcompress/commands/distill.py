@@ -22,22 +22,19 @@ from symbols import distill as sd
 from ..argtypes import positive_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distillation.losses import check_mimic_weight, check_temperature
-from ..fit import add_data_args, add_fit_args, data_split, train_model
+from ..fit import add_data_args, add_fit_args, data_split, input_shape, train_model
 from ..measure import classification_error
 from . import check_outputs, checkpoint_files, script_main
 
 __all__ = ['add_kd_args', 'build_kd', 'run_kd', 'kd_metric', 'print_kd_result', 'add_parser',
            'main']
 
-MNIST_SHAPE = (1, 1, 28, 28)
-
-
 def add_kd_args(parser):
     """Options of distillation: networks, teacher checkpoint, T, mimic weight, plus data/fit."""
     kd = parser.add_argument_group('Distillation')
     kd.add_argument('--student', default='kd-student',
                     help='student network (see `mxcompress networks`); its classifier is '
-                         'replaced by the document\'s fc_class_score')
+                         'replaced by a new one, fc_class_score')
     kd.add_argument('--teacher', default='kd-teacher',
                     help='teacher network by name (used with --joint when no --teacher-prefix '
                          'is given); "resnet" takes its depth from --resnet-layer-num')
@@ -51,8 +48,8 @@ def add_kd_args(parser):
                     help='train teacher and student together (the teacher gets its own '
                          'hard-label head); default: the teacher is frozen')
     kd.add_argument('--temperature', type=float, default=3.0,
-                    help='distillation temperature T > 0 (the document used 3, Hinton et al. '
-                         '20 on MNIST)')
+                    help='distillation temperature T > 0 (3 is common; Hinton et al. used 20 '
+                         'on MNIST)')
     kd.add_argument('--mimic-weight', type=float, default=1.0,
                     help='grad_scale (>= 0) of the soft-target head softmax_soft')
     kd.add_argument('--t2-scaling', action='store_true',
@@ -63,7 +60,7 @@ def add_kd_args(parser):
                     help='save the trained student alone as PREFIX-symbol.json + '
                          'PREFIX-0000.params')
     kd.add_argument('--group-symbol', default=None,
-                    help='also save the teacher/student group symbol here (the document saves '
+                    help='also save the teacher/student group symbol here (e.g. '
                          'group2-symbol.json)')
     add_data_args(parser)
     add_fit_args(parser)
@@ -108,9 +105,10 @@ def build_kd(args):
     if args.num_classes < 1:
         raise ValueError('--num-classes must be >= 1, got %d' % args.num_classes)
     arg_params, aux_params = {}, {}
+    shape = input_shape(args)
     if args.teacher_prefix:
         t_sym, t_args, t_aux = load_checkpoint(args.teacher_prefix, args.teacher_epoch,
-                                               data_shapes={'data': MNIST_SHAPE})
+                                               data_shapes={'data': shape})
         teacher = sd.checkpoint_teacher(t_sym)
         arg_params, aux_params = sd.prefix_params(t_args, 'teacher_'), sd.prefix_params(t_aux,
                                                                                       'teacher_')
@@ -123,7 +121,7 @@ def build_kd(args):
                           args.resnet_layer_num, temperature, weight,
                           num_classes=args.num_classes, student=sd.network_student(args.student),
                           teacher=teacher, t2_scaling=args.t2_scaling, joint=args.joint,
-                          save_path=args.group_symbol, data_shape=MNIST_SHAPE)
+                          save_path=args.group_symbol, data_shape=shape)
     fixed = [] if args.joint else sd.teacher_param_names(group)
     return group, arg_params, aux_params, fixed
 
@@ -177,7 +175,7 @@ def print_kd_result(args, result):
 
 def add_parser(sub):
     parser = sub.add_parser('distill', help='distil a student network from a teacher',
-                            description='Train a student on MNIST with the teacher/student '
+                            description='Train a student on MNIST (or --data) with the teacher/student '
                             'SoftmaxOutput group (soft labels at temperature T weighted by the '
                             'mimic weight), either from a frozen teacher checkpoint or jointly '
                             'with the teacher, and save the student alone.',
@@ -192,8 +190,8 @@ def run(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Distil a student network from a teacher on MNIST (the source document\'s '
-                    'teacher/student SoftmaxOutput group, trained with mx.mod.Module).',
+        description='Distil a student network from a teacher (the teacher/student '
+                    'SoftmaxOutput group of symbols/distill.py, trained with mx.mod.Module).',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_kd_args(parser)
     return script_main(parser, run, argv)

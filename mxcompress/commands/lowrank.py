@@ -3,8 +3,8 @@ import argparse
 import json
 
 from ..analysis import model_summary
-from ..argtypes import non_negative_int
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..argtypes import chw_shape, non_negative_int
+from ..checkpoint import load_checkpoint, model_input_shape, save_checkpoint
 from ..fit import add_data_args, add_fit_args, data_split, train_iterators
 from ..logs import setup_logging
 from ..lowrank import choose_ranks, describe_layers, factorize
@@ -29,7 +29,7 @@ params or MACs), --energy (kept fraction of each layer's squared singular values
 NAME=R,... overrides single layers. Ranks must be in 1..min(rows, cols) of the layer's matrix.
 
 --num-epochs is the number of fine-tuning epochs (0: none) with the Training options below;
-fine-tuning reads MNIST (Data options) and prints the test error before and after.
+fine-tuning reads MNIST or --data (Data options) and prints the test error before and after.
 Everything is checked before anything is written.
 
 example:
@@ -63,8 +63,9 @@ def add_parser(sub):
                      help='overall compression factor (> 1) of the chosen layers\' --cost')
     low.add_argument('--cost', choices=('params', 'macs'), default='params',
                      help='what --ratio / --compression count (default params)')
-    low.add_argument('--input-shape', default='1,28,28',
-                     help='per-example input shape, for feature-map sizes (default 1,28,28)')
+    low.add_argument('--input-shape', default=None,
+                     help='per-example input shape C,H,W for feature-map sizes (same as '
+                          '--data-shape; default: inferred from the checkpoint)')
     low.add_argument('--json', action='store_true', help='print the report as JSON')
     add_data_args(parser)
     add_fit_args(parser)
@@ -92,11 +93,8 @@ def plan(args, symbol, arg_params):
         names = list(explicit)
     else:
         names = None
-    try:
-        data_shape = (1,) + tuple(int(v) for v in args.input_shape.split(','))
-    except ValueError:
-        raise ValueError('--input-shape: expected integers like 1,28,28, got %r'
-                         % args.input_shape) from None
+    data_shape = model_input_shape(symbol, arg_params, None, args.data_shape or (
+        chw_shape(args.input_shape) if args.input_shape else None), args.prefix)
     specs = describe_layers(symbol, arg_params, names, schemes, args.conv_scheme, data_shape)
     known = {s.name for s in specs}
     for name in explicit:

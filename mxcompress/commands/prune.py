@@ -9,7 +9,7 @@ import argparse
 import logging
 
 from ..argtypes import non_negative_int
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, model_input_shape, save_checkpoint
 from ..fit import (add_data_args, add_fit_args, data_split, fit, fit_options,
                    seed_everything, train_iterators)
 from ..measure import classification_error
@@ -21,7 +21,7 @@ from ..pruning.regularization import l1_optimizer_params
 from ..pruning.report import pruning_report, report_markdown, write_report
 from ..pruning.sensitivity import (DEFAULT_SWEEP, plot_sensitivity, sensitivity_sweep,
                           targets_from_sensitivity, write_sensitivity_csv)
-from . import check_outputs, checkpoint_files, script_main
+from . import check_outputs, checkpoint_files, data_example_shape, script_main
 from .layer_options import number_or_layer_values
 
 __all__ = ['add_prune_args', 'run_prune', 'main', 'PRUNE_METHODS']
@@ -29,7 +29,7 @@ __all__ = ['add_prune_args', 'run_prune', 'main', 'PRUNE_METHODS']
 PRUNE_METHODS = ('level', 'threshold', 'global', 'agp', 'filter', 'slim')
 
 DESCRIPTION = '''Prune a checkpoint (PREFIX-symbol.json + PREFIX-NNNN.params) and fine-tune it on
-MNIST with mx.mod.Module.fit. Methods:
+MNIST (or --data) with mx.mod.Module.fit. Methods:
   level      per-layer magnitude pruning to --sparsity (one value or layer=value,...)
   threshold  Han et al.: prune |w| <= --quality x std(layer weights)
   global     one magnitude threshold across the chosen layers, --sparsity overall
@@ -163,9 +163,10 @@ def run_prune(args, logger=None):
     """Run the prune command; returns ``(symbol, arg_params, aux_params, record)``."""
     logger = logger or logging.getLogger('mxcompress')
     check_outputs(args, prefixes=['output'], inputs=checkpoint_files(args.prefix, args.epoch))
-    data_shape = (1, 1, 28, 28)
-    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch,
-                                                     {'data': data_shape})
+    example = data_example_shape(args)
+    symbol, arg_params, aux_params = load_checkpoint(
+        args.prefix, args.epoch, None if example is None else {'data': (1,) + example})
+    data_shape = model_input_shape(symbol, arg_params, aux_params, example, args.prefix)
     names, sparsity, quality = _validate(args, symbol, arg_params)
     seed_everything(args.seed)
     record = {'input': args.prefix, 'method': args.method,

@@ -2,7 +2,8 @@
 import json
 
 from ..analysis import model_summary
-from ..checkpoint import load_checkpoint
+from ..argtypes import chw_shape
+from ..checkpoint import load_checkpoint, model_input_shape
 
 
 def add_parser(sub):
@@ -12,13 +13,16 @@ def add_parser(sub):
     parser.add_argument('prefix', help='checkpoint prefix (PREFIX-symbol.json)')
     parser.add_argument('--epoch', type=int, default=0, help='checkpoint epoch')
     parser.add_argument('--json', action='store_true', help='print JSON instead of a table')
+    parser.add_argument('--data-shape', type=chw_shape, default=None, metavar='C,H,W',
+                        help='input shape of one example (default: inferred from the '
+                             'checkpoint, e.g. 1,28,28 or 3,224,224)')
     parser.set_defaults(func=run)
 
 
 def run(args):
-    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch,
-                                                     {'data': (1, 1, 28, 28)})
-    summary = model_summary(symbol, arg_params, aux_params)
+    symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
+    shape = model_input_shape(symbol, arg_params, aux_params, args.data_shape, args.prefix)
+    summary = model_summary(symbol, arg_params, aux_params, shape)
     if args.json:
         print(json.dumps(summary, indent=2))
         return

@@ -42,8 +42,8 @@ def run_train(args):
 
 
 def add_parser(sub):
-    parser = sub.add_parser('train', help='train a network on MNIST',
-                            description='Train a network on MNIST with mx.mod.Module.fit, '
+    parser = sub.add_parser('train', help='train a network on MNIST or your data (--data)',
+                            description='Train a network on MNIST (or --data) with mx.mod.Module.fit, '
                             'checkpointing each epoch, and print its test error.',
                             formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_train_args(parser)
@@ -57,7 +57,8 @@ def run(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='Train a network on MNIST with mx.mod.Module and print its test error.',
+        description='Train a network on MNIST (or --data) with mx.mod.Module and print its '
+                    'test error.',
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     add_train_args(parser)
     return script_main(parser, run, argv)

@@ -129,7 +129,7 @@ def run_bnn(args, logger=None):
 def add_parser(sub):
     parser = sub.add_parser(
         'train-bnn', help='train a binary network (BinaryConnect, BWN, XNOR, BNN ResNet)',
-        description='Train a binary network on MNIST with Adam, a cosine learning rate and '
+        description='Train a binary network on MNIST (or --data) with Adam, a cosine learning rate and '
                     'latent weights clipped to [-1, 1] after every update; checkpoint each '
                     'epoch (standard checkpoints, built-in operators only) and print the test '
                     'error and the bytes of the binarised weights at 1 bit vs fp32.',
