@@ -324,9 +324,11 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
                                   % (where, name, tuple(value.shape), want))
 
 
-#: square input sizes tried when a checkpoint does not say its input shape (MNIST, CIFAR,
-#: ImageNet crops, ...)
-_PROBE_SIZES = (28, 32, 224, 299, 227, 256, 64, 96, 112, 128, 16, 8)
+#: square input sizes tried, in order, when a checkpoint does not say its input shape: a
+#: network with global pooling takes any size, so the first is the usual one for the channel
+#: count (1 channel: MNIST's 28; 3 channels: ImageNet's 224, then CIFAR's 32, ...)
+_PROBE_SIZES = {1: (28, 32, 64, 96, 112, 128, 224, 16, 8),
+                3: (224, 32, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
 
 
 def _mxnet_reason(err):
@@ -362,8 +364,9 @@ def infer_data_shapes(symbol, arg_params, aux_params=None):
     if layer.op == 'FullyConnected':
         candidates = [(1, int(weight[1]))]
     else:
-        groups = int(layer.attrs.get('num_group', '1'))
-        candidates = [(1, int(weight[1]) * groups, size, size) for size in _PROBE_SIZES]
+        channels = int(weight[1]) * int(layer.attrs.get('num_group', '1'))
+        sizes = _PROBE_SIZES.get(channels, _PROBE_SIZES[3])
+        candidates = [(1, channels, size, size) for size in sizes]
     for shape in candidates:
         if _shapes_fit(symbol, shape, arg_params, aux_params):
             return {'data': shape}
@@ -419,7 +422,8 @@ def model_input_shape(symbol, arg_params, aux_params=None, data_shape=None, wher
 
     ``data_shape`` (C, H, W, e.g. from ``--data-shape``) wins; otherwise the shape is inferred
     from the checkpoint (:func:`infer_data_shapes`), so gluoncv exports (3 x 224 x 224) and
-    MNIST models (1 x 28 x 28) both work without a constant.
+    MNIST models (1 x 28 x 28) both work without a constant. A network with global pooling
+    fits any size: it is then measured at the usual one for its channels (1: 28, 3: 224).
 
     Raises
     ------
