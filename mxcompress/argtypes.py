@@ -7,7 +7,7 @@ import argparse
 import math
 
 __all__ = ['positive_int', 'non_negative_int', 'finite_float', 'non_negative_float',
-           'positive_float', 'int_in', 'float_in', 'epoch_list', 'chw_shape']
+           'positive_float', 'int_in', 'float_in', 'epoch_list', 'chw_shape', 'split_size']
 
 
 def _number(text, kind):
@@ -107,3 +107,14 @@ def chw_shape(text):
         raise argparse.ArgumentTypeError('expected C,H,W with C 1 or 3 and H, W >= 1 (e.g. '
                                          '3,32,32), got %r' % text)
     return shape
+
+
+def split_size(text):
+    """A count (``5000``) or a fraction in [0, 1) (``0.1``) of a set."""
+    text = str(text).strip()
+    if '.' in text or 'e' in text.lower():
+        value = finite_float(text)
+        if not 0 <= value < 1:
+            raise argparse.ArgumentTypeError('a fraction must be in [0, 1), got %s' % text)
+        return value
+    return non_negative_int(text)

@@ -232,6 +232,42 @@ def _shift_images(images, max_shift, rng):
     return np.moveaxis(shifted, -1, 1).astype(np.float32)   # (n, H, W, C) -> (n, C, H, W)
 
 
+def holdout_split(labels, size, seed=0):
+    """Indices of a stratified validation split held out of a training set.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray, shape (N,)
+    size : int or float
+        How many examples to hold out: a count, or a fraction in [0, 1) of N.
+    seed : int
+        Seeds the choice within each class, so the split is the same on every run.
+
+    Returns
+    -------
+    train_index, val_index : numpy.ndarray of int64, sorted, disjoint, together 0..N-1
+        Every class keeps its share: class c holds out ``floor(size * n_c / N)`` examples,
+        the remaining ones going to the classes with the largest fractional parts.
+    """
+    labels = np.asarray(labels).astype(np.int64)
+    total = len(labels)
+    count = int(round(size * total)) if isinstance(size, float) else int(size)
+    if not 0 <= count < total:
+        raise ValueError('--val-split must hold out 0..%d of the %d training examples, got %r'
+                         % (total - 1, total, size))
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = count * counts / float(total)
+    take = np.floor(exact).astype(np.int64)
+    for i in np.argsort(-(exact - take), kind='stable')[:count - int(take.sum())]:
+        take[i] += 1
+    rng = np.random.RandomState(seed)
+    held = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    val_index = np.sort(np.concatenate(held)) if held else np.zeros(0, np.int64)
+    mask = np.ones(total, bool)
+    mask[val_index] = False
+    return np.flatnonzero(mask), val_index
+
+
 def mnist_iterators(batch_size, data_dir=None, num_examples=None, num_test_examples=None,
                     label_name='softmax_label', flatten=False, jitter=0, seed=0,
                     num_parts=1, part_index=0):
@@ -282,6 +318,8 @@ def iterators(train, test, batch_size, label_name='softmax_label', flatten=False
     if not 0 <= part_index < num_parts:
         raise ValueError('part_index must be in 0..%d, got %d' % (num_parts - 1, part_index))
     (x_train, y_train), (x_test, y_test) = train, test
+    if len(x_test) == 0:
+        raise ValueError('the validation / test set is empty')
     if num_parts > 1:
         x_train, y_train = x_train[part_index::num_parts], y_train[part_index::num_parts]
     if batch_size > len(x_train):

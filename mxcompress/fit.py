@@ -14,17 +14,18 @@ import time
 import mxnet as mx
 import numpy as np
 
-from .argtypes import (chw_shape, epoch_list, float_in, int_in, non_negative_float, non_negative_int,
+from .argtypes import (chw_shape, epoch_list, split_size, float_in, int_in, non_negative_float, non_negative_int,
                        positive_float, positive_int)
 from .checkpoint import load_checkpoint, read_manifest, save_checkpoint, states_path
-from .data import iterators
+from .data import holdout_split, iterators
 from .distributed import create_dist_kvstore, is_dist, rank0_only
 from .sources import FORMATS, load_data
 
 __all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
-           'data_split', 'input_shape', 'train_iterators', 'fit', 'train_model',
+           'data_split', 'input_shape', 'train_and_validation', 'validation_data',
+           'train_iterators', 'SPLIT_SEED', 'fit', 'train_model',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'epoch_seed',
-           'finite_guard', 'TrainingDiverged', 'OPTIMIZERS']
+           'finite_guard', 'finite_epoch_guard', 'TrainingDiverged', 'OPTIMIZERS']
 
 OPTIMIZERS = ('sgd', 'nag', 'adam', 'rmsprop')
 #: the largest --jitter (pixels)
@@ -48,6 +49,11 @@ def add_data_args(parser):
                            'default: as stored')
     data.add_argument('--num-examples', type=positive_int, default=None,
                       help='train on the first N training images only (quick runs)')
+    data.add_argument('--val-split', type=split_size, default=0.1, metavar='N|FRACTION',
+                      help='hold out this many training images (or this fraction) as the '
+                           'validation set, stratified by class and seeded: each epoch is '
+                           'validated on it and every choice is made on it; the test set is '
+                           'read once, at the end (0: none, validate on the test set)')
     data.add_argument('--num-test-examples', type=positive_int, default=None,
                       help='evaluate on the first N test images only')
     data.add_argument('--jitter', type=int_in(0, MAX_JITTER), default=0,
@@ -173,6 +179,26 @@ def input_shape(args):
     return (1,) + tuple(data_split(args, 'test', num_examples=1)[0].shape[1:])
 
 
+#: seed of the validation split: the same images are held out whatever --seed is
+SPLIT_SEED = 0
+
+
+def train_and_validation(args):
+    """``((train images, labels), (validation images, labels) or None)`` of ``args``: the
+    training set of the data options less the ``--val-split`` held out of it."""
+    images, labels = data_split(args, 'train')
+    size = getattr(args, 'val_split', 0) or 0
+    if not size:
+        return (images, labels), None
+    train_index, val_index = holdout_split(labels, size, SPLIT_SEED)
+    return (images[train_index], labels[train_index]), (images[val_index], labels[val_index])
+
+
+def validation_data(args):
+    """The validation split of ``args`` (images, labels), or None with ``--val-split 0``."""
+    return train_and_validation(args)[1]
+
+
 def train_iterators(args, label_name='softmax_label', flatten=False):
     """Data iterators from the data options of ``args``, sharded per worker when distributed.
 
@@ -183,15 +209,18 @@ def train_iterators(args, label_name='softmax_label', flatten=False):
 
     Returns
     -------
-    kv, train_iter, test_iter
-        The kvstore (pass it to :func:`fit`) and this worker's iterators.
+    kv, train_iter, val_iter
+        The kvstore (pass it to :func:`fit`) and this worker's iterators: the training set
+        less the validation split, and the validation split (the test set with
+        ``--val-split 0``). Every worker holds out the same split before sharding.
     """
     kv, num_parts, part_index = create_kvstore(getattr(args, 'kv_store', 'local'))
-    train_iter, test_iter = iterators(
-        data_split(args, 'train'), data_split(args, 'test'), args.batch_size,
+    train, val = train_and_validation(args)
+    train_iter, val_iter = iterators(
+        train, val if val is not None else data_split(args, 'test'), args.batch_size,
         label_name=label_name, flatten=flatten, jitter=getattr(args, 'jitter', 0),
         seed=args.seed, num_parts=num_parts, part_index=part_index)
-    return kv, train_iter, test_iter
+    return kv, train_iter, val_iter
 
 
 def make_lr_scheduler(args, epoch_size):
@@ -282,6 +311,21 @@ def finite_guard(module, lr):
             'epoch. Lower --lr (it is %g) or check the data.'
             % (param.epoch, param.nbatch, what,
                ' (non-finite weights: %s)' % ', '.join(weights[:8]) if weights else '', lr))
+    return _callback
+
+
+def finite_epoch_guard(lr):
+    """Epoch-end callback (before any checkpoint) stopping the fit when the last updates of the
+    epoch made a weight non-finite: the batch-end guard sees only outputs computed before
+    them."""
+    def _callback(epoch, symbol, arg_params, aux_params):
+        weights = sorted(name for name, value in dict(arg_params, **aux_params).items()
+                         if not np.isfinite(value.asnumpy()).all())
+        if weights:
+            raise TrainingDiverged(
+                'training diverged at the end of epoch %d: non-finite weights: %s; stopped, '
+                'nothing saved for this epoch. Lower --lr (it is %g) or check the data.'
+                % (epoch, ', '.join(weights[:8]), lr))
     return _callback
 
 
@@ -406,7 +450,7 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
                               first_epoch_seed=epoch_seed(args.seed, begin_epoch))
     batch_cbs = [finite_guard(module, args.lr),
                  mx.callback.Speedometer(args.batch_size, args.disp_batches)]
-    epoch_cbs = []
+    epoch_cbs = [finite_epoch_guard(args.lr)]
     if args.model_prefix:  # under a dist kvstore rank 0 writes, the others wait at a barrier
         epoch_cbs.append(rank0_only(kv, checkpoint_callback(
             args.model_prefix, module=None if is_dist(kv) else module, seed=args.seed,

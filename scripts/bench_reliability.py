@@ -78,7 +78,7 @@ def bad_argument_cases(tmp):
         (['train', '--num-epochs', '-1'], '--num-epochs: must be a positive integer'),
         (['train', '--batch-size', '0'], '--batch-size: must be a positive integer'),
         (['train', '--network', 'nosuch'], "unknown network 'nosuch'"),
-        (['train', '--num-examples', '100', '--batch-size', '128'], 'is larger than the 100'),
+        (['train', '--num-examples', '100', '--batch-size', '128'], 'is larger than the 90'),
         (['train', '--data-dir', tmp], 'no data set recognised'),
         (['train', '--model-prefix', tmp + '/'], 'names a directory'),
         (['train', '--model-prefix', tmp], 'names a directory'),

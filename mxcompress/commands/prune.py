@@ -8,10 +8,10 @@ that fit the symbol. Outputs (``OUTPUT-symbol.json``, ``OUTPUT-0000.params`` + s
 import argparse
 import logging
 
-from ..argtypes import non_negative_int
+from ..argtypes import non_negative_int, positive_int
 from ..checkpoint import load_checkpoint, model_input_shape, save_checkpoint
 from ..fit import (add_data_args, add_fit_args, data_split, fit, fit_options,
-                   seed_everything, train_iterators)
+                   seed_everything, train_iterators, validation_data)
 from ..measure import classification_error
 from ..pruning.criteria import check_sparsity
 from ..pruning.filters import plan_filters, slimming_plan, thin_network
@@ -95,8 +95,9 @@ def add_prune_args(parser):
     sens.add_argument('--tolerance', type=float, default=None,
                       help='with --sensitivity and no --sparsity: prune each layer to the largest '
                            'swept sparsity whose accuracy drop <= this fraction (0.002 = 0.2 pt)')
-    sens.add_argument('--sensitivity-examples', type=int, default=5000,
-                      help='held-out images for the sweep (the last N training images)')
+    sens.add_argument('--sensitivity-examples', type=positive_int, default=5000,
+                      help='validation images for the sweep (the first N of the --val-split; '
+                           'with --val-split 0 the last N training images)')
     parser.set_defaults(lr=0.02, lr_schedule='cosine', disp_batches=200)  # lr: the original
     # training rate; fine-tuning runs at --lr x --lr-scale
     return parser
@@ -188,8 +189,13 @@ def run_prune(args, logger=None):
                      aux_params=aux_params, optimizer_params=opt, logger=logger)
         arg_params, aux_params = module.get_params()
     if args.sensitivity:
-        images, labels = data_split(fit_options(args, num_examples=None), 'train')
-        images, labels = images[-args.sensitivity_examples:], labels[-args.sensitivity_examples:]
+        held_out = validation_data(args)
+        if held_out is None:   # --val-split 0: the last training images, as before the split
+            logger.warning('--val-split 0: the sensitivity sweep uses the last %d training '
+                           'images, which the model has seen', args.sensitivity_examples)
+            images, labels = data_split(fit_options(args, num_examples=None), 'train')
+            held_out = images[-args.sensitivity_examples:], labels[-args.sensitivity_examples:]
+        images, labels = (a[:args.sensitivity_examples] for a in held_out)
         rows = sensitivity_sweep(symbol, arg_params, aux_params, images, labels, DEFAULT_SWEEP,
                                  None if args.method in ('filter', 'slim') else names)
         record['sensitivity_csv'] = write_sensitivity_csv(rows, args.output + '-sensitivity.csv')
