@@ -228,7 +228,7 @@ def run_container_fuzz(python, seconds):
                           '--seconds', str(seconds)], cwd=ROOT, stdout=subprocess.PIPE,
                          universal_newlines=True, check=True).stdout
     import json
-    result = json.loads(out.strip().splitlines()[-1])
+    result = json.loads(out[out.index('{'):])   # the script prints one (indented) object
     result['command'] = 'python scripts/fuzz_container.py --seconds %d' % seconds
     return result
 
