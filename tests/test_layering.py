@@ -4,9 +4,9 @@ in a circle.
 
 Layers, bottom up (a module may import its own unit and any lower layer):
 
-0. shared infrastructure at the root of ``mxcompress`` (``logs``, ``checkpoint``, ``graph``,
-   ``data``, ``fit``, ``measure``, ``analysis``, ``distributed``), ``reporting`` and ``ops``
-   (the C++ library);
+0. shared infrastructure at the root of ``mxcompress`` (``logs``, ``argtypes``, ``checkpoint``,
+   ``graph``, ``data``, ``sources`` (data formats), ``fit``, ``measure``, ``analysis``,
+   ``distributed``, ``deploy``), ``reporting`` and ``ops`` (the C++ library);
 1. the compression families: ``pruning``, ``lowrank``, ``quantization``, ``binary``,
    ``distillation`` -- each its own folder, none imports another;
 2. ``deep_compression``: the pipeline over pruning and quantisation, and the ``.mxc`` format;
