@@ -440,7 +440,7 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
         opt['lr_scheduler'] = scheduler
     opt['begin_num_update'] = begin_epoch * epoch_size  # a resumed run continues its schedule
     opt.update(optimizer_params or {})
-    if hasattr(train_iter, 'set_epoch'):
+    if begin_epoch and hasattr(train_iter, 'set_epoch'):
         train_iter.set_epoch(begin_epoch)   # the data order of the epoch it resumes at
 
     label_names = [d.name for d in train_iter.provide_label]
