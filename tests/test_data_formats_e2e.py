@@ -72,3 +72,20 @@ def test_same_images_same_predictions_through_every_format(formats):
     assert len(set(errors.values())) == 1, errors   # the same 200 images, in any order
     np.testing.assert_array_equal(predictions['npz'][0], predictions['idx'][0])
     np.testing.assert_array_equal(predictions['rec'][0], predictions['idx'][0])
+
+
+def test_rewrite_only_needs_no_data(tmp_path, monkeypatch, capsys):
+    """``prune --num-epochs 0`` and ``lowrank --num-epochs 0`` rewrite a checkpoint with no data
+    set anywhere: shapes come from the checkpoint."""
+    monkeypatch.delenv('MXCOMPRESS_DATA', raising=False)
+    monkeypatch.setenv('HOME', str(tmp_path))          # no ~/.mxnet/datasets/mnist either
+    models = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'benchmarks', 'models')
+    out = str(tmp_path / 'thin')
+    assert main(['prune', os.path.join(models, 'lenet5'), '--method', 'filter', '--sparsity',
+                 '0.5', '--num-epochs', '0', '--output', out]) == 0
+    assert 'test error not measured (no data set)' in capsys.readouterr().out
+    symbol, arg_params, _ = load_checkpoint(out)
+    assert arg_params['lenet5_conv1_weight'].shape[0] == 10   # half of the 20 filters
+    assert main(['lowrank', os.path.join(models, 'lenet300'), '--rank', '20', '--layers',
+                 'lenet300_fc1,lenet300_fc2', '--output', str(tmp_path / 'low')]) == 0

@@ -171,7 +171,7 @@ def run_prune(args, logger=None):
     names, sparsity, quality = _validate(args, symbol, arg_params)
     seed_everything(args.seed)
     record = {'input': args.prefix, 'method': args.method,
-              'before': pruning_report(symbol, arg_params, aux_params)}
+              'before': pruning_report(symbol, arg_params, aux_params, data_shape)}
     if args.method in ('filter', 'slim'):
         if args.regularize_epochs == 0 and sparsity is not None:
             _plan(args, symbol, arg_params, names, sparsity)  # fail early on bad plans
@@ -220,22 +220,37 @@ def run_prune(args, logger=None):
             symbol, arg_params, aux_params, args, train_iter, test_iter, method=args.method,
             sparsity=sparsity, quality=quality, layers=names, steps=args.steps,
             lr_scale=args.lr_scale, agp_frequency=args.agp_frequency, logger=logger)
-    images, labels = data_split(args, 'test')
-    record['test_error'] = classification_error(symbol, arg_params, aux_params, images, labels)
-    record['after'] = pruning_report(symbol, arg_params, aux_params)
+    record['test_error'] = _test_error(args, symbol, arg_params, aux_params)
+    record['evaluated_on'] = 'test set' if record['test_error'] is not None \
+        else 'nothing: no data set (rewrite only)'
+    record['after'] = pruning_report(symbol, arg_params, aux_params, data_shape)
     save_checkpoint(args.output, 0, symbol, arg_params, aux_params)
     write_report(record['after'], args.output, title='%s (%s)' % (args.output, args.method))
     return symbol, arg_params, aux_params, record
+
+
+def _test_error(args, symbol, arg_params, aux_params):
+    """Test error on the data set of ``args``; None for a rewrite-only run (``--num-epochs
+    0``) when there is no data set to read."""
+    try:
+        images, labels = data_split(args, 'test')
+    except ValueError:   # MNISTError / DataError: no data set there
+        if args.num_epochs or args.regularize_epochs or args.sensitivity:
+            raise
+        return None
+    return classification_error(symbol, arg_params, aux_params, images, labels)
 
 
 def print_summary(record):
     """Print the report table and the headline numbers."""
     print(report_markdown(record['after']))
     before, after = record['before'], record['after']
+    error = record['test_error']
     print('weights nonzero: %.2f%% (was %.2f%%); MACs %d -> %d dense, %d remaining; '
-          'test error %.2f%%' % (100 * after['weight_density'], 100 * before['weight_density'],
-                                 before['dense_macs'], after['dense_macs'],
-                                 after['remaining_macs'], 100 * record['test_error']))
+          'test error %s' % (100 * after['weight_density'], 100 * before['weight_density'],
+                             before['dense_macs'], after['dense_macs'], after['remaining_macs'],
+                             'not measured (no data set)' if error is None
+                             else '%.2f%%' % (100 * error)))
 
 
 def add_parser(sub):

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..binary import convert as binary_convert
 from ..checkpoint import load_checkpoint, save_checkpoint
-from ..data import load_mnist
+from ..fit import add_data_args, data_split
 from ..measure import predict
 from . import check_outputs, checkpoint_files
 
@@ -22,8 +22,9 @@ def add_parser(sub):
     parser.add_argument('output', help='prefix of the converted checkpoint')
     parser.add_argument('--epoch', type=int, default=0, help='epoch of the input checkpoint')
     parser.add_argument('--check', action='store_true',
-                        help='compare predictions with the training graph on the MNIST test '
-                             'set ($MXCOMPRESS_DATA); fails if any differs')
+                        help='compare predictions with the training graph on the test set of '
+                             'the data options (MNIST by default); fails if any differs')
+    add_data_args(parser)
     parser.set_defaults(func=run)
 
 
@@ -37,7 +38,7 @@ def run(args):
                          'true) to convert' % args.prefix)
     report = binary_convert.size_report(layers, arg_params, conv_args)
     if args.check:
-        images, labels = load_mnist('test')
+        images, labels = data_split(args, 'test')
         want = predict(symbol, arg_params, aux_params, images).argmax(1)
         got = predict(conv_sym, conv_args, conv_aux, images).argmax(1)
         report['predictions_equal_count'] = int(np.sum(want == got))
