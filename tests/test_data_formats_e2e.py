@@ -89,3 +89,6 @@ def test_rewrite_only_needs_no_data(tmp_path, monkeypatch, capsys):
     assert arg_params['lenet5_conv1_weight'].shape[0] == 10   # half of the 20 filters
     assert main(['lowrank', os.path.join(models, 'lenet300'), '--rank', '20', '--layers',
                  'lenet300_fc1,lenet300_fc2', '--output', str(tmp_path / 'low')]) == 0
+    assert main(['deep-compress', os.path.join(models, 'lenet300'), '--output',
+                 str(tmp_path / 'x.mxc'), '--prune-epochs', '0', '--quant-epochs', '0']) == 0
+    assert 'P+Q+H  test error not measured' in capsys.readouterr().out

@@ -121,8 +121,13 @@ def compress(args):
     bits = bits_overrides(args.bits)
     check_layer_names(bits, [l.name for l in find_layers(symbol)], '--bits')
     seed_everything(args.seed)
-    _, train_iter, val_iter = train_iterators(args)  # sharded per worker if dist
-    test = data_split(args, 'test')
+    try:
+        _, train_iter, val_iter = train_iterators(args)  # sharded per worker if dist
+        test = data_split(args, 'test')
+    except ValueError:   # no data set: a rewrite (no fine-tuning) needs none
+        if args.prune_epochs or args.quant_epochs:
+            raise
+        train_iter = val_iter = test = None
     report = deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, test,
                            sparsity, args.output, prune_steps=args.prune_steps,
                            prune_epochs=args.prune_epochs, quant_epochs=args.quant_epochs,

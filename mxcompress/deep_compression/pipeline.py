@@ -114,8 +114,9 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     ----------
     args : argparse.Namespace
         Fit options for the fine-tuning stages (``lr`` for pruning).
-    test_data : (images (N,1,28,28), labels (N,))
-        Where errors are measured.
+    test_data : (images (N, C, H, W), labels (N,)) or None
+        Where errors are measured; None measures none (a rewrite with ``prune_epochs`` and
+        ``quant_epochs`` 0 needs no data: errors are reported as None).
     sparsity : dict
         Layer name -> target sparsity.
     quant_lr : float or None
@@ -129,22 +130,26 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
         Errors and ratios per stage, per-layer byte breakdown, timings.
     """
     logger = logger or logging.getLogger('mxcompress')
-    images, labels = test_data
     report = {'stages': {}}
 
-    def error(params, aux):
-        return classification_error(symbol, params, aux, images, labels)
+    def error(params, aux, graph=symbol):
+        if test_data is None:
+            return None
+        return classification_error(graph, params, aux, *test_data)
+
+    def pct(value):
+        return 'not measured' if value is None else '%.2f%%' % (100 * value)
 
     base_err = error(arg_params, aux_params)
     report['stages']['baseline'] = {'test_error': base_err}
-    echo('baseline: test error %.2f%%' % (100 * base_err))
+    echo('baseline: test error %s' % pct(base_err))
     t0 = time.time()
     pruned, aux, impl = prune_stage(args, symbol, arg_params, aux_params, sparsity, train_iter,
                                     val_iter, prune_steps, prune_epochs, logger,
                                     method=prune_method)
     report['prune_implementation'] = impl
     report['stages']['P'] = {'test_error': error(pruned, aux), 'seconds': time.time() - t0}
-    echo('P      test error %.2f%% after pruning' % (100 * report['stages']['P']['test_error']))
+    echo('P      test error %s after pruning' % pct(report['stages']['P']['test_error']))
     q_args = fit_options(args, lr=args.lr if quant_lr is None else quant_lr)
     t0 = time.time()
     quantized, aux, plan, before = quantize_stage(q_args, symbol, pruned, aux, train_iter,
@@ -153,22 +158,21 @@ def deep_compress(args, symbol, arg_params, aux_params, train_iter, val_iter, te
     report['stages']['P+Q'] = {'test_error': error(quantized, aux),
                                'test_error_before_centroid_finetune': error(before, aux),
                                'seconds': time.time() - t0}
-    echo('P+Q    test error %.2f%% after centroid fine-tuning (%.2f%% right after k-means)'
-         % (100 * report['stages']['P+Q']['test_error'],
-            100 * report['stages']['P+Q']['test_error_before_centroid_finetune']))
+    echo('P+Q    test error %s after centroid fine-tuning (%s right after k-means)'
+         % (pct(report['stages']['P+Q']['test_error']),
+            pct(report['stages']['P+Q']['test_error_before_centroid_finetune'])))
     sizes = stage_sizes(symbol, pruned, aux, quantized, plan, gap_bits_conv, gap_bits_fc)
     with atomic_path(output) as tmp:
         with open(tmp, 'wb') as f:
             f.write(sizes['blob'])
     sym2, arg2, aux2 = unpack(output)
-    report['stages']['P+Q+H'] = {'test_error': classification_error(sym2, arg2, aux2, images,
-                                                                    labels)}
+    report['stages']['P+Q+H'] = {'test_error': error(arg2, aux2, sym2)}
     for stage in ('P', 'P+Q', 'P+Q+H'):
         report['stages'][stage].update({k: sizes[stage][k] for k in ('param_bytes',
                                                                      'total_bytes', 'ratio')})
         s = report['stages'][stage]
-        echo('%-6s test error %.2f%%  params %8d bytes  ratio %6.1fx'
-             % (stage, 100 * s['test_error'], s['param_bytes'], s['ratio']))
+        echo('%-6s test error %s  params %8d bytes  ratio %6.1fx'
+             % (stage, pct(s['test_error']), s['param_bytes'], s['ratio']))
     report['fp32_bytes'] = sizes['fp32_bytes']
     report['file'] = output
     report['info'] = sizes['info']
