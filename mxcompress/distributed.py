@@ -424,6 +424,8 @@ def launch_local(num_workers, num_servers, command, port=None, timeout=None, env
             role = _Role(name, proc)
             roles.append(role)
             pump.add(role)
+            if dmlc_role == 'scheduler':   # servers and workers pick random ports of their
+                _wait_listening(proc, port)  # own: start them once the scheduler holds its one
         servers = roles[:num_servers + 1]
         workers = roles[num_servers + 1:]
         servers_left_at = None
@@ -499,6 +501,19 @@ def _scheduler_address(kind):
         return host, int(port)
     except ValueError:
         raise PSSetupError('DMLC_PS_ROOT_PORT must be a port number, got %r' % port) from None
+
+
+def _wait_listening(proc, port, limit=10.0):
+    """Wait (at most ``limit`` seconds) until the scheduler ``proc`` accepts connections on
+    ``port``, or exits. A server or worker started earlier could bind the scheduler's port for
+    itself (ps-lite nodes pick random ports), and a worker would then register with it."""
+    deadline = time.time() + limit
+    while proc.poll() is None and time.time() < deadline:
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
 
 
 def wait_for_scheduler(host, port, timeout):

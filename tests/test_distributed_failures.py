@@ -189,7 +189,9 @@ def test_killing_the_launcher_leaves_no_process(tmp_path, signum):
         os.kill(launcher.pid, signum)  # the bash script exec'd the Python launcher
         code = launcher.wait(15)
         assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 128 + signum)
-        assert not wait_dead(sorted(started), 10), 'left behind'
+        # SIGKILLed MXNet processes (many threads) can take seconds to be torn down on a
+        # loaded 2-core machine: allow for it
+        assert not wait_dead(sorted(started), 30), 'left behind'
     finally:
         if launcher.poll() is None:
             os.killpg(launcher.pid, signal.SIGKILL)
