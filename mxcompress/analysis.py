@@ -7,9 +7,10 @@ weight density (what an ideal sparse kernel would do).
 """
 import numpy as np
 
+from .checkpoint import model_input_shape
 from .graph import find_layers
 
-__all__ = ['layer_table', 'model_summary', 'count_params', 'count_macs']
+__all__ = ['layer_table', 'model_summary', 'count_params', 'count_macs', 'input_shape']
 
 _WEIGHTED_OPS = ('FullyConnected', 'Convolution')
 
@@ -17,6 +18,15 @@ _WEIGHTED_OPS = ('FullyConnected', 'Convolution')
 def count_params(arg_params, exclude=('data', 'softmax_label')):
     """Total number of elements of ``arg_params``."""
     return int(sum(v.size for k, v in arg_params.items() if k not in exclude))
+
+
+def input_shape(symbol, arg_params, aux_params=None, data_shape=None):
+    """``data_shape`` (one example, with its batch axis of 1, e.g. ``(1, 1, 28, 28)``), or the
+    input shape the checkpoint implies when it is None
+    (:func:`mxcompress.checkpoint.model_input_shape`): never a constant."""
+    if data_shape is not None:
+        return tuple(data_shape)
+    return model_input_shape(symbol, arg_params, aux_params)
 
 
 def _layer_macs(symbol, layer, weight_size, data_shape):
@@ -29,7 +39,7 @@ def _layer_macs(symbol, layer, weight_size, data_shape):
     return int(weight_size * np.prod(out_shapes[0][2:]))
 
 
-def count_macs(symbol, data_shape=(1, 1, 28, 28)):
+def count_macs(symbol, data_shape):
     """Dense multiply-accumulates per example of every Convolution / FullyConnected layer.
 
     Weight shapes are inferred from the graph (no params needed); layers are found by op type
@@ -42,7 +52,7 @@ def count_macs(symbol, data_shape=(1, 1, 28, 28)):
                for layer in find_layers(symbol, _WEIGHTED_OPS))
 
 
-def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
+def layer_table(symbol, arg_params, data_shape=None):
     """One row per FullyConnected / Convolution layer.
 
     Returns
@@ -51,6 +61,7 @@ def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
         ``layer``, ``op``, ``weight_shape``, ``params`` (weight + bias), ``nonzeros``
         (weight), ``sparsity`` (weight), ``dense_macs``, ``remaining_macs``.
     """
+    data_shape = input_shape(symbol, arg_params, None, data_shape)
     rows = []
     for layer in find_layers(symbol, _WEIGHTED_OPS):
         weight = arg_params.get(layer.weight)  # the variable wired to the weight input
@@ -68,9 +79,10 @@ def layer_table(symbol, arg_params, data_shape=(1, 1, 28, 28)):
     return rows
 
 
-def model_summary(symbol, arg_params, aux_params=None, data_shape=(1, 1, 28, 28)):
+def model_summary(symbol, arg_params, aux_params=None, data_shape=None):
     """Totals over the whole model: params, fp32 bytes, weight nonzeros, MACs."""
-    rows = layer_table(symbol, arg_params, data_shape)
+    rows = layer_table(symbol, arg_params, input_shape(symbol, arg_params, aux_params,
+                                                       data_shape))
     params = count_params(arg_params) + count_params(aux_params or {})
     weights = sum(int(np.prod(r['weight_shape'])) for r in rows)
     nonzeros = sum(r['nonzeros'] for r in rows)

@@ -15,6 +15,8 @@ import time
 import mxnet as mx
 import numpy as np
 
+from .analysis import input_shape
+
 __all__ = ['bind_predictor', 'predict', 'classification_error', 'time_inference',
            'paired_timing', 'timing_lock', 'TIMING_LOCK', 'machine_info']
 
@@ -22,12 +24,14 @@ __all__ = ['bind_predictor', 'predict', 'classification_error', 'time_inference'
 TIMING_LOCK = '/tmp/mxcompress-timing.lock'
 
 
-def bind_predictor(symbol, arg_params, aux_params, batch_size, data_shape=(1, 28, 28)):
+def bind_predictor(symbol, arg_params, aux_params, batch_size, data_shape=None):
     """Bind ``symbol``'s first output for inference; returns an ``mx.mod.Module``.
 
     Loss heads (``SoftmaxOutput``) output probabilities in inference, so a training symbol
     can be passed as it is; labels are not needed.
     """
+    if data_shape is None:   # one example's shape, from the checkpoint (never a constant)
+        data_shape = input_shape(symbol, arg_params, aux_params)[1:]
     out = symbol[0] if len(symbol.list_outputs()) > 1 else symbol
     labels = [a for a in out.list_arguments() if a.endswith('label')]
     module = mx.mod.Module(out, data_names=['data'], label_names=labels, context=mx.cpu())
@@ -60,7 +64,7 @@ def classification_error(symbol, arg_params, aux_params, images, labels, batch_s
     return float(np.mean(probs.argmax(axis=1) != labels.astype(np.int64)))
 
 
-def time_inference(models, batch_size, repeats=20, warmup=3, data_shape=(1, 28, 28)):
+def time_inference(models, batch_size, repeats=20, warmup=3, data_shape=None):
     """Median forward time of each model, interleaved in one process.
 
     Parameters
@@ -77,6 +81,8 @@ def time_inference(models, batch_size, repeats=20, warmup=3, data_shape=(1, 28, 
     dict of str -> dict
         ``median_ms``, ``min_ms``, ``max_ms``, ``images_per_s`` per model.
     """
+    if data_shape is None:   # the models compared take the same input: ask the first one
+        data_shape = input_shape(*next(iter(models.values())))[1:]
     rng = np.random.RandomState(0)
     batch = mx.io.DataBatch([mx.nd.array(rng.rand(batch_size, *data_shape).astype(np.float32))])
     bound = {name: bind_predictor(*m, batch_size=batch_size, data_shape=data_shape)

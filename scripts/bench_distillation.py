@@ -44,7 +44,7 @@ import sys
 
 import symbols
 from mxcompress import data as mnist_data
-from mxcompress.analysis import count_macs, count_params
+from mxcompress.analysis import count_macs, count_params, input_shape
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
 from mxcompress.commands.distill import add_kd_args, run_kd
 from mxcompress.fit import fit_options, train_model
@@ -87,7 +87,7 @@ def _evaluate(symbol, arg_params, aux_params, opts):
     error = classification_error(symbol, arg_params, aux_params, images, labels)
     return {'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
             'params': count_params(arg_params) + count_params(aux_params),
-            'macs': count_macs(symbol)}
+            'macs': count_macs(symbol, input_shape(symbol, arg_params, aux_params))}
 
 
 def train_alone(network, recipe, opts, num_examples=None, init=None, symbol=None,

@@ -83,7 +83,7 @@ def test_count_macs_matches_layer_table():
     symbol = symbols.get_symbol('lenet5')
     arg_params, _ = random_params(symbol)
     rows = layer_table(symbol, arg_params)
-    assert count_macs(symbol) == sum(r['dense_macs'] for r in rows)
+    assert count_macs(symbol, (1, 1, 28, 28)) == sum(r['dense_macs'] for r in rows)
 
 
 def test_quantize_weight_is_the_quantisers():

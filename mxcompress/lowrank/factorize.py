@@ -20,7 +20,7 @@ def factor_names(name):
 
 
 def factorize(symbol, arg_params, aux_params, ranks, schemes=None, conv_scheme='channel',
-              data_shape=(1, 1, 28, 28)):
+              data_shape=None):
     """Replace layers by rank-``r`` factorisations.
 
     Parameters
@@ -32,8 +32,9 @@ def factorize(symbol, arg_params, aux_params, ranks, schemes=None, conv_scheme='
     schemes : dict of str -> str or None
         Scheme per layer (``svd`` for FullyConnected; ``channel`` or ``spatial`` for
         Convolution); default ``svd`` / ``conv_scheme``.
-    data_shape : tuple
+    data_shape : tuple or None
         Input shape for feature-map sizes (MAC counts in the report).
+        None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
 
     Returns
     -------

@@ -9,6 +9,7 @@ import collections
 
 import numpy as np
 
+from ..analysis import input_shape
 from ..graph import find_layers, graph_nodes, parse_tuple
 from .schemes import LowRankError, conv_geometry, dense_geometry, get_scheme
 
@@ -68,7 +69,7 @@ def _geometry(layer, weight_shape, shapes):
 
 
 def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='channel',
-                    data_shape=(1, 1, 28, 28)):
+                    data_shape=None):
     """Describe the layers ``names`` (default: every FullyConnected / Convolution layer).
 
     Parameters
@@ -82,8 +83,9 @@ def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='c
         Scheme per layer name; others get :func:`default_scheme`.
     conv_scheme : {'channel', 'spatial'}
         Default scheme of Convolution layers.
-    data_shape : tuple
+    data_shape : tuple or None
         Input shape used to infer feature-map sizes (for MAC counts).
+        None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
 
     Returns
     -------
@@ -108,7 +110,7 @@ def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='c
                                    'layers can be factorised' % (name, ops[name]))
             raise LowRankError('no layer named %r in the graph; FullyConnected / Convolution '
                                'layers are: %s' % (name, ', '.join(order) or 'none'))
-    shapes = _shapes(symbol, data_shape)
+    shapes = _shapes(symbol, input_shape(symbol, arg_params, None, data_shape))
     specs = []
     for name in [n for n in order if n in set(names)]:
         layer = layers[name]

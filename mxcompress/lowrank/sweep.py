@@ -85,7 +85,7 @@ def time_layer(spec, arg_params, ranks, batch_sizes=(1, 64), repeats=20):
 
 
 def rank_sweep(symbol, arg_params, aux_params, layer, ranks, evaluate, finetune=None,
-               scheme=None, batch_sizes=(1, 64), repeats=20, data_shape=(1, 1, 28, 28),
+               scheme=None, batch_sizes=(1, 64), repeats=20, data_shape=None,
                timing_context=None):
     """Factorise one layer at each rank; error before / after fine-tuning; layer time.
 

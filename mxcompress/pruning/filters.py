@@ -20,6 +20,7 @@ import json
 import mxnet as mx
 import numpy as np
 
+from ..analysis import input_shape
 from ..graph import graph_nodes, rewrite
 
 __all__ = ['filter_norms', 'weakest_filters', 'plan_filters', 'slimming_plan', 'thin_network',
@@ -117,7 +118,7 @@ def _weight_names(symbol):
             if n['op'] in ('Convolution', 'FullyConnected') and len(n['inputs']) > 1}
 
 
-def channel_consumers(symbol, layer, data_shape=(1, 1, 28, 28)):
+def channel_consumers(symbol, layer, data_shape):
     """What removing output channels of conv ``layer`` touches downstream.
 
     Returns
@@ -228,7 +229,7 @@ def _apply(value, axis, kept, spatial):
     return np.take(value, kept, axis=axis)
 
 
-def thin_network(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)):
+def thin_network(symbol, arg_params, aux_params, keep, data_shape=None):
     """Physically remove conv filters: a smaller dense checkpoint.
 
     Parameters
@@ -236,8 +237,9 @@ def thin_network(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)
     symbol, arg_params, aux_params : standard checkpoint
     keep : dict of str -> array of int
         Conv layer name -> indices of the filters to keep (see :func:`plan_filters`).
-    data_shape : tuple
+    data_shape : tuple or None
         Input shape, to size the FullyConnected columns after a Flatten.
+        None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
 
     Returns
     -------
@@ -246,7 +248,7 @@ def thin_network(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)
         BatchNorm after it, the next conv's input channels and the first FullyConnected after a
         Flatten are sliced to match. Other params are shared unchanged.
     """
-    ops = _slices(symbol, keep, data_shape)
+    ops = _slices(symbol, keep, input_shape(symbol, arg_params, aux_params, data_shape))
     new_args, new_aux = dict(arg_params), dict(aux_params or {})
     for name, steps in ops.items():
         target = new_args if name in new_args else new_aux
@@ -275,7 +277,7 @@ def thin_network(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)
     return thinned, new_args, new_aux
 
 
-def zero_filters(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)):
+def zero_filters(symbol, arg_params, aux_params, keep, data_shape=None):
     """Reference for :func:`thin_network`: same shapes, removed filters set to zero.
 
     Zeroes the removed filters' weights and biases and, for a BatchNorm after them, ``gamma``
@@ -284,6 +286,7 @@ def zero_filters(symbol, arg_params, aux_params, keep, data_shape=(1, 1, 28, 28)
     nodes = graph_nodes(symbol)
     convs = {n['name']: n for n in nodes if n['op'] == 'Convolution'}
     new_args = {k: _np(v).copy() for k, v in arg_params.items()}
+    data_shape = input_shape(symbol, arg_params, aux_params, data_shape)
     for layer, kept in keep.items():
         node = convs[layer]
         removed = np.setdiff1d(np.arange(int(node['attrs']['num_filter'])), kept)
@@ -311,12 +314,13 @@ def slimming_plan(symbol, arg_params, ratio):
     if not 0.0 <= ratio < 1.0:
         raise ValueError('slimming ratio must be in [0, 1), got %s' % ratio)
     nodes = graph_nodes(symbol)
+    data_shape = input_shape(symbol, arg_params)
     gammas = {}
     for node in nodes:
         if node['op'] != 'Convolution':
             continue
         try:
-            found = channel_consumers(symbol, node['name'])
+            found = channel_consumers(symbol, node['name'], data_shape)
         except ValueError:
             continue
         bns = [other for kind, other, *_ in found if kind == 'batchnorm']

@@ -12,7 +12,7 @@ from ..checkpoint import atomic_path
 __all__ = ['pruning_report', 'report_markdown', 'write_report']
 
 
-def pruning_report(symbol, arg_params, aux_params=None, data_shape=(1, 1, 28, 28)):
+def pruning_report(symbol, arg_params, aux_params=None, data_shape=None):
     """Summary dict: totals plus ``layers`` rows (see :func:`analysis.layer_table`)."""
     return model_summary(symbol, arg_params, aux_params, data_shape)
 

@@ -3,6 +3,7 @@
 Images leave a reader as ``(N, C, H, W)`` arrays, ``uint8`` (0..255) or ``float32`` (as
 stored, not rescaled), channels in RGB order; labels as ``int64`` ``(N,)``.
 """
+import abc
 import os
 
 import numpy as np
@@ -23,7 +24,7 @@ class DataError(ValueError):
     """A data set file that is missing, malformed or inconsistent; the message names it."""
 
 
-class Source:
+class Source(abc.ABC):
     """A data set on disk with a train and a test split.
 
     Attributes
@@ -71,9 +72,9 @@ class Source:
         labels = check_labels(labels, len(images), where, self.classes)
         return images, labels
 
+    @abc.abstractmethod
     def _load(self, split, data_shape):
-        """``(images (N, C, H, W), raw labels, file naming both)``; subclasses implement."""
-        raise NotImplementedError
+        """``(images (N, C, H, W), raw labels, file naming both)``; each format implements it."""
 
     def inputs(self):
         """The files this source reads (an output must never overwrite one)."""
