@@ -33,7 +33,7 @@ from .graph import find_layers, graph_nodes
 
 __all__ = ['CheckpointError', 'atomic_path', 'save_checkpoint', 'load_checkpoint',
            'check_params_fit', 'infer_data_shapes', 'model_input_shape', 'check_finite', 'sha256_file', 'params_path', 'states_path',
-           'manifest_path', 'read_manifest', 'write_manifest', 'check_output_prefix', 'MANIFEST_FORMAT']
+           'manifest_path', 'read_manifest', 'mxnet_reason', 'write_manifest', 'check_output_prefix', 'MANIFEST_FORMAT']
 
 #: ``format`` field of a manifest
 MANIFEST_FORMAT = 'mxcompress-checkpoint/1'
@@ -314,7 +314,7 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
         arg_shapes, _, aux_shapes = symbol.infer_shape_partial(**data_shapes)
     except Exception as err:   # noqa: BLE001 -- MXNetError, or a bare Exception (> 2^31)
         raise CheckpointError('%s: the params do not fit the graph (%s)'
-                              % (where, _mxnet_reason(err))) from None
+                              % (where, mxnet_reason(err))) from None
     expected = dict(zip(symbol.list_arguments(), arg_shapes or []))
     expected.update(zip(symbol.list_auxiliary_states(), aux_shapes or []))
     for name, value in list(arg_params.items()) + list(aux_params.items()):
@@ -331,7 +331,7 @@ _PROBE_SIZES = {1: (28, 32, 64, 96, 112, 128, 224, 16, 8),
                 3: (224, 32, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
 
 
-def _mxnet_reason(err):
+def mxnet_reason(err):
     """The informative line of an MXNet error (not its "Traceback" header)."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
     for line in lines:
@@ -473,7 +473,7 @@ def _read_symbol(sym_file):
     try:
         return mx.sym.load_json(text)
     except mx.base.MXNetError as err:
-        raise CheckpointError('%s: cannot read symbol (%s)' % (sym_file, _mxnet_reason(err))) \
+        raise CheckpointError('%s: cannot read symbol (%s)' % (sym_file, mxnet_reason(err))) \
             from None
 
 
@@ -511,7 +511,7 @@ def load_checkpoint(prefix, epoch=0, data_shapes=None):
     try:
         saved = mx.nd.load(par_file)
     except mx.base.MXNetError as err:
-        raise CheckpointError('%s: cannot read params (%s)' % (par_file, _mxnet_reason(err))) \
+        raise CheckpointError('%s: cannot read params (%s)' % (par_file, mxnet_reason(err))) \
             from None
     if not isinstance(saved, dict):
         raise CheckpointError('%s: params file holds a list, not named arg:/aux: arrays'

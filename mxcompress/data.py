@@ -198,6 +198,11 @@ class ShuffledIter(mx.io.DataIter):
                                  last_batch_handle='discard', label_name=self._label_name)
 
     @property
+    def labels(self):
+        """The training labels, shape (N,), in their stored order."""
+        return self._labels
+
+    @property
     def provide_data(self):
         return self._inner.provide_data
 

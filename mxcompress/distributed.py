@@ -354,6 +354,13 @@ def _report(roles, what, log):
             print('launch_local: (it wrote nothing to stderr)', file=log)
 
 
+def _stop_failed(pump, failed, when, log):
+    """Report the roles that failed (with their stderr tails); the launcher's exit status."""
+    pump.drain(0.5)
+    _report(failed, when, log)
+    return _exit_status(failed[0].proc.returncode)
+
+
 def launch_local(num_workers, num_servers, command, port=None, timeout=None, env=None,
                  server_command=None, log=None, server_exit_grace=60.0):
     """Run ``command`` as ``num_workers`` workers with a scheduler and ``num_servers`` servers.
@@ -433,9 +440,7 @@ def launch_local(num_workers, num_servers, command, port=None, timeout=None, env
             pump.run(0.1)
             failed = [r for r in roles if r.proc.poll() not in (None, 0)]
             if failed:
-                pump.drain(0.5)
-                _report(failed, '', log)
-                return _exit_status(failed[0].proc.returncode)
+                return _stop_failed(pump, failed, '', log)
             if all(w.proc.returncode == 0 for w in workers):
                 break
             left = [s for s in servers if s.proc.returncode == 0]
@@ -456,9 +461,7 @@ def launch_local(num_workers, num_servers, command, port=None, timeout=None, env
             pump.run(0.1)
         failed = [s for s in servers if s.proc.poll() not in (None, 0)]
         if failed:
-            pump.drain(0.5)
-            _report(failed, ' after the workers finished', log)
-            return _exit_status(failed[0].proc.returncode)
+            return _stop_failed(pump, failed, ' after the workers finished', log)
         if any(s.proc.returncode is None for s in servers):
             print('launch_local: a server did not exit after the workers; stopping it',
                   file=log)

@@ -469,7 +469,8 @@ def fit(args, symbol, train_iter, val_iter=None, arg_params=None, aux_params=Non
     return module
 
 
-def train_model(args, symbol, validate=True, label_name='softmax_label', **fit_kwargs):
+def train_model(args, symbol, validate=True, label_name='softmax_label', data=None,
+                **fit_kwargs):
     """Seed, make this worker's data iterators from ``args`` and :func:`fit` ``symbol``.
 
     The one way every runner and benchmark trains a network on its data: the same seed gives
@@ -485,6 +486,9 @@ def train_model(args, symbol, validate=True, label_name='softmax_label', **fit_k
         Evaluate on the test iterator after each epoch (False: train only).
     label_name : str
         Label input of the graph's loss head.
+    data : (kv, train_iter, val_iter) or None
+        Iterators already made by :func:`train_iterators` (e.g. to read the class count from
+        the training labels first); None makes them.
     **fit_kwargs
         Passed to :func:`fit` (starting params, fixed params, metric, optimizer settings).
 
@@ -495,7 +499,7 @@ def train_model(args, symbol, validate=True, label_name='softmax_label', **fit_k
         Wall-clock time of the fit.
     """
     seed_everything(args.seed)
-    kv, train_iter, test_iter = train_iterators(args, label_name=label_name)
+    kv, train_iter, test_iter = data or train_iterators(args, label_name=label_name)
     start = time.time()
     module = fit(args, symbol, train_iter, test_iter if validate else None, kv=kv, **fit_kwargs)
     return module, time.time() - start

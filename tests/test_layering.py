@@ -26,7 +26,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INFRASTRUCTURE = ('logs', 'argtypes', 'checkpoint', 'graph', 'data', 'fit', 'measure', 'analysis',
                   'distributed', 'reporting', 'ops', 'deploy', 'sources', '__init__')
 FAMILIES = ('pruning', 'lowrank', 'quantization', 'binary', 'distillation')
-FORMAT_MODULES = ('mxcompress.deep_compression.container', 'mxcompress.deep_compression.sparse_codec',
+FORMAT_MODULES = ('mxcompress.deep_compression.container', 'mxcompress.deep_compression.validate',
+                  'mxcompress.deep_compression.sparse_codec',
                   'mxcompress.deep_compression.huffman')
 
 

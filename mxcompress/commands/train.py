@@ -4,7 +4,8 @@ import argparse
 import symbols
 
 from ..argtypes import positive_int
-from ..fit import add_data_args, add_fit_args, data_split, train_model
+from ..fit import (add_data_args, add_fit_args, data_split, seed_everything, train_iterators,
+                   train_model)
 from ..measure import classification_error
 from . import check_outputs, script_main
 from .train_bnn import BINARY_NETWORKS
@@ -31,10 +32,12 @@ def run_train(args):
                          '%s` (Adam, latent weights clipped to [-1, 1])'
                          % (args.network, args.network))
     check_outputs(args, prefixes=['model_prefix'])
+    seed_everything(args.seed)
+    data = train_iterators(args)   # read once: the class count comes from its labels
     if args.num_classes is None:
-        args.num_classes = int(data_split(args, 'train')[1].max()) + 1
+        args.num_classes = int(data[1].labels.max()) + 1
     symbol = symbols.get_symbol(args.network, num_classes=args.num_classes)
-    module, _ = train_model(args, symbol)
+    module, _ = train_model(args, symbol, data=data)
     arg_params, aux_params = module.get_params()
     images, labels = data_split(args, 'test')
     error = classification_error(symbol, arg_params, aux_params, images, labels)

@@ -2,6 +2,7 @@
 
 - :mod:`.pipeline`: prune -> quantise (centroid fine-tuning) -> Huffman, measured per stage.
 - :mod:`.container`: the ``.mxc`` format (sections with CRC32), ``pack`` / ``unpack``.
+- :mod:`.validate`: what a decoded file must satisfy (graph checks, decode budget).
 - :mod:`.sparse_codec`: one weight layer as relative indices and codebook indices.
 - :mod:`.huffman`: canonical, length-limited Huffman codes and bit packing.
 
