@@ -326,9 +326,13 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
 
 #: square input sizes tried, in order, when a checkpoint does not say its input shape: a
 #: network with global pooling takes any size, so the first is the usual one for the channel
-#: count (1 channel: MNIST's 28; 3 channels: ImageNet's 224, then CIFAR's 32, ...)
+#: count (1 channel: MNIST's 28; 3 channels: ImageNet's 224, then CIFAR's 32, ...); a
+#: 3-channel network whose first convolution keeps the resolution (stride 1, as the CIFAR
+#: ResNets') tries CIFAR's 32 first (ImageNet stems downsample at once; VGG's fixed
+#: classifier fits 224 only, so it still finds 224)
 _PROBE_SIZES = {1: (28, 32, 64, 96, 112, 128, 224, 16, 8),
                 3: (224, 32, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
+_PROBE_SIZES_STRIDE1 = {3: (32, 224, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
 
 
 def mxnet_reason(err):
@@ -365,7 +369,10 @@ def infer_data_shapes(symbol, arg_params, aux_params=None):
         candidates = [(1, int(weight[1]))]
     else:
         channels = int(weight[1]) * int(layer.attrs.get('num_group', '1'))
-        sizes = _PROBE_SIZES.get(channels, _PROBE_SIZES[3])
+        stride = layer.attrs.get('stride', '(1, 1)').strip('()[] ').replace(' ', '')
+        table = _PROBE_SIZES_STRIDE1 if stride in ('', '1', '1,1') and \
+            channels in _PROBE_SIZES_STRIDE1 else _PROBE_SIZES
+        sizes = table.get(channels, _PROBE_SIZES[3])
         candidates = [(1, channels, size, size) for size in sizes]
     for shape in candidates:
         if _shapes_fit(symbol, shape, arg_params, aux_params):

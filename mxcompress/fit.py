@@ -23,7 +23,7 @@ from .sources import FORMATS, load_data
 
 __all__ = ['add_fit_args', 'add_data_args', 'fit_options', 'seed_everything', 'create_kvstore',
            'data_split', 'input_shape', 'train_and_validation', 'validation_data',
-           'train_iterators', 'SPLIT_SEED', 'fit', 'train_model',
+           'train_iterators', 'data_provenance', 'SPLIT_SEED', 'fit', 'train_model',
            'make_lr_scheduler', 'checkpoint_callback', 'default_metric', 'epoch_seed',
            'finite_guard', 'finite_epoch_guard', 'TrainingDiverged', 'OPTIMIZERS']
 
@@ -197,6 +197,43 @@ def train_and_validation(args):
 def validation_data(args):
     """The validation split of ``args`` (images, labels), or None with ``--val-split 0``."""
     return train_and_validation(args)[1]
+
+
+def data_provenance(args, choices=None):
+    """Which images each figure of a run came from, for its results record.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The data options of the run (``--val-split``, ``--data``).
+    choices : str or None
+        What was chosen on the validation split (e.g. ``'ranks and fine-tune settings'``);
+        None when the run made no choice (a fixed recipe, the last epoch kept).
+
+    Returns
+    -------
+    dict
+        ``selection`` (``'validation'``, ``'test'`` or ``'none'``), ``choices_made_on`` (what
+        was chosen on which images: the validation split, how many images and how it was
+        drawn) and ``reported_on`` (the test set, read once at the end).
+    """
+    size = getattr(args, 'val_split', 0) or 0
+    if size:
+        train_labels = data_split(args, 'train')[1]
+        held = len(holdout_split(train_labels, size, SPLIT_SEED)[1])
+        split = ('validation split: %d of the %d training images held out (--val-split %s, '
+                 'stratified, seed %d); the model never trained on them'
+                 % (held, len(train_labels), size, SPLIT_SEED))
+    else:
+        split = None
+    if choices is None:
+        made, selection = 'no choice made (fixed recipe, last epoch kept)', 'none'
+    elif split is None:
+        made, selection = '%s chosen on the test set (--val-split 0)' % choices, 'test'
+    else:
+        made, selection = '%s chosen on the %s' % (choices, split), 'validation'
+    return {'selection': selection, 'choices_made_on': made,
+            'reported_on': 'the test set, read once after every choice was made'}
 
 
 def train_iterators(args, label_name='softmax_label', flatten=False):

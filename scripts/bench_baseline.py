@@ -20,7 +20,7 @@ import symbols
 from mxcompress import data as mnist_data
 from mxcompress.analysis import count_params
 from mxcompress.checkpoint import save_checkpoint
-from mxcompress.fit import fit_options, train_model
+from mxcompress.fit import data_provenance, fit_options, train_model
 from mxcompress.logs import setup_logging
 from mxcompress.measure import classification_error, machine_info
 from mxcompress.reporting.recipes import BASELINE
@@ -49,7 +49,8 @@ def train_one(name, data_dir, quick_epochs=None):
         'epochs': args.num_epochs, 'wall_seconds': wall,
         'train_samples_per_s': 60000 * args.num_epochs / wall,
         'recipe': dict(recipe, optimizer=args.optimizer, momentum=args.mom,
-                       lr_schedule='cosine', initializer=args.initializer, seed=args.seed)}
+                       lr_schedule='cosine', initializer=args.initializer, seed=args.seed),
+        **data_provenance(args)}
 
 
 def main(argv=None):

@@ -28,6 +28,7 @@ import numpy as np
 from mxcompress import data as mnist_data
 from mxcompress.binary.footprint import binary_footprint
 from mxcompress.commands.train_bnn import add_bnn_args, run_bnn
+from mxcompress.fit import data_provenance
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
 from mxcompress.logs import setup_logging
 from mxcompress.measure import classification_error, machine_info, predict
@@ -96,6 +97,7 @@ def bench_one(name, extra_argv, data_dir, models_dir, save, work_dir=None, resum
                    if k not in ('data_dir', 'model_prefix', 'load_epoch', 'kv_store')},
         'command': 'OMP_NUM_THREADS=%s python %s' % (os.environ.get('OMP_NUM_THREADS', ''),
                                                      ' '.join(sys.argv)),
+        **data_provenance(args),
     }
     if resume_epoch is not None:
         record['note'] = ('training interrupted (time limit on a shared machine): evaluated '

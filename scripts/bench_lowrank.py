@@ -34,7 +34,7 @@ import time
 from mxcompress import data as mnist_data
 from mxcompress.analysis import count_params, layer_table
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.fit import fit_options, train_iterators
+from mxcompress.fit import data_provenance, fit_options, train_iterators, validation_data
 from mxcompress.logs import setup_logging
 from mxcompress.lowrank import describe_layers, factorize, ranks_for_target
 from mxcompress.lowrank.finetune import finetune
@@ -79,22 +79,78 @@ def measure_speed(specs, ranks, base, model, repeats):
     return per_layer, whole
 
 
-def run_model(name, cfg, args, images, labels):
-    log = logging.getLogger('bench_lowrank')
-    base = load_checkpoint(os.path.join(args.models_dir, cfg['base']), 0)
-    error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
+def make_candidate(cfg, candidate, base, args):
+    """Factorise ``base`` with one candidate's ranks and fine-tune it (validation split held out).
+
+    Parameters
+    ----------
+    candidate : dict
+        ``ranks`` (layer -> rank) or ``compression`` (for :func:`ranks_for_target`), and
+        ``recipe``: fine-tune options overriding ``cfg['recipe']``.
+
+    Returns
+    -------
+    dict
+        ``ranks``, ``specs``, ``symbol``, ``factorised`` and ``tuned`` (arg, aux params),
+        ``report`` (per-layer rows of :func:`factorize`), ``recipe``, ``fit_args``, ``wall``.
+    """
     specs = describe_layers(base[0], base[1], cfg['layers'], cfg['schemes'])
-    ranks = cfg.get('ranks') or ranks_for_target(specs, cfg['compression'], cfg['cost'])
-    log.info('%s: ranks %s', name, ranks)
+    ranks = candidate.get('ranks') or ranks_for_target(
+        specs, candidate.get('compression', cfg.get('compression')), cfg['cost'])
     sym, fargs, faux, report = factorize(*base, ranks, cfg['schemes'])
-    recipe = dict(cfg['recipe'])
+    recipe = dict(cfg['recipe'], **candidate.get('recipe', {}))
     if args.num_epochs:
         recipe['num_epochs'] = args.num_epochs
     fit_args = recipe_options(recipe, args.data_dir)
     start = time.time()
-    train_iter, test_iter = iterators(fit_args)
-    tuned_args, tuned_aux = finetune(sym, fargs, faux, fit_args, train_iter, test_iter)
-    wall = time.time() - start
+    train_iter, val_iter = iterators(fit_args)
+    tuned = finetune(sym, fargs, faux, fit_args, train_iter, val_iter)
+    return {'ranks': ranks, 'specs': specs, 'symbol': sym, 'factorised': (fargs, faux),
+            'tuned': tuned, 'report': report, 'recipe': recipe, 'fit_args': fit_args,
+            'wall': time.time() - start}
+
+
+def select_candidate(cfg, base, args):
+    """Fine-tune every candidate of ``cfg`` and keep the one with the lowest validation error.
+
+    The test set is not read here: the choice is made on the validation split held out of
+    the training set (``--val-split``, :func:`mxcompress.fit.validation_data`).
+
+    Returns
+    -------
+    best : dict
+        :func:`make_candidate`'s result for the chosen candidate, plus ``val_error``.
+    tried : list of dict
+        Per candidate: its ranks, recipe, validation error and fine-tune seconds.
+    """
+    log = logging.getLogger('bench_lowrank')
+    candidates = cfg.get('candidates') or [{'ranks': cfg.get('ranks')}]
+    best, tried = None, []
+    for i, candidate in enumerate(candidates):
+        made = make_candidate(cfg, candidate, base, args)
+        val_images, val_labels = validation_data(made['fit_args'])
+        made['val_error'] = classification_error(made['symbol'], *made['tuned'], val_images,
+                                                 val_labels)
+        tried.append({'ranks': made['ranks'], 'recipe': made['recipe'],
+                      'val_error': made['val_error'], 'wall_seconds': made['wall']})
+        log.info('candidate %d/%d: ranks %s, %s: validation error %.2f%%', i + 1,
+                 len(candidates), made['ranks'], candidate.get('recipe', {}),
+                 100 * made['val_error'])
+        if best is None or made['val_error'] < best['val_error']:
+            best = made
+    return best, tried
+
+
+def run_model(name, cfg, args, images, labels):
+    log = logging.getLogger('bench_lowrank')
+    base = load_checkpoint(os.path.join(args.models_dir, cfg['base']), 0)
+    error = lambda s, a, x: classification_error(s, a, x, images, labels)  # noqa: E731
+    best, tried = select_candidate(cfg, base, args)
+    specs, ranks, sym, report = best['specs'], best['ranks'], best['symbol'], best['report']
+    (fargs, faux), (tuned_args, tuned_aux) = best['factorised'], best['tuned']
+    recipe, fit_args, wall = best['recipe'], best['fit_args'], best['wall']
+    log.info('%s: ranks %s chosen on the validation split (%.2f%%)', name, ranks,
+             100 * best['val_error'])
     errors = {'baseline': error(*base), 'factorised': error(sym, fargs, faux),
               'fine_tuned': error(sym, tuned_args, tuned_aux)}
     before, after = totals(base[0], base[1]), totals(sym, tuned_args)
@@ -120,11 +176,15 @@ def run_model(name, cfg, args, images, labels):
     record = {
         'base_model': 'benchmarks/models/%s' % cfg['base'], 'model': 'benchmarks/models/%s' % name,
         'ranks': ranks, 'schemes': {s.name: s.scheme.name for s in specs},
-        'rank_selection': ('given: %s' % cfg['ranks']) if cfg.get('ranks') else
-                          'ranks_for_target(compression=%s, cost=%s): same kept energy in '
-                          'every layer' % (cfg['compression'], cfg['cost']),
+        'rank_selection': ('lowest validation error of %d candidates (ranks given or from '
+                           'ranks_for_target: same kept energy in every layer)' % len(tried)
+                           if len(tried) > 1 else
+                           ('given: %s' % cfg['ranks']) if cfg.get('ranks') else
+                           'ranks_for_target(compression=%s, cost=%s): same kept energy in '
+                           'every layer' % (cfg['compression'], cfg['cost'])),
+        'candidates': tried, 'validation_error': best['val_error'],
         'kept_energy': {r['layer']: r['kept_energy'] for r in report},
-        'tuning': cfg.get('tuning', 'none: one run with the settings above'),
+        'tuning_history': cfg.get('tuning_history'),
         'test_error': errors['fine_tuned'], 'test_errors': errors,
         'baseline_error_recorded': recorded, 'error_increase_points': 100 * increase,
         'before': before, 'after': after,
@@ -144,6 +204,8 @@ def run_model(name, cfg, args, images, labels):
                           wall_seconds=wall),
         'command': 'OMP_NUM_THREADS=%s python scripts/bench_lowrank.py %s'
                    % (os.environ.get('OMP_NUM_THREADS', ''), ' '.join(args.argv))}
+    record.update(data_provenance(fit_args, 'ranks and fine-tune settings'
+                                  if len(tried) > 1 else None))
     derived_fields(record, cfg['base'])
     save_checkpoint(os.path.join(args.models_dir, name), 0, sym, tuned_args, tuned_aux)
     log.info('%s: error %.2f%% -> %.2f%% -> %.2f%% (baseline %.2f%%), reduction %.2fx, '

@@ -32,7 +32,7 @@ import time
 from mxcompress import data as mnist_data
 from mxcompress.analysis import model_summary
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.fit import fit, fit_options, seed_everything, train_iterators
+from mxcompress.fit import data_provenance, fit, fit_options, seed_everything, train_iterators
 from mxcompress.logs import setup_logging
 from mxcompress.measure import TIMING_LOCK, classification_error, machine_info, time_inference
 from mxcompress.pruning import (plan_filters, plot_sensitivity, prune_and_finetune,
@@ -121,7 +121,7 @@ def run_weight_pruning(name, network, cli, baseline_dir, data_dir):
                   fine_tune_epochs=args.num_epochs * steps,
                   data_recipe=dict(BASELINE[network]['recipe'], lr_schedule='cosine',
                                    momentum=args.mom),
-                  wall_seconds=wall)
+                  wall_seconds=wall, **data_provenance(args))
     record['model'], record['size_bytes'] = save_model(
         name, model, cli.models_dir, cli.reports_dir, '%s (%s)' % (name, record['schedule']))
     record['size_note'] = ('size_bytes is the standard dense .params file (zeros stored); the '
@@ -163,7 +163,8 @@ def run_thinning(name, cli, baseline_dir, data_dir):
                   speedup_b64=None, target_met=False,  # both set by the timing task
                   accuracy_and_flops_targets_met=bool(
                       reduction >= targets['mac_reduction'] and
-                      100 * (error - base_error) <= targets['error_increase_points'] + 1e-10))
+                      100 * (error - base_error) <= targets['error_increase_points'] + 1e-10),
+                  **data_provenance(args))
     record['model'], record['size_bytes'] = save_model(
         name, model, cli.models_dir, cli.reports_dir,
         '%s (filters removed: %s)' % (name, LENET5_FILTERS))
@@ -181,6 +182,9 @@ def run_sensitivity(cli, baseline_dir, data_dir):
     png = plot_sensitivity(rows, os.path.join(cli.reports_dir, 'lenet5-sensitivity.png'),
                            title='LeNet-5: accuracy with one layer pruned', max_drop=0.002)
     return {'held_out': 'last 5000 MNIST training images', 'max_drop': 0.002,
+            'selection': 'training',
+            'choices_made_on': 'targets_for_max_drop judged on the last 5000 training images '
+                               '(the baseline trained on all 60,000; the test set is not read)',
             'targets_for_max_drop': targets_from_sensitivity(rows, 0.002),
             'csv': os.path.relpath(csv_path, ROOT), 'png': os.path.relpath(png, ROOT),
             'rows': rows}

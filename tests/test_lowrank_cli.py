@@ -90,3 +90,25 @@ def test_cli_help_explains():
     for option in ('--layers', '--rank', '--ranks', '--ratio', '--energy', '--compression',
                    '--conv-scheme', '--num-epochs', '--output', 'Jaderberg', 'Denton'):
         assert option in out
+
+
+def test_cli_skips_depthwise_convolutions_of_a_mobilenet(tmp_path, capsys):
+    """A MobileNetV2 (committed, gluoncv architecture): every depthwise conv is skipped with
+    its reason, the other layers are factorised, exactly at full ratio."""
+    prefix = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          'benchmarks', 'models', 'kd-light-mobilenetv2_0.25-alone')
+    out = str(tmp_path / 'out' / 'lr')
+    assert main(['lowrank', prefix, '--output', out, '--energy', '1.0', '--json']) == 0
+    import json
+    summary = json.loads(capsys.readouterr().out)
+    sym, args, aux = load_checkpoint(prefix)
+    depthwise = [n for n in json.loads(sym.tojson())['nodes'] if n['op'] == 'Convolution'
+                 and n['attrs'].get('num_group', '1') != '1']
+    assert len(depthwise) == 17
+    assert sorted(s['layer'] for s in summary['skipped']) == sorted(n['name'] for n in depthwise)
+    assert all('depthwise convolution' in s['reason'] for s in summary['skipped'])
+    assert len(summary['layers']) > 30
+    new_sym, new_args, new_aux = load_checkpoint(out, 0)
+    x = np.random.RandomState(1).rand(4, 1, 28, 28).astype(np.float32)
+    np.testing.assert_allclose(predict(new_sym, new_args, new_aux, x, 4),
+                               predict(sym, args, aux, x, 4), rtol=1e-3, atol=1e-4)

@@ -78,23 +78,73 @@ def test_errors_name_the_layer():
         factorize(sym, args, aux, {'lenet5_fc1': 2}, schemes={'lenet5_fc1': 'spatial'})
 
 
-def test_grouped_convolution_is_refused_dilated_is_exact():
+def test_grouped_and_depthwise_convolutions_are_skipped_dilated_is_exact(caplog):
     data = mx.sym.Variable('data')
     x = mx.sym.Convolution(data, num_filter=4, kernel=(3, 3), name='c0')
     g = mx.sym.Convolution(x, num_filter=4, kernel=(3, 3), num_group=2, name='grouped')
+    w = mx.sym.Convolution(x, num_filter=4, kernel=(3, 3), num_group=4, name='depthwise')
     d = mx.sym.Convolution(x, num_filter=6, kernel=(3, 3), dilate=(2, 2), pad=(2, 2),
                            name='dilated')
-    sym = mx.sym.Group([g, d])
+    sym = mx.sym.Group([g, w, d])
     args, aux = random_params(sym)
     for scheme in ('channel', 'spatial'):
-        with pytest.raises(LowRankError, match='grouped: grouped convolution'):
-            factorize(sym, args, aux, {'grouped': 1}, conv_scheme=scheme)
+        skipped = []
+        with caplog.at_level('INFO', logger='mxcompress'):
+            new, nargs, _, report = factorize(sym, args, aux, {'grouped': 1, 'depthwise': 1,
+                                                               'c0': 1},
+                                              conv_scheme=scheme, skipped=skipped)
+        assert [r['layer'] for r in report] == ['c0']      # skipped, not refused
+        assert [n for n, _ in skipped] == ['grouped', 'depthwise']
+        assert 'grouped convolution (num_group=2)' in skipped[0][1]
+        assert 'depthwise convolution (num_group=4)' in skipped[1][1]
+        assert 'skipping layer grouped: grouped convolution' in caplog.text
+        assert 'skipping layer depthwise: depthwise convolution' in caplog.text
+        assert nargs['grouped_weight'] is args['grouped_weight']
+        specs = describe_layers(sym, args, conv_scheme=scheme)     # default: every layer
+        assert [s.name for s in specs] == ['c0', 'dilated']
     dil = d
     dargs = {k: v for k, v in args.items() if k in dil.list_arguments()}
     for scheme, full in (('channel', 6), ('spatial', 12)):
         new, nargs, _, _ = factorize(dil, dargs, {}, {'dilated': full}, conv_scheme=scheme)
         np.testing.assert_allclose(forward(new, nargs, {}, X), forward(dil, dargs, {}, X),
                                    rtol=1e-4, atol=1e-4)
+
+
+def residual_net():
+    """conv-BN-relu, a residual block of two 3x3 convs (identity shortcut), a strided 3x3 conv
+    with a 1x1 projection shortcut, global pooling, fc."""
+    x = mx.sym.Variable('data')
+
+    def cbr(x, name, filters, stride=1, relu=True):
+        x = mx.sym.Convolution(x, num_filter=filters, kernel=(3, 3), pad=(1, 1),
+                               stride=(stride, stride), no_bias=True, name=name)
+        x = mx.sym.BatchNorm(x, fix_gamma=False, name=name + '_bn')
+        return mx.sym.relu(x) if relu else x
+    x = cbr(x, 'stem', 8)
+    x = mx.sym.relu(x + cbr(cbr(x, 'b1a', 8), 'b1b', 8, relu=False))
+    proj = mx.sym.Convolution(x, num_filter=12, kernel=(1, 1), stride=(2, 2), name='proj')
+    x = mx.sym.relu(proj + cbr(cbr(x, 'b2a', 12, stride=2), 'b2b', 12, relu=False))
+    x = mx.sym.Pooling(x, global_pool=True, kernel=(1, 1), pool_type='avg')
+    return mx.sym.SoftmaxOutput(mx.sym.FullyConnected(x, num_hidden=10, name='fc'),
+                                name='softmax')
+
+
+@pytest.mark.parametrize('conv_scheme', ['channel', 'spatial'])
+def test_residual_net_3x3_convs_at_full_rank_are_exact(conv_scheme):
+    sym = residual_net()
+    args, aux = random_params(sym)
+    convs = ['stem', 'b1a', 'b1b', 'b2a', 'b2b']
+    specs = describe_layers(sym, args, names=convs, conv_scheme=conv_scheme)
+    ranks = {s.name: s.scheme.max_rank(s.geom) for s in specs}
+    new, new_args, new_aux, report = factorize(sym, args, aux, ranks, conv_scheme=conv_scheme)
+    out, ref = forward(logits(new), new_args, new_aux, X), forward(logits(sym), args, aux, X)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+    assert {r['layer'] for r in report} == set(convs)
+    # truncated: a real saving on the strided block, still a valid graph
+    half = {s.name: max(1, s.scheme.max_rank(s.geom) // 2) for s in specs}
+    small, sargs, saux, rep = factorize(sym, args, aux, half, conv_scheme=conv_scheme)
+    assert sum(r['factored_params'] for r in rep) < sum(r['params'] for r in rep)
+    assert forward(small, sargs, saux, X).shape == (len(X), 10)
 
 
 def test_rank_selection_helpers():

@@ -96,11 +96,24 @@ def test_bad_filter_plans():
         plan_filters(sym, args, {'lenet5_conv1': 20})
     with pytest.raises(ValueError, match='keep at least one'):
         thin_network(sym, args, aux, {'lenet5_conv2': []})
-    # a residual add mixes channels: refused with the op named
+    # a residual add couples c1 and c2: one group, thinned together (once refused)
     x = mx.sym.Variable('data')
     c1 = mx.sym.Convolution(x, num_filter=4, kernel=(3, 3), pad=(1, 1), name='c1')
     c2 = mx.sym.Convolution(c1, num_filter=4, kernel=(3, 3), pad=(1, 1), name='c2')
     res = mx.sym.FullyConnected(c1 + c2, num_hidden=10, name='fc')
-    rargs, raux = random_params(res)
-    with pytest.raises(ValueError, match='c1.*elemwise_add'):
-        thin_network(res, rargs, raux, {'c1': [0, 1]})
+    rargs, raux = random_params(res, data_shape=(2, 1, 8, 8))
+    thin, targs, taux = thin_network(res, rargs, raux, {'c1': [0, 1]}, data_shape=(1, 1, 8, 8))
+    assert targs['c1_weight'].shape == (2, 1, 3, 3) and targs['c2_weight'].shape == (2, 2, 3, 3)
+    assert targs['fc_weight'].shape == (10, 2 * 64)
+    xs = np.random.RandomState(0).rand(2, 1, 8, 8).astype(np.float32)
+    _, zargs, zaux = zero_filters(res, rargs, raux, {'c1': [0, 1]}, data_shape=(1, 1, 8, 8))
+    np.testing.assert_allclose(run(thin, targs, taux, xs), run(res, zargs, zaux, xs),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match='c1 and c2 are in one channel group'):
+        thin_network(res, rargs, raux, {'c1': [0, 1], 'c2': [1, 2]}, data_shape=(1, 1, 8, 8))
+    # a reshape mixes channels: the group stays dense, an explicit request names why
+    mixed = mx.sym.FullyConnected(mx.sym.reshape(c1, shape=(0, 2, -1)), num_hidden=10,
+                                  flatten=True, name='fc')
+    margs, maux = random_params(mixed, data_shape=(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="c1: its channel group c1 stays dense.*Reshape"):
+        thin_network(mixed, margs, maux, {'c1': [0, 1]}, data_shape=(1, 1, 8, 8))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mxcompress.data import holdout_split
-from mxcompress.fit import fit_options, train_and_validation, train_iterators
+from mxcompress.fit import data_provenance, fit_options, train_and_validation, train_iterators
 
 
 def test_holdout_is_stratified_exact_disjoint_and_repeatable():
@@ -34,3 +34,16 @@ def test_iterators_validate_on_the_held_out_images(mnist_dir):
     np.testing.assert_array_equal(seen[:100], y_val)             # the split, not the test set
     none = fit_options(num_examples=1000, num_test_examples=100, batch_size=50, val_split=0)
     assert train_iterators(none)[1].num_data == 1000
+
+
+def test_provenance_names_the_images_choices_were_made_on(mnist_dir):
+    args = fit_options(num_examples=1000, val_split=0.1)
+    chosen = data_provenance(args, 'ranks')
+    assert chosen['selection'] == 'validation'
+    assert 'ranks chosen on the validation split: 100 of the 1000 training images' in \
+        chosen['choices_made_on']
+    assert data_provenance(fit_options(num_examples=1000, val_split=0), 'ranks')['selection'] \
+        == 'test'
+    fixed = data_provenance(args)
+    assert fixed['selection'] == 'none' and 'no choice' in fixed['choices_made_on']
+    assert 'read once' in fixed['reported_on']

@@ -82,11 +82,15 @@ def script_main(parser, run, argv=None):
     return report_errors(parser.prog, run, args)
 
 
-def data_example_shape(args):
+def data_example_shape(args, needs_data=True):
     """``(C, H, W)`` of the data set the options of ``args`` name (``--data-shape`` first), or
-    None when there is no data to read (a rewrite that needs none)."""
+    None when the shape is the checkpoint's to tell: no data to read (a rewrite that needs
+    none), or no ``--data`` given to a command that reads no data (the default MNIST must not
+    impose 1 x 28 x 28 on, say, a 3-channel gluoncv export)."""
     if getattr(args, 'data_shape', None):
         return tuple(args.data_shape)
+    if not needs_data and getattr(args, 'data_dir', None) is None:
+        return None
     try:
         return input_shape(args)[1:]
     except ValueError:   # no data set there (MNISTError / DataError): shapes from the model

@@ -22,7 +22,8 @@ from symbols import distill as sd
 from ..argtypes import positive_int
 from ..checkpoint import load_checkpoint, save_checkpoint
 from ..distillation.losses import check_mimic_weight, check_temperature
-from ..fit import add_data_args, add_fit_args, data_split, input_shape, train_model
+from ..fit import (add_data_args, add_fit_args, data_split, input_shape, train_model,
+                   validation_data)
 from ..measure import classification_error
 from . import check_outputs, checkpoint_files, script_main
 
@@ -126,13 +127,20 @@ def build_kd(args):
     return group, arg_params, aux_params, fixed
 
 
-def run_kd(args, logger=None):
+def run_kd(args, logger=None, test=True):
     """Distil ``args.student`` from the teacher; save the student; return a result dict.
+
+    Parameters
+    ----------
+    test : bool
+        Measure the test error too; False leaves the test set unread (a run whose
+        validation error is used for a choice, e.g. a temperature sweep).
 
     Returns
     -------
     dict
-        ``student_test_error`` (and ``teacher_test_error``), ``wall_seconds``, ``module``,
+        ``student_val_error`` (with a ``--val-split``), ``student_test_error`` (and
+        ``teacher_test_error``; only with ``test``), ``wall_seconds``, ``module``,
         ``student_symbol``, ``student_arg_params``, ``student_aux_params``.
     """
     logger = logger or logging.getLogger('mxcompress')
@@ -151,10 +159,15 @@ def run_kd(args, logger=None):
     if args.output_prefix:
         save_checkpoint(args.output_prefix, 0, student, s_args, s_aux)
         logger.info('saved the student to %s-symbol.json / -0000.params', args.output_prefix)
-    images, labels = data_split(args, 'test')
-    result = {'student_test_error': classification_error(student, s_args, s_aux, images, labels),
-              'wall_seconds': wall, 'module': module, 'student_symbol': student,
+    result = {'wall_seconds': wall, 'module': module, 'student_symbol': student,
               'student_arg_params': s_args, 'student_aux_params': s_aux}
+    validation = validation_data(args)
+    if validation is not None:
+        result['student_val_error'] = classification_error(student, s_args, s_aux, *validation)
+    if not test:
+        return result
+    images, labels = data_split(args, 'test')
+    result['student_test_error'] = classification_error(student, s_args, s_aux, images, labels)
     if args.joint:
         teacher = mx.sym.SoftmaxOutput(group.get_internals()['softmax_teacher_output']
                                        .get_children()[0], name='softmax')
@@ -169,6 +182,8 @@ def print_kd_result(args, result):
     print('student test error: %.2f%% (%s, T=%g, mimic weight %g)'
           % (100 * result['student_test_error'], args.student, args.temperature,
              args.mimic_weight))
+    if 'student_val_error' in result:
+        print('student validation error: %.2f%%' % (100 * result['student_val_error']))
     if 'teacher_test_error' in result:
         print('teacher test error: %.2f%%' % (100 * result['teacher_test_error']))
 

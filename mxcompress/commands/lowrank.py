@@ -20,8 +20,9 @@ standard checkpoint OUTPUT-symbol.json + OUTPUT-0000.params.
 FullyConnected layers use the SVD W ~ U_r S_r V_r^T (Denton et al. 2014): layer NAME becomes
 NAME_v (n -> r, no bias) and NAME_u (r -> m, the original bias). Convolution layers use
 --conv-scheme: 'channel' (k x k conv with r filters, then a 1 x 1 conv to N) or 'spatial'
-(Jaderberg et al. 2014: k x 1 conv with r filters, then a 1 x k conv). Grouped convolutions
-are not supported.
+(Jaderberg et al. 2014: k x 1 conv with r filters, then a 1 x k conv). Grouped and depthwise
+convolutions (num_group > 1, e.g. MobileNet's) are skipped, with a message naming each: they
+have no useful low-rank form.
 
 Ranks: exactly one of --rank (every layer), --ratio (kept fraction of each layer's weight
 params or MACs), --energy (kept fraction of each layer's squared singular values) or
@@ -74,11 +75,14 @@ def add_parser(sub):
     parser.set_defaults(func=run, lr=0.01, lr_schedule='cosine')
 
 
-def plan(args, symbol, arg_params):
+def plan(args, symbol, arg_params, skipped=None):
     """Check the options against the checkpoint: ``(ranks, schemes, data_shape)``.
 
-    Raises ValueError (LowRankError) naming the layer or option at fault.
+    Grouped / depthwise convolutions are left out; ``(name, reason)`` of each is appended to
+    ``skipped`` when given. Raises ValueError (LowRankError) naming the layer or option at
+    fault.
     """
+    skipped = [] if skipped is None else skipped
     explicit = parse_layer_values(args.ranks, int, '--ranks')
     schemes = parse_layer_values(args.schemes, str, '--schemes')
     criteria = [o for o, v in (('--rank', args.rank), ('--ratio', args.ratio),
@@ -95,11 +99,18 @@ def plan(args, symbol, arg_params):
         names = None
     data_shape = model_input_shape(symbol, arg_params, None, args.data_shape or (
         chw_shape(args.input_shape) if args.input_shape else None), args.prefix)
-    specs = describe_layers(symbol, arg_params, names, schemes, args.conv_scheme, data_shape)
+    specs = describe_layers(symbol, arg_params, names, schemes, args.conv_scheme, data_shape,
+                            skipped=skipped)
     known = {s.name for s in specs}
-    for name in explicit:
+    for name in list(explicit):
         if name not in known:  # names the problem: not a layer, wrong op, or not selected
-            describe_layers(symbol, arg_params, [name], schemes, args.conv_scheme, data_shape)
+            left_out = []
+            describe_layers(symbol, arg_params, [name], schemes, args.conv_scheme, data_shape,
+                            skipped=left_out)
+            if left_out:     # grouped / depthwise: skipped, not refused
+                del explicit[name]
+                if name not in [n for n, _ in skipped]:
+                    skipped.extend(left_out)
     if args.rank is not None:
         explicit = dict({s.name: args.rank for s in specs}, **explicit)
     ranks = choose_ranks(specs, ranks=explicit or None, ratio=args.ratio, energy=args.energy,
@@ -112,7 +123,8 @@ def run(args):
     if args.num_epochs > 0:  # fine-tuning reports progress (Speedometer, epoch metrics)
         setup_logging()
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
-    ranks, schemes, data_shape = plan(args, symbol, arg_params)
+    skipped = []
+    ranks, schemes, data_shape = plan(args, symbol, arg_params, skipped)
     new_sym, new_args, new_aux, report = factorize(symbol, arg_params, aux_params, ranks,
                                                   schemes, args.conv_scheme, data_shape)
     errors = {}
@@ -126,7 +138,8 @@ def run(args):
     save_checkpoint(args.output, 0, new_sym, new_args, new_aux)
     before = model_summary(symbol, arg_params, aux_params, data_shape)
     after = model_summary(new_sym, new_args, new_aux, data_shape)
-    summary = {'layers': report, 'params': [before['params'], after['params']],
+    summary = {'layers': report, 'skipped': [{'layer': n, 'reason': r} for n, r in skipped],
+               'params': [before['params'], after['params']],
                'macs': [before['dense_macs'], after['dense_macs']], 'test_error': errors,
                'output': args.output}
     if args.json:
@@ -138,6 +151,8 @@ def run(args):
         print('%-20s %-8s %6d %6d %10d %10d %7.2f%%' % (
             r['layer'], r['scheme'], r['rank'], r['max_rank'], r['params'],
             r['factored_params'], 100 * r['kept_energy']))
+    for name, reason in skipped:
+        print('skipped %s: %s' % (name, reason))
     print('model params %d -> %d (%.2fx), MACs %d -> %d (%.2fx)' % (
         before['params'], after['params'], before['params'] / after['params'],
         before['dense_macs'], after['dense_macs'], before['dense_macs'] / after['dense_macs']))

@@ -32,6 +32,10 @@ def run(args):
         print('%-24s %-16s %10d %10d %7.1f%% %12d %12d' % (
             r['layer'], 'x'.join(map(str, r['weight_shape'])), r['params'], r['nonzeros'],
             100 * r['sparsity'], r['dense_macs'], r['remaining_macs']))
+    print('input %s (%s)' % ('x'.join(map(str, shape[1:])),
+                             'from --data-shape' if args.data_shape else
+                             'inferred from the checkpoint; give --data-shape if the network '
+                             'takes another size'))
     print('total params %d (%d fp32 bytes), weight density %.2f%%, MACs %d -> %d' % (
         summary['params'], summary['fp32_bytes'], 100 * summary['weight_density'],
         summary['dense_macs'], summary['remaining_macs']))

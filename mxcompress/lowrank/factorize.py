@@ -20,7 +20,7 @@ def factor_names(name):
 
 
 def factorize(symbol, arg_params, aux_params, ranks, schemes=None, conv_scheme='channel',
-              data_shape=None):
+              data_shape=None, skipped=None):
     """Replace layers by rank-``r`` factorisations.
 
     Parameters
@@ -35,6 +35,9 @@ def factorize(symbol, arg_params, aux_params, ranks, schemes=None, conv_scheme='
     data_shape : tuple or None
         Input shape for feature-map sizes (MAC counts in the report).
         None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
+    skipped : list or None
+        Grouped / depthwise convolutions in ``ranks`` are not factorised (no useful low-rank
+        form): logged, and ``(name, reason)`` appended here.
 
     Returns
     -------
@@ -54,7 +57,7 @@ def factorize(symbol, arg_params, aux_params, ranks, schemes=None, conv_scheme='
         and rank has been checked.
     """
     specs = describe_layers(symbol, arg_params, names=list(ranks), schemes=schemes,
-                            conv_scheme=conv_scheme, data_shape=data_shape)
+                            conv_scheme=conv_scheme, data_shape=data_shape, skipped=skipped)
     plan = {s.name: (s, check_rank(s, ranks[s.name])) for s in specs}
     new_params = {}
     report = []

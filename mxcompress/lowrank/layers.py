@@ -3,9 +3,16 @@
 Layers are matched by op type (:func:`mxcompress.graph.find_layers`); their geometry comes
 from the op attributes and from shape inference on the whole graph for a given input shape.
 Every problem (no such layer, not a FullyConnected / Convolution, a scheme that does not fit
-the op, grouped or non-2-D convolutions) raises :class:`LowRankError` naming the layer.
+the op, non-2-D convolutions) raises :class:`LowRankError` naming the layer.
+
+Grouped and depthwise convolutions are *skipped*, with a logged message naming the layer and
+why (:func:`grouped_reason`): their weight ``(C_out, C_in / g, kh, kw)`` is already
+block-diagonal over the ``g`` groups, so neither the channel nor the spatial SVD applies to the
+layer as a whole, and a depthwise ``kh x kw`` filter per channel (``kh kw`` weights) has no
+factorisation that saves anything.
 """
 import collections
+import logging
 
 import numpy as np
 
@@ -13,7 +20,10 @@ from ..analysis import input_shape
 from ..graph import find_layers, graph_nodes, parse_tuple
 from .schemes import LowRankError, conv_geometry, dense_geometry, get_scheme
 
-__all__ = ['LayerSpec', 'FACTORISABLE_OPS', 'describe_layers', 'default_scheme', 'kept_energy']
+__all__ = ['LayerSpec', 'FACTORISABLE_OPS', 'describe_layers', 'default_scheme', 'kept_energy',
+           'grouped_reason']
+
+log = logging.getLogger('mxcompress')
 
 FACTORISABLE_OPS = ('FullyConnected', 'Convolution')
 
@@ -68,8 +78,26 @@ def _geometry(layer, weight_shape, shapes):
                          no_bias=layer.bias is None)
 
 
+def grouped_reason(layer):
+    """Why a Convolution ``layer`` (a :class:`~mxcompress.graph.Layer`) is not factorised, or
+    None: depthwise (``num_group`` = input channels) and grouped convs have no useful low-rank
+    form."""
+    if layer.op != 'Convolution':
+        return None
+    groups = int(layer.attrs.get('num_group', 1))
+    if groups == 1:
+        return None
+    filters = int(layer.attrs.get('num_filter', 0))
+    if groups == filters:
+        return ('depthwise convolution (num_group=%d): one %s filter per channel has no useful '
+                'low-rank form; left as it is' % (groups, layer.attrs.get('kernel', '')))
+    return ('grouped convolution (num_group=%d): its weight is block-diagonal over the groups, '
+            'so the channel / spatial SVD of the whole layer does not apply; left as it is'
+            % groups)
+
+
 def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='channel',
-                    data_shape=None):
+                    data_shape=None, skipped=None):
     """Describe the layers ``names`` (default: every FullyConnected / Convolution layer).
 
     Parameters
@@ -86,6 +114,9 @@ def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='c
     data_shape : tuple or None
         Input shape used to infer feature-map sizes (for MAC counts).
         None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
+    skipped : list or None
+        Grouped / depthwise convolutions among ``names`` are left out, logged, and appended
+        here as ``(name, reason)`` (see :func:`grouped_reason`).
 
     Returns
     -------
@@ -114,6 +145,12 @@ def describe_layers(symbol, arg_params, names=None, schemes=None, conv_scheme='c
     specs = []
     for name in [n for n in order if n in set(names)]:
         layer = layers[name]
+        reason = grouped_reason(layer)
+        if reason:
+            log.info('low rank: skipping layer %s: %s', name, reason)
+            if skipped is not None:
+                skipped.append((name, reason))
+            continue
         scheme = get_scheme(schemes.get(name, default_scheme(layer.op, conv_scheme)))
         if layer.op not in scheme.ops:
             raise LowRankError('layer %s: scheme %r does not apply to a %s layer (use %s)'

@@ -1,34 +1,52 @@
-"""Filter pruning with physical removal (Li et al., "Pruning Filters for Efficient ConvNets", 2017).
+"""Filter pruning with physical removal, in dependency groups.
 
-A conv layer's filters are ranked by their norm ``||F_j||_p`` (p = 1 or 2, Li et al. use L1)
-and the weakest are removed. Removing filter ``j`` removes output channel ``j``, so the network
-shrinks, not just sparsifies:
+Li et al. ("Pruning Filters for Efficient ConvNets", ICLR 2017) rank a conv layer's filters by
+their norm ``||F_j||_p`` (p = 1 or 2, they use L1) and remove the weakest; removing filter
+``j`` removes output channel ``j``, so the network shrinks, not just sparsifies. In a real
+architecture channels are coupled: the convs whose outputs meet at a residual add, a depthwise
+conv and the conv feeding it, the inputs of a Concat at their offsets. :mod:`.groups` finds
+these *channel groups* on the Symbol (as DepGraph, Fang et al., CVPR 2023, does by tracing);
+here each group is ranked by one criterion over all its members and the same channels are
+removed from every member:
 
-- the layer itself: ``num_filter``, weight rows ``W[j]`` and bias ``b[j]``;
-- channel-wise ops after it pass through (Activation, Pooling, Dropout, ...);
-- a BatchNorm after it: ``gamma, beta, moving_mean, moving_var`` lose entry ``j``;
-- the next Convolution: input channel ``j`` of every filter, ``W'[:, j]``;
-- the first FullyConnected after a Flatten: the ``H*W`` input columns of channel ``j``.
+- producers (convs whose filters make the channels): ``num_filter``, weight rows ``W[j]``,
+  bias ``b[j]``; depthwise convs in the group also ``num_group``;
+- BatchNorms on the group: ``gamma, beta, moving_mean, moving_var`` lose entry ``j``;
+- consumers: input channel ``j`` of every conv reading the group, ``W'[:, j]`` (at the group's
+  offset when it reaches the conv through a Concat), and the ``H*W`` columns of channel ``j``
+  of a FullyConnected after a Flatten or a global pooling.
 
-The result is a smaller dense standard checkpoint computing exactly what the original
-computes with those filters (and their BatchNorm scale and shift) set to zero
-(:func:`zero_filters`, the test reference). Network slimming (Liu et al. 2017) ranks channels
-by the ``|gamma|`` of their BatchNorm instead (:func:`slimming_plan`).
+Criteria for a group ``g`` with producer weights ``W_p`` (depthwise ones included), channel
+``j``:
+
+* ``l1``: ``sum_p ||W_p[j]||_1`` -- the L1 norm of all the group's filters for ``j``;
+* ``l2``: ``sqrt(sum_p ||W_p[j]||_2^2)``;
+* ``bn`` (network slimming, Liu et al., ICCV 2017): ``mean_b |gamma_b[j]|`` over the group's
+  BatchNorms with a trainable gamma, one global threshold over all groups.
+
+Groups the analysis cannot follow (a Reshape, a transpose, a SliceChannel on channels, a
+general grouped conv, the graph's inputs and outputs) stay dense and are reported in the
+:class:`FilterPlan`; nothing raises in the middle of a rewrite.
+
+The result is a smaller dense standard checkpoint computing exactly what the original computes
+with the removed filters, and the BatchNorm ``gamma, beta, moving_mean`` of their channels, set
+to zero (:func:`zero_filters`, the test reference).
 """
 import json
 
 import mxnet as mx
 import numpy as np
 
-from ..analysis import input_shape
-from ..graph import graph_nodes, rewrite
+from ..analysis import count_macs, input_shape
+from ..graph import Node, build_op, rewrite
+from .groups import analyse, layout_index, node_params
 
-__all__ = ['filter_norms', 'weakest_filters', 'plan_filters', 'slimming_plan', 'thin_network',
-           'zero_filters', 'channel_consumers']
+__all__ = ['filter_norms', 'weakest_filters', 'FilterPlan', 'plan_groups', 'plan_filters',
+           'slimming_plan', 'thin_network', 'thin_symbol', 'zero_filters', 'group_scores',
+           'CRITERIA']
 
-#: ops that keep channels one-to-one (output channel j depends only on input channel j)
-CHANNELWISE = ('Activation', 'relu', 'sigmoid', 'tanh', 'LeakyReLU', 'Pooling', 'Dropout',
-               'clip', '_copy', 'identity', 'BlockGrad', 'Cast', 'abs', 'square')
+#: ranking criteria of :func:`plan_groups`
+CRITERIA = ('l1', 'l2', 'bn')
 
 
 def _np(value):
@@ -88,119 +106,236 @@ def weakest_filters(scores, remove, layer='layer'):
     return np.sort(order[remove:])
 
 
-def plan_filters(symbol, arg_params, remove, norm='l1'):
-    """Keep-lists of conv layers by filter norm.
+def _bn_trainable(node):
+    attrs = node.get('attrs', {})
+    return str(attrs.get('fix_gamma', 'True')).strip().lower() not in ('true', '1')
+
+
+def group_scores(analysis, arg_params, criterion='l1'):
+    """Score of every channel of every group (higher = more important).
+
+    Parameters
+    ----------
+    analysis : GroupAnalysis
+    arg_params : dict of str -> NDArray
+    criterion : {'l1', 'l2', 'bn'}
+        See the module docstring.
+
+    Returns
+    -------
+    dict of int -> numpy.ndarray, shape (C_g,)
+        Group id -> scores; for ``bn``, only groups with a BatchNorm whose gamma is trained.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError('unknown filter criterion %r; valid: %s' % (criterion,
+                                                                     ', '.join(CRITERIA)))
+    nodes = analysis.nodes
+    total, count = {}, {}
+    for i, role, layout in analysis.roles():
+        params = node_params(nodes, i)
+        if criterion in ('l1', 'l2') and role in ('filters', 'depthwise'):
+            if params[0] not in arg_params:
+                continue
+            w = _np(arg_params[params[0]])
+            w = w.reshape(w.shape[0], -1).astype(np.float64)
+            values = np.abs(w).sum(axis=1) if criterion == 'l1' else (w ** 2).sum(axis=1)
+        elif criterion == 'bn' and role == 'batchnorm' and _bn_trainable(nodes[i]):
+            if params[0] not in arg_params:
+                continue
+            values = np.abs(_np(arg_params[params[0]]).astype(np.float64))
+        else:
+            continue
+        offset = 0
+        for g, _ in layout:
+            size = analysis.size(g)
+            total[g] = total.get(g, 0) + values[offset:offset + size]
+            count[g] = count.get(g, 0) + 1
+            offset += size
+    if criterion == 'l2':
+        return {g: np.sqrt(v) for g, v in total.items()}
+    if criterion == 'bn':
+        return {g: v / count[g] for g, v in total.items()}
+    return total
+
+
+class FilterPlan:
+    """What :func:`plan_groups` decided; :func:`thin_network` applies it.
+
+    Attributes
+    ----------
+    analysis : GroupAnalysis
+    criterion : str
+    keep : dict of int -> numpy.ndarray
+        Group id -> sorted kept channels, for every group that loses channels (or was asked to).
+    groups : list of dict
+        One row per planned group: ``group`` (name), ``channels``, ``kept``, ``removed``,
+        ``producers``, ``members`` (``[name, role]``), ``kept_channels``.
+    skipped : list of dict
+        Groups left dense: ``group``, ``channels``, ``producers``, ``members``, ``reasons``.
+    macs_before, macs_after : int
+        Dense multiply-accumulates per example (:func:`mxcompress.analysis.count_macs`).
+    """
+
+    def __init__(self, analysis, criterion, keep, groups, skipped):
+        self.analysis, self.criterion, self.keep = analysis, criterion, keep
+        self.groups, self.skipped = groups, skipped
+        self.macs_before = count_macs(analysis.symbol, analysis.data_shape)
+        self.macs_after = count_macs(thin_symbol(analysis.symbol, self), analysis.data_shape)
+
+    def layers(self):
+        """Producer conv name -> kept channels (the old per-layer keep-lists)."""
+        by_id = {g.id: g for g in self.analysis.groups}
+        return {name: kept for g, kept in self.keep.items() for name in by_id[g].producers}
+
+    def to_dict(self):
+        """JSON-ready summary (kept channel lists included)."""
+        return {'criterion': self.criterion, 'data_shape': list(self.analysis.data_shape),
+                'macs_before': int(self.macs_before), 'macs_after': int(self.macs_after),
+                'groups': self.groups, 'skipped': self.skipped}
+
+
+def _member_rows(group):
+    return [[name, role] for name, role in group.members]
+
+
+def plan_groups(symbol, arg_params, sparsity, criterion='l1', layers=None, data_shape=None,
+                aux_params=None, analysis=None):
+    """Plan filter removal in dependency groups.
+
+    Parameters
+    ----------
+    symbol, arg_params : checkpoint
+    sparsity : float, int or dict
+        One value for every chosen group, or ``{conv name: value}``: the group containing that
+        conv (as a producer, or a depthwise conv in it) gets the value; names of one group
+        must agree. A float is the fraction in [0, 1) of the group's channels to remove, an
+        int their number. With ``criterion='bn'``: one float, the fraction of all the chosen
+        groups' channels, by one global ``|gamma|`` threshold (Liu et al. 2017).
+    criterion : {'l1', 'l2', 'bn'}
+    layers : list of str or None
+        Conv names whose groups are chosen (default: every group).
+    data_shape : tuple or None
+        Input shape (batch axis included); None: what the checkpoint implies.
+    analysis : GroupAnalysis or None
+        A ready analysis of ``symbol`` (made here when None).
+
+    Returns
+    -------
+    FilterPlan
+
+    Raises
+    ------
+    ValueError
+        Unknown conv names, conflicting values for one group, a value that would remove every
+        channel of a group. Groups that cannot be thinned are skipped and reported, not raised.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError('unknown filter criterion %r; valid: %s' % (criterion,
+                                                                     ', '.join(CRITERIA)))
+    if analysis is None:
+        analysis = analyse(symbol, input_shape(symbol, arg_params, aux_params, data_shape))
+    by_id = {g.id: g for g in analysis.groups}
+    targets, named = {}, {}
+    if isinstance(sparsity, dict):
+        if criterion == 'bn':
+            raise ValueError('network slimming takes one sparsity (a global channel fraction)')
+        for name, value in sparsity.items():
+            group = analysis.group_of(name)
+            if group.id in targets and targets[group.id] != value:
+                raise ValueError('%s and %s are in one channel group (%s) but were given '
+                                 'different sparsities %s and %s'
+                                 % (named[group.id], name, group.name, targets[group.id], value))
+            targets[group.id], named[group.id] = value, name
+    else:
+        chosen = analysis.groups if layers is None else [analysis.group_of(n) for n in layers]
+        targets = {g.id: sparsity for g in chosen}
+    scores = group_scores(analysis, arg_params, criterion)
+    skipped, keep = [], {}
+    for g in analysis.blocked:
+        skipped.append({'group': g.name, 'channels': g.channels, 'producers': list(g.producers),
+                        'members': _member_rows(g), 'reasons': list(g.reasons)})
+    live = [by_id[g] for g in targets if not by_id[g].reasons]
+    if criterion == 'bn':
+        if isinstance(sparsity, bool) or not 0.0 <= float(sparsity) < 1.0:
+            raise ValueError('slimming ratio must be in [0, 1), got %s' % sparsity)
+        for g in [g for g in live if g.id not in scores]:
+            skipped.append({'group': g.name, 'channels': g.channels,
+                            'producers': list(g.producers), 'members': _member_rows(g),
+                            'reasons': ['no BatchNorm with a trainable gamma']})
+        live = [g for g in live if g.id in scores]
+        if not live:
+            raise ValueError('no prunable channel group has a BatchNorm with a trainable gamma: '
+                             'nothing to slim')
+        everything = np.sort(np.concatenate([scores[g.id] for g in live]))
+        cut = int(round(float(sparsity) * everything.size))
+        threshold = everything[cut - 1] if cut else -np.inf
+        for g in live:
+            kept = np.nonzero(scores[g.id] > threshold)[0]
+            keep[g.id] = kept if kept.size else np.array([int(np.argmax(scores[g.id]))])
+    else:
+        for g in live:
+            values = scores.get(g.id, np.zeros(g.channels))
+            value = targets[g.id]
+            if not isinstance(sparsity, dict) and isinstance(value, float) and 0 <= value < 1:
+                value = min(int(round(value * g.channels)), g.channels - 1)  # keep one
+            keep[g.id] = weakest_filters(values, value, g.name)
+    rows = []
+    for g in live:
+        kept = keep[g.id]
+        rows.append({'group': g.name, 'channels': g.channels, 'kept': int(len(kept)),
+                     'removed': int(g.channels - len(kept)), 'producers': list(g.producers),
+                     'members': _member_rows(g), 'kept_channels': [int(k) for k in kept]})
+    return FilterPlan(analysis, criterion, keep, rows, skipped)
+
+
+def plan_filters(symbol, arg_params, remove, norm='l1', data_shape=None):
+    """Keep-lists of conv layers by filter norm, in dependency groups.
 
     Parameters
     ----------
     remove : dict of str -> int or float
-        Conv layer name -> filters to remove (count) or fraction.
+        Conv layer name -> filters to remove (count) or fraction; every conv of the layer's
+        channel group loses the same channels (see :func:`plan_groups`).
     norm : {'l1', 'l2'}
 
     Returns
     -------
     dict of str -> numpy.ndarray
-        Layer name -> sorted indices of kept filters.
+        Producer conv name -> sorted indices of kept filters (for :func:`thin_network`).
+        Groups that cannot be thinned are left out.
     """
-    convs = {n['name']: n for n in graph_nodes(symbol) if n['op'] == 'Convolution'}
-    unknown = [k for k in remove if k not in convs]
-    if unknown:
-        raise ValueError('unknown conv layer(s) %s; Convolution layers of this model: %s'
-                         % (', '.join(unknown), ', '.join(convs) or 'none'))
-    weights = _weight_names(symbol)
-    return {name: weakest_filters(filter_norms(arg_params[weights[name]], norm), count, name)
-            for name, count in remove.items()}
+    if norm not in ('l1', 'l2'):
+        raise ValueError('unknown filter norm %r; valid: l1, l2' % (norm,))
+    return plan_groups(symbol, arg_params, dict(remove), norm, data_shape=data_shape).layers()
 
 
-def _weight_names(symbol):
-    nodes = graph_nodes(symbol)
-    return {n['name']: nodes[n['inputs'][1][0]]['name'] for n in nodes
-            if n['op'] in ('Convolution', 'FullyConnected') and len(n['inputs']) > 1}
+def slimming_plan(symbol, arg_params, ratio, data_shape=None):
+    """Network slimming: channels ranked by their BatchNorm ``|gamma|`` (Liu et al. 2017).
 
-
-def channel_consumers(symbol, layer, data_shape):
-    """What removing output channels of conv ``layer`` touches downstream.
+    One global threshold over the channels of every prunable group with a BatchNorm removes
+    the fraction ``ratio`` of them with the smallest (group-mean) ``|gamma|``; each group keeps
+    at least one channel.
 
     Returns
     -------
-    list of tuple
-        ``('batchnorm', node)``, ``('conv', node)`` or ``('fc', node, spatial)`` entries:
-        BatchNorms to slice, the conv layers whose input channels shrink, and the
-        FullyConnected layers whose columns shrink (``spatial`` = H*W per channel).
-
-    Raises
-    ------
-    ValueError
-        The channels reach an op that mixes them in an unsupported way (Concat, residual
-        add, grouped conv, a second input of an op, the graph output).
+    dict of str -> numpy.ndarray
+        Producer conv name -> kept channel indices (for :func:`thin_network`).
     """
-    nodes = graph_nodes(symbol)
-    index = {n['name']: i for i, n in enumerate(nodes)}
-    consumers = {i: [] for i in range(len(nodes))}
-    for j, n in enumerate(nodes):
-        for slot, entry in enumerate(n['inputs']):
-            consumers[entry[0]].append((j, slot))
-    heads = {h[0] for h in json.loads(symbol.tojson())['heads']}
-    found, stack = [], [index[layer]]
-    internals = symbol.get_internals()
-
-    def fail(j, why):
-        raise ValueError('cannot remove filters of %s: its channels reach %s %r, %s'
-                         % (layer, nodes[j]['op'], nodes[j]['name'], why))
-
-    while stack:
-        i = stack.pop()
-        if i in heads and i != index[layer] or (i == index[layer] and i in heads):
-            raise ValueError('cannot remove filters of %s: its channels are a graph output'
-                             % layer)
-        for j, slot in consumers[i]:
-            node = nodes[j]
-            op, attrs = node['op'], node.get('attrs', {})
-            if slot != 0:
-                fail(j, 'as input %d (only the data input can shrink)' % slot)
-            if op in CHANNELWISE:
-                stack.append(j)
-            elif op == 'BatchNorm':
-                if int(attrs.get('axis', 1)) != 1:
-                    fail(j, 'with axis != 1')
-                found.append(('batchnorm', node))
-                stack.append(j)
-            elif op == 'Convolution':
-                if int(attrs.get('num_group', 1)) != 1:
-                    fail(j, 'a grouped convolution')
-                found.append(('conv', node))
-            elif op in ('Flatten', 'flatten', 'FullyConnected'):
-                fc_idx = j
-                if op != 'FullyConnected':
-                    nxt = consumers[j]
-                    if len(nxt) != 1 or nodes[nxt[0][0]]['op'] != 'FullyConnected' \
-                            or nxt[0][1] != 0:
-                        fail(j, 'not followed by exactly one FullyConnected')
-                    fc_idx = nxt[0][0]
-                elif attrs.get('flatten', 'True') in ('False', 'false', '0'):
-                    fail(j, 'with flatten=False')
-                out = internals[nodes[i]['name'] + '_output'] if nodes[i]['op'] != 'null' \
-                    else internals[nodes[i]['name']]
-                shape = out.infer_shape_partial(data=data_shape)[1][0]
-                found.append(('fc', nodes[fc_idx], int(np.prod(shape[2:]))))
-            else:
-                fail(j, 'which is not channel-wise (supported: %s, BatchNorm, Convolution, '
-                        'Flatten + FullyConnected)' % ', '.join(CHANNELWISE))
-    return found
+    return plan_groups(symbol, arg_params, ratio, 'bn', data_shape=data_shape).layers()
 
 
-def _slices(symbol, keep, data_shape):
-    """Per-param index operations: name -> list of (axis, indices, spatial)."""
-    nodes = graph_nodes(symbol)
-    convs = {n['name']: n for n in nodes if n['op'] == 'Convolution'}
-    ops = {}
+def _group_keep(analysis, keep):
+    """``{conv name: kept}`` or a :class:`FilterPlan` -> ``{group id: kept}``, checked."""
+    if isinstance(keep, FilterPlan):
+        return dict(keep.keep)
+    result, named = {}, {}
     for layer, kept in keep.items():
-        if layer not in convs:
-            raise ValueError('unknown conv layer %r; Convolution layers: %s'
-                             % (layer, ', '.join(convs)))
-        node = convs[layer]
-        total = int(node['attrs']['num_filter'])
-        kept = np.asarray(kept, dtype=np.int64)
+        group = analysis.group_of(layer)
+        if group.reasons:
+            raise ValueError('cannot remove filters of %s: its channel group %s stays dense '
+                             '(%s)' % (layer, group.name, '; '.join(group.reasons)))
+        total = group.channels
+        kept = np.asarray(kept, dtype=np.int64).ravel()
         if kept.size == 0:
             raise ValueError('cannot remove all %d filters of %s: keep at least one'
                              % (total, layer))
@@ -208,132 +343,139 @@ def _slices(symbol, keep, data_shape):
             raise ValueError('kept filters of %s must be distinct indices in 0..%d'
                              % (layer, total - 1))
         kept = np.sort(kept)
-        inputs = [nodes[e[0]]['name'] for e in node['inputs']]
-        for name in inputs[1:]:
-            ops.setdefault(name, []).append((0, kept, 1))
-        for kind, other, *rest in channel_consumers(symbol, layer, data_shape):
-            names = [nodes[e[0]]['name'] for e in other['inputs']]
-            if kind == 'batchnorm':
-                for name in names[1:]:
-                    ops.setdefault(name, []).append((0, kept, 1))
-            else:
-                ops.setdefault(names[1], []).append((1, kept, rest[0] if rest else 1))
-    return ops
+        if group.id in result and not np.array_equal(result[group.id], kept):
+            raise ValueError('%s and %s are in one channel group (%s) but were given different '
+                             'kept filters' % (named[group.id], layer, group.name))
+        result[group.id], named[group.id] = kept, layer
+    return result
 
 
-def _apply(value, axis, kept, spatial):
-    if spatial > 1:  # FC columns: (out, C*S) -> (out, C, S) -> slice C
-        out = value.shape[0]
-        value = value.reshape(out, -1, spatial)[:, kept, :]
-        return value.reshape(out, -1)
-    return np.take(value, kept, axis=axis)
+def _changes(analysis, keep):
+    """Param slices ``{name: [(axis, index)]}`` and conv attribute changes ``{node: attrs}``."""
+    nodes = analysis.nodes
+    slices, owner, attrs = {}, {}, {}
+    for i, role, layout in analysis.roles():
+        index, changed = layout_index(layout, keep, analysis.size)
+        if not changed or role == 'grouped':
+            continue
+        params = node_params(nodes, i)
+        name = nodes[i]['name']
+        if role in ('filters', 'depthwise'):
+            steps = [(params[0], 0)] + ([(params[1], 0)] if len(params) > 1 else [])
+            attrs.setdefault(name, {})['num_filter'] = str(len(index))
+            if role == 'depthwise':
+                attrs[name]['num_group'] = str(len(index))
+        elif role in ('conv input', 'fc input'):
+            steps = [(params[0], 1)]
+        else:   # batchnorm
+            steps = [(p, 0) for p in params[:4]]
+        for param, axis in steps:
+            if (param, axis) in owner and owner[(param, axis)] != name:
+                raise ValueError('param %s is shared by %s and %s: shared weights cannot be '
+                                 'thinned' % (param, owner[(param, axis)], name))
+            owner[(param, axis)] = name
+            slices.setdefault(param, []).append((axis, index))
+    return slices, attrs
+
+
+def _analysis_for(symbol, arg_params, aux_params, keep, data_shape):
+    if isinstance(keep, FilterPlan):
+        return keep.analysis
+    return analyse(symbol, input_shape(symbol, arg_params, aux_params, data_shape))
+
+
+def thin_symbol(symbol, plan):
+    """The thinned graph of a :class:`FilterPlan` (no params: for MAC counts and dry runs)."""
+    slices, attrs = _changes(plan.analysis, plan.keep)
+    return _rewrite(symbol, attrs, slices)
+
+
+def _rewrite(symbol, attrs, sliced):
+    graph = json.loads(symbol.tojson())
+    for node in graph['nodes']:  # fixed shapes on sliced variables would now be wrong
+        if node['op'] == 'null' and node['name'] in sliced:
+            node.get('attrs', {}).pop('__shape__', None)
+
+    def replace(node, inputs):
+        if node.name not in attrs or node.op != 'Convolution':
+            return None
+        return build_op(Node(node.op, node.name, dict(node.attrs, **attrs[node.name]),
+                             node.input_names), inputs)
+
+    return rewrite(mx.sym.load_json(json.dumps(graph)), replace)
 
 
 def thin_network(symbol, arg_params, aux_params, keep, data_shape=None):
-    """Physically remove conv filters: a smaller dense checkpoint.
+    """Physically remove conv filters, in dependency groups: a smaller dense checkpoint.
 
     Parameters
     ----------
     symbol, arg_params, aux_params : standard checkpoint
-    keep : dict of str -> array of int
-        Conv layer name -> indices of the filters to keep (see :func:`plan_filters`).
+    keep : dict of str -> array of int, or FilterPlan
+        Conv layer name -> indices of the filters to keep (see :func:`plan_filters`; every
+        other member of the layer's group follows), or a plan from :func:`plan_groups`.
     data_shape : tuple or None
-        Input shape, to size the FullyConnected columns after a Flatten.
-        None: the shape the checkpoint implies (:func:`mxcompress.analysis.input_shape`).
+        Input shape (batch axis included), for channel counts and the ``H*W`` columns of a
+        FullyConnected after a Flatten. None: the shape the checkpoint implies
+        (:func:`mxcompress.analysis.input_shape`).
 
     Returns
     -------
     symbol, arg_params, aux_params
-        ``num_filter`` of each layer becomes ``len(keep[layer])``; its weight, bias, any
-        BatchNorm after it, the next conv's input channels and the first FullyConnected after a
-        Flatten are sliced to match. Other params are shared unchanged.
+        Producers' ``num_filter`` (and a depthwise conv's ``num_group``) become the kept
+        counts; weights ``(C_out, C_in, kh, kw)`` lose rows and columns, BatchNorm params and
+        FullyConnected columns follow. Other params are shared unchanged.
+
+    Raises
+    ------
+    ValueError
+        Before anything is built: unknown layers, a layer of a group that stays dense (the
+        reasons named), bad indices, different keep-lists for one group.
     """
-    ops = _slices(symbol, keep, input_shape(symbol, arg_params, aux_params, data_shape))
+    analysis = _analysis_for(symbol, arg_params, aux_params, keep, data_shape)
+    slices, attrs = _changes(analysis, _group_keep(analysis, keep))
     new_args, new_aux = dict(arg_params), dict(aux_params or {})
-    for name, steps in ops.items():
-        target = new_args if name in new_args else new_aux
-        if name not in target:
+    for name in slices:
+        if name not in new_args and name not in new_aux:
             raise ValueError('param %r of the symbol is missing from the checkpoint' % name)
+    for name, steps in slices.items():
+        target = new_args if name in new_args else new_aux
         value = _np(target[name])
-        for axis, kept, spatial in steps:
-            value = _apply(value, axis, kept, spatial)
+        for axis, index in steps:
+            value = np.take(value, index, axis=axis)
         target[name] = mx.nd.array(value, dtype=value.dtype)
-    graph = json.loads(symbol.tojson())
-    for node in graph['nodes']:  # fixed shapes on sliced variables would now be wrong
-        if node['op'] == 'null' and node['name'] in ops:
-            node.get('attrs', {}).pop('__shape__', None)
-    sizes = {layer: str(len(k)) for layer, k in keep.items()}
-
-    def replace(node, inputs):
-        if node.op != 'Convolution' or node.name not in sizes:
-            return None
-        from ..graph import op_function
-        params = {k: v for k, v in node.attrs.items() if not k.startswith('__')}
-        hidden = {k: v for k, v in node.attrs.items() if k.startswith('__')}
-        params['num_filter'] = sizes[node.name]
-        return op_function('Convolution')(*inputs, name=node.name, attr=hidden or None, **params)
-
-    thinned = rewrite(mx.sym.load_json(json.dumps(graph)), replace)
-    return thinned, new_args, new_aux
+    return _rewrite(symbol, attrs, slices), new_args, new_aux
 
 
 def zero_filters(symbol, arg_params, aux_params, keep, data_shape=None):
-    """Reference for :func:`thin_network`: same shapes, removed filters set to zero.
+    """Reference for :func:`thin_network`: same graph and shapes, removed channels zeroed.
 
-    Zeroes the removed filters' weights and biases and, for a BatchNorm after them, ``gamma``
-    and ``beta``, so the removed channels are exactly 0 wherever they flow.
-    """
-    nodes = graph_nodes(symbol)
-    convs = {n['name']: n for n in nodes if n['op'] == 'Convolution'}
-    new_args = {k: _np(v).copy() for k, v in arg_params.items()}
-    data_shape = input_shape(symbol, arg_params, aux_params, data_shape)
-    for layer, kept in keep.items():
-        node = convs[layer]
-        removed = np.setdiff1d(np.arange(int(node['attrs']['num_filter'])), kept)
-        names = [nodes[e[0]]['name'] for e in node['inputs']][1:]
-        for kind, other, *_ in channel_consumers(symbol, layer, data_shape):
-            if kind == 'batchnorm':
-                names += [nodes[e[0]]['name'] for e in other['inputs']][1:3]
-        for name in names:
-            new_args[name][removed] = 0
-    return symbol, {k: mx.nd.array(v) for k, v in new_args.items()}, dict(aux_params or {})
-
-
-def slimming_plan(symbol, arg_params, ratio):
-    """Network slimming: channels of conv layers ranked by their BatchNorm ``|gamma|``.
-
-    One global threshold over all BatchNorms that directly follow a conv (through
-    channel-wise ops) removes the fraction ``ratio`` of their channels with the smallest
-    ``|gamma|`` (Liu et al. 2017); each layer keeps at least one channel.
+    For every removed channel ``j`` of a group: the producers' (and depthwise convs') filter
+    ``W[j]`` and bias ``b[j]``, and ``gamma[j]``, ``beta[j]`` and ``moving_mean[j]`` of every
+    BatchNorm on the group, are set to 0, so in inference the channel is exactly 0 wherever it
+    flows (through adds, concats, ReLU, clip and pooling) and its consumers see nothing of it.
 
     Returns
     -------
-    dict of str -> numpy.ndarray
-        Conv layer name -> kept channel indices (for :func:`thin_network`).
+    symbol, arg_params, aux_params
+        New NDArrays for the changed params.
     """
-    if not 0.0 <= ratio < 1.0:
-        raise ValueError('slimming ratio must be in [0, 1), got %s' % ratio)
-    nodes = graph_nodes(symbol)
-    data_shape = input_shape(symbol, arg_params)
-    gammas = {}
-    for node in nodes:
-        if node['op'] != 'Convolution':
+    analysis = _analysis_for(symbol, arg_params, aux_params, keep, data_shape)
+    group_keep = _group_keep(analysis, keep)
+    nodes = analysis.nodes
+    new_args = dict(arg_params)
+    new_aux = dict(aux_params or {})
+    for i, role, layout in analysis.roles():
+        index, changed = layout_index(layout, group_keep, analysis.size)
+        if not changed or role not in ('filters', 'depthwise', 'batchnorm'):
             continue
-        try:
-            found = channel_consumers(symbol, node['name'], data_shape)
-        except ValueError:
-            continue
-        bns = [other for kind, other, *_ in found if kind == 'batchnorm']
-        if bns:
-            gamma = nodes[bns[0]['inputs'][1][0]]['name']
-            gammas[node['name']] = np.abs(_np(arg_params[gamma]))
-    if not gammas:
-        raise ValueError('no Convolution followed by BatchNorm: nothing to slim')
-    everything = np.sort(np.concatenate(list(gammas.values())))
-    cut = int(round(ratio * everything.size))
-    threshold = everything[cut - 1] if cut else -np.inf
-    plan = {}
-    for layer, g in gammas.items():
-        kept = np.nonzero(g > threshold)[0]
-        plan[layer] = kept if kept.size else np.array([int(np.argmax(g))])
-    return plan
+        total = sum(analysis.size(g) * s for g, s in layout)
+        removed = np.setdiff1d(np.arange(total), index)
+        params = node_params(nodes, i)
+        names = params[:3] if role == 'batchnorm' else params[:2]
+        for name in names:
+            target = new_args if name in new_args else new_aux
+            value = _np(target[name]).copy()
+            value[removed] = 0
+            target[name] = mx.nd.array(value, dtype=value.dtype)
+    return symbol, new_args, new_aux

@@ -2,14 +2,16 @@
 
 Columns: layer, op, weight shape, params (weight + bias), weight nonzeros, sparsity, dense MACs
 and remaining MACs (dense MACs x weight density: what an ideal sparse kernel would do), per
-example of ``data_shape``.
+example of ``data_shape``. :func:`plan_markdown` prints a filter-pruning plan
+(:meth:`mxcompress.pruning.filters.FilterPlan.to_dict`): channel groups, their members,
+channels kept and removed, the groups left dense and why, MACs before and after.
 """
 import json
 
 from ..analysis import model_summary
 from ..checkpoint import atomic_path
 
-__all__ = ['pruning_report', 'report_markdown', 'write_report']
+__all__ = ['pruning_report', 'report_markdown', 'write_report', 'plan_markdown']
 
 
 def pruning_report(symbol, arg_params, aux_params=None, data_shape=None):
@@ -43,3 +45,45 @@ def write_report(report, prefix, title=None):
             json.dump(report, f, indent=2)
             f.write('\n')
     return md, js
+
+
+def _members(rows):
+    """``'2 filters, 3 batchnorm, 1 conv input'``: a group's members counted by role."""
+    counts = {}
+    for _, role in rows:
+        counts[role] = counts.get(role, 0) + 1
+    return ', '.join('%d %s' % (n, role) for role, n in counts.items())
+
+
+def _names(names, limit=4):
+    return ', '.join(names[:limit]) + (', ... %d more' % (len(names) - limit)
+                                       if len(names) > limit else '')
+
+
+def plan_markdown(plan, title=None):
+    """A filter-pruning plan (``FilterPlan.to_dict()``) as Markdown.
+
+    One row per planned group (name = its first producer conv, channels, kept, removed,
+    members with their roles), then the groups left dense with their reasons, then the dense
+    MACs per example before and after.
+    """
+    lines = ['### %s' % title, ''] if title else []
+    lines += ['Filter pruning plan (criterion %s, input %s)' % (
+        plan['criterion'], 'x'.join(str(d) for d in plan['data_shape'])), '',
+        '| group | channels | kept | removed | producers | members |',
+        '| --- | ---: | ---: | ---: | --- | --- |']
+    for g in plan['groups']:
+        lines.append('| %s | %d | %d | %d | %s | %s |' % (
+            g['group'], g['channels'], g['kept'], g['removed'], _names(g['producers']),
+            _members(g['members'])))
+    if plan['skipped']:
+        lines += ['', 'Left dense:', '', '| group | channels | producers | why |',
+                  '| --- | ---: | --- | --- |']
+        for g in plan['skipped']:
+            lines.append('| %s | %d | %s | %s |' % (g['group'], g['channels'],
+                                                    _names(g['producers']),
+                                                    '; '.join(g['reasons'])))
+    before, after = plan['macs_before'], plan['macs_after']
+    lines += ['', 'MACs per example: %d -> %d (%.1f%% fewer)' % (
+        before, after, 100.0 * (1 - after / before) if before else 0.0)]
+    return '\n'.join(lines) + '\n'

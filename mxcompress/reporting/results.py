@@ -1,4 +1,5 @@
 """Benchmark result files (``benchmarks/results/*.json``): merged and written atomically."""
+import contextlib
 import datetime
 import fcntl
 import json
@@ -7,7 +8,7 @@ import tempfile
 
 from ..checkpoint import atomic_path
 
-__all__ = ['update_results', 'read_results']
+__all__ = ['update_results', 'annotate_results', 'read_results']
 
 
 def read_results(path):
@@ -18,6 +19,23 @@ def read_results(path):
         return json.load(f)
 
 
+@contextlib.contextmanager
+def _locked(path):
+    """Hold the lock of the results file ``path`` (benchmark stages run as parallel processes)."""
+    lock_path = os.path.join(tempfile.gettempdir(),
+                             'mxcompress-results-%s.lock' % os.path.basename(path))
+    with open(lock_path, 'a') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _write(path, results):
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+            f.write('\n')
+
+
 def update_results(path, entries, machine=None):
     """Merge ``entries`` (name -> record) into the results file ``path`` atomically.
 
@@ -26,18 +44,31 @@ def update_results(path, entries, machine=None):
     Each record gets a UTC ``measured_at`` time; ``machine`` (see
     :func:`mxcompress.measure.machine_info`) is stored at the top level.
     """
-    lock_path = os.path.join(tempfile.gettempdir(),
-                             'mxcompress-results-%s.lock' % os.path.basename(path))
-    with open(lock_path, 'a') as lock:  # benchmark stages run as parallel processes
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(path):
         results = read_results(path)
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
         for name, record in entries.items():
             results[name] = dict(record, measured_at=stamp)
         if machine is not None:
             results['machine'] = machine
-        with atomic_path(path) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(results, f, indent=2, sort_keys=True)
-                f.write('\n')
+        _write(path, results)
+    return results
+
+
+def annotate_results(path, notes):
+    """Add fields to existing records of ``path`` without re-measuring or re-stamping them.
+
+    Parameters
+    ----------
+    notes : dict
+        Record name -> fields to set (e.g. where a record's choices were made); a name not in
+        the file raises KeyError (a typo must not pass silently).
+    """
+    with _locked(path):
+        results = read_results(path)
+        for name, fields in notes.items():
+            if name not in results:
+                raise KeyError('%s has no record %r' % (path, name))
+            results[name].update(fields)
+        _write(path, results)
     return results

@@ -104,6 +104,8 @@ def load_data(split, data_dir=None, num_examples=None, data_format=None, data_sh
     if data_format is None and data_shape is None and (data_dir is None or
                                                         _is_mnist_dir(data_dir)):
         return mnist_data.load_mnist(split, data_dir, num_examples)
+    if data_dir is None:   # the default MNIST, converted (--data-shape) or read as IDX
+        data_dir = mnist_data.find_mnist_dir(None)
     return load_split(data_dir, split, data_format, data_shape, num_examples)
 
 
