@@ -48,7 +48,17 @@ def count_macs(symbol, data_shape):
     """
     arg_shapes, _, _ = symbol.infer_shape_partial(data=data_shape)
     shapes = dict(zip(symbol.list_arguments(), arg_shapes))
-    return sum(_layer_macs(symbol, layer, np.prod(shapes[layer.weight]), data_shape)
+    internals = symbol.get_internals()
+    outputs = internals.list_outputs()
+
+    def weight_size(layer):
+        if layer.weight in shapes:
+            return np.prod(shapes[layer.weight])
+        # a weight computed in the graph (a binary layer's sign(latent) * alpha): its node's shape
+        node = internals[outputs.index(layer.weight + '_output')]
+        known = {n: shapes[n] for n in node.list_arguments() if shapes.get(n)}
+        return np.prod(node.infer_shape_partial(**known)[1][0])
+    return sum(_layer_macs(symbol, layer, weight_size(layer), data_shape)
                for layer in find_layers(symbol, _WEIGHTED_OPS))
 
 

@@ -182,3 +182,63 @@ def test_binary_networks_build_save_and_reload(network, tmp_path):
     assert {n['op'] for n in _nodes(loaded)} <= registered
     from mxcompress.binary.footprint import binary_layers
     assert binary_layers(loaded) == binary_layers(sym) and binary_layers(sym)
+
+
+def _random_model(symbol, shape, seed=0):
+    rng = np.random.RandomState(seed)
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=shape)
+    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(symbol.list_arguments(), arg_shapes) if n not in ('data', 'softmax_label')}
+    aux = {n: mx.nd.array(rng.uniform(-0.2, 0.2, s) if 'mean' in n else rng.uniform(0.5, 2, s))
+           for n, s in zip(symbol.list_auxiliary_states(), aux_shapes)}
+    return symbol, args, aux
+
+
+@pytest.mark.parametrize('num_layers, units', [(18, 8), (34, 16)])
+def test_imagenet_layout_and_its_full_precision_twin(num_layers, units):
+    """``num_layers`` 18 / 34: He et al.'s four stages on a 7x7 / 2 stem; ``num_bits=32`` is
+    the same topology with float convolutions (no sign), the same params."""
+    import json
+    from mxcompress.analysis import count_macs
+    from mxcompress.graph import graph_nodes
+    nets = {bits: symbols.get_symbol('bnn-resnet', num_layers=num_layers,
+                                     image_shape='3,224,224', num_classes=1000, num_bits=bits)
+            for bits in (1, 32)}
+    shapes = {}
+    for bits, net in nets.items():
+        arg_shapes, out_shapes, _ = net.infer_shape(data=(1, 3, 224, 224))
+        assert out_shapes == [(1, 1000)]
+        shapes[bits] = dict(zip(net.list_arguments(), arg_shapes))
+        convs = [n for n in graph_nodes(net) if n['op'] == 'Convolution']
+        assert len(convs) == 1 + 2 * units + 3          # stem, units, 3 downsampling shortcuts
+        assert count_macs(net, (1, 3, 224, 224)) > 1.5e9
+    assert sorted(v for v in shapes[1].values()) == sorted(v for v in shapes[32].values())
+    ops = {n['op'] for n in json.loads(nets[32].tojson())['nodes']}
+    assert 'sign' not in ops and 'clip' not in ops     # no binarisation in the twin
+    binary = [n for n in graph_nodes(nets[1]) if '__binary_weight__' in n.get('attrs', {})]
+    assert len(binary) == 2 * units + 3                 # every unit conv binary, stem fp32
+
+
+def test_imagenet_layout_converts_to_xnor_with_the_same_predictions():
+    """The converter turns the ImageNet-layout binary net into xnor_conv2d layers (every unit
+    conv) predicting what the training graph predicts (small images for speed)."""
+    from mxcompress.binary.convert import convert
+    from mxcompress.measure import predict
+    symbol = symbols.get_symbol('bnn-resnet', num_layers=18, image_shape='3,64,64',
+                                num_classes=10, num_bits=1, filter_list=(16, 16, 32, 32))
+    model = _random_model(symbol, (1, 3, 64, 64))
+    images = np.random.RandomState(3).rand(4, 3, 64, 64).astype(np.float32)
+    want = predict(*model, images, batch_size=4)
+    conv_sym, conv_args, conv_aux, layers = convert(*model)
+    assert len(layers) == 2 * 8 + 3
+    got = predict(conv_sym, conv_args, conv_aux, images, batch_size=4)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_layouts_are_clear_errors():
+    with pytest.raises(ValueError, match='or one of \\[18, 34\\]'):
+        bnn_resnet(num_layers=16)
+    with pytest.raises(ValueError, match='must be 4 channel counts'):
+        bnn_resnet(num_layers=18, filter_list=(16, 32, 64))
+    with pytest.raises(ValueError, match='or 32: the full-precision twin'):
+        bnn_resnet(num_bits=16)
