@@ -27,19 +27,60 @@ class HuffmanError(ValueError):
     """A stream that cannot be decoded with its code table."""
 
 
-def _emit(codes, lengths):
-    """Concatenate variable-length codes (MSB first) into bytes. Returns (bytes, nbits)."""
-    codes = np.asarray(codes, dtype=np.uint64)
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
+#: symbols written per pass of :func:`_emit` (bounds its working memory)
+_EMIT_BLOCK = 1 << 18
+
+
+def _emit(codes, lengths, total=None):
+    """Concatenate variable-length codes (MSB first) into bytes. Returns (bytes, nbits).
+
+    ``codes`` and ``lengths`` are arrays, or callables giving the codes and the lengths of
+    symbols ``lo:hi`` (so that no per-symbol array of the whole stream is built); with
+    callables, ``total`` is ``(number of symbols, number of bits)``. Vectorised per symbol,
+    not per bit, in blocks of :data:`_EMIT_BLOCK` symbols: a code of at most 32 bits starting
+    at bit ``s`` lies in the 5 bytes from byte ``s >> 3``; it is shifted into that 40-bit
+    window and its 5 bytes are added into the output (codes never overlap, so adding is
+    OR-ing).
+    """
+    if callable(codes):
+        count, total = total
+
+        def block(lo, hi):
+            return codes(lo, hi), lengths(lo, hi)
+    else:
+        codes = np.asarray(codes, dtype=np.uint64).ravel()
+        lengths = np.asarray(lengths, dtype=np.int64).ravel()
+        count, total = len(codes), int(lengths.sum())
+
+        def block(lo, hi):
+            return codes[lo:hi], lengths[lo:hi]
     if total == 0:
         return b'', 0
-    starts = np.cumsum(lengths) - lengths
-    rep_codes = np.repeat(codes, lengths)
-    offset = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-    shift = (np.repeat(lengths, lengths) - 1 - offset).astype(np.uint64)
-    bits = ((rep_codes >> shift) & np.uint64(1)).astype(np.uint8)
-    return np.packbits(bits).tobytes(), total
+    nbytes = (total + 7) // 8
+    out = np.zeros(nbytes + 10, np.uint8)
+    offset = 0
+    for lo in range(0, count, _EMIT_BLOCK):
+        c, n = block(lo, min(count, lo + _EMIT_BLOCK))
+        c, n = np.asarray(c, np.uint64), np.asarray(n, np.int64)
+        if n.max() > 32:
+            raise ValueError('codes of at most 32 bits, got %d' % n.max())
+        start = np.cumsum(n)
+        start -= n
+        start += offset
+        offset = int(start[-1] + n[-1])
+        window = c << (40 - n - (start & 7)).astype(np.uint64)
+        first = start >> 3
+        base = int(first[0])
+        first -= base
+        size = int(first[-1]) + 5
+        acc = np.zeros(size, np.float64)
+        for j in range(5):
+            part = ((window >> np.uint64(32 - 8 * j)) & np.uint64(0xFF)).astype(np.float64)
+            acc[j:] += np.bincount(first, weights=part, minlength=size)[:size - j]
+        out[base:base + size] |= acc.astype(np.uint8)
+    if offset != total:
+        raise ValueError('codes hold %d bits, %d declared' % (offset, total))
+    return out[:nbytes].tobytes(), total
 
 
 def pack_bits(values, bits):
@@ -59,7 +100,8 @@ def pack_bits(values, bits):
     if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
         raise ValueError('values must be in 0..%d to pack into %d bits, got %d..%d'
                          % ((1 << bits) - 1, bits, values.min(), values.max()))
-    return _emit(values, np.full(values.size, bits))[0]
+    return _emit(lambda lo, hi: values[lo:hi], lambda lo, hi: np.full(hi - lo, bits),
+                 (values.size, values.size * bits))[0]
 
 
 def unpack_bits(data, bits, count, exact=False):
@@ -175,21 +217,116 @@ def huffman_encode(symbols, lengths):
     if symbols.size and (lengths[symbols] == 0).any():
         raise ValueError('a symbol has no code (length 0) in the table')
     codes = canonical_codes(lengths)
-    return _emit(codes[symbols], lengths[symbols])
+    total = int(np.dot(np.bincount(symbols, minlength=len(lengths))[:len(lengths)], lengths)) \
+        if symbols.size else 0
+    return _emit(lambda lo, hi: codes[symbols[lo:hi]], lambda lo, hi: lengths[symbols[lo:hi]],
+                 (symbols.size, total))
 
 
-#: bits of a Huffman stream looked up at once (bounds the decoder's working memory)
-_CHUNK_BITS = 1 << 16
+def _code_lengths_at(raw, nbits, max_len, len_tab):
+    """The code length (``len_tab``) of the ``max_len``-bit window at each of the first
+    ``nbits`` bit positions of ``raw`` (zeros past its end), and the big-endian 32-bit word
+    at each byte (a window at bit ``p`` is ``word[p >> 3] >> (32 - max_len - (p & 7))``)."""
+    nbytes = (nbits + 7) // 8
+    padded = np.zeros(nbytes + 4, np.uint32)
+    have = min(len(raw), nbytes + 4)
+    padded[:have] = raw[:have]
+    words = (padded[:nbytes] << 24) | (padded[1:nbytes + 1] << 16) | \
+        (padded[2:nbytes + 2] << 8) | padded[3:nbytes + 3]
+    mask = np.uint32((1 << max_len) - 1)
+    lens = np.empty((nbytes, 8), np.uint8)
+    for o in range(8):
+        lens[:, o] = len_tab[(words >> np.uint32(32 - max_len - o)) & mask]
+    return lens.ravel()[:nbits], words
+
+
+def _walk(lens, nbits, starts, ends, is_start=None, merge=False):
+    """Follow codes from each start while they start before its end (and before ``nbits``).
+
+    All walkers step at once (one numpy step per code). Returns each walker's exit: the
+    first position at or past its end (or ``nbits``), or -1 where it met a bit pattern that
+    is no code. With ``is_start``, every position visited (the broken one included) is set.
+    With ``merge``, walkers that meet at one position (their ends must then be equal) go on
+    as one, checked after 1, 2, 4, ... steps and every 32 steps after that: walks from
+    nearby offsets of a prefix code fall into step within a few codes.
+    """
+    exits = np.array(starts, np.int64)
+    limit = np.minimum(ends, nbits)
+    ids = np.flatnonzero(exits < limit)
+    cur, end = exits[ids], limit[ids]
+    alias = np.arange(len(exits)) if merge else None
+    steps, check = 0, 1
+    while len(ids):
+        if is_start is not None:
+            is_start[cur] = True
+        if merge and steps == check:
+            check = check * 2 if check < 32 else check + 32
+            uniq, first, inverse = np.unique(cur, return_index=True, return_inverse=True)
+            if len(uniq) < len(cur):
+                alias[ids] = ids[first[inverse]]
+                ids, cur, end = ids[first], uniq, end[first]
+        steps += 1
+        step = lens[cur]
+        nxt = cur + step
+        fin = (step == 0) | (nxt >= end)
+        if fin.any():
+            exits[ids[fin]] = np.where(step[fin] == 0, -1, nxt[fin])
+            keep = ~fin
+            ids, cur, end = ids[keep], nxt[keep], end[keep]
+        else:
+            cur = nxt
+    if merge:
+        while True:   # a walker merged into one that later merged into another
+            deeper = alias[alias]
+            if np.array_equal(deeper, alias):
+                break
+            alias = deeper
+        exits = exits[alias]
+    return exits
+
+
+def _code_starts(lens, nbits, max_len):
+    """Sorted bit positions where the codes of the stream start (from bit 0), vectorised.
+
+    Exact, without a Python step per code: the stream is cut into chunks of ``C`` bits; the
+    first code starting in a chunk starts within its first ``max_len`` bits, so walking every
+    chunk from each of those ``max_len`` offsets at once (all chunks in parallel) gives, per
+    chunk and entry offset, the offset at which the codes enter the next chunk. Chaining those
+    tables from bit 0 (one Python step per chunk) gives each chunk's true entry; one more
+    parallel walk from the true entries marks every code start. The broken position (a bit
+    pattern that is no code) ends the chain and is included.
+    """
+    chunk = int(min(8192, max(64, np.sqrt(nbits) / 4)))   # steps vs. walkers per step
+    chunks = -(-nbits // chunk)
+    offsets = np.arange(max_len, dtype=np.int64)
+    base = np.arange(chunks, dtype=np.int64) * chunk
+    starts = (base[:, None] + offsets[None, :]).ravel()
+    exits = _walk(lens, nbits, starts, np.repeat(base + chunk, max_len),
+                  merge=True).reshape(chunks, max_len)
+    table = exits.tolist()
+    entries, entry = [0], 0
+    for c in range(chunks - 1):
+        e = table[c][entry]
+        if e < 0 or e >= nbits:
+            break
+        entries.append(e)
+        entry = e - (c + 1) * chunk
+    entries = np.array(entries, np.int64)
+    is_start = np.zeros(nbits, bool)
+    _walk(lens, nbits, entries, base[:len(entries)] + chunk, is_start)
+    return np.flatnonzero(is_start)
 
 
 def huffman_decode(data, count, lengths, exact=False):
     """Decode ``count`` symbols from ``data`` with the canonical code of ``lengths``.
 
     A table of 2^L entries (L = longest code, at most :data:`MAX_CODE_LEN`) maps every L-bit
-    window to (symbol, length); the windows at all bit positions of one chunk of the stream
-    are computed at once, then the code boundaries are followed. Every size is checked before
-    anything is allocated: the code lengths against :data:`MAX_CODE_LEN`, ``count`` against
-    the bits of ``data`` (a code is at least one bit).
+    window to (symbol, length); the code length at every bit position of the stream's first
+    ``count * L`` bits (no more can hold ``count`` codes) is looked up at once, the code
+    boundaries are followed for all chunks of the stream in parallel (see
+    :func:`_code_starts`), and the symbols are looked up at the boundaries. Every size is
+    checked before anything is allocated: the code lengths against :data:`MAX_CODE_LEN`,
+    ``count`` against the bits of ``data`` (a code is at least one bit).
 
     Parameters
     ----------
@@ -232,40 +369,31 @@ def huffman_decode(data, count, lengths, exact=False):
     max_len = longest
     size = 1 << max_len
     sym_tab = np.full(size, -1, np.int64)
-    len_tab = np.zeros(size, np.int64)
+    len_tab = np.zeros(size, np.uint8)
     for s in np.flatnonzero(lengths).tolist():
         shift = max_len - int(lengths[s])
         lo = int(codes[s]) << shift
         sym_tab[lo:lo + (1 << shift)] = s
         len_tab[lo:lo + (1 << shift)] = lengths[s]
     raw = np.frombuffer(data, np.uint8)
-    out = np.empty(count, np.int64)
-    p = i = 0
-    while i < count:
-        if p >= nbits:
-            raise HuffmanError('Huffman stream ends or breaks after %d of %d symbols' % (i, count))
-        lo, hi = p, min(nbits, p + _CHUNK_BITS)
-        n = hi - lo
-        skip = lo & 7
-        chunk = np.unpackbits(raw[lo >> 3:(hi + max_len + 7) >> 3])[skip:skip + n + max_len]
-        padded = np.zeros(n + max_len, np.int64)
-        padded[:len(chunk)] = chunk
-        window = np.zeros(n, np.int64)
-        for j in range(max_len):
-            window = (window << 1) | padded[j:j + n]
-        step = len_tab[window].tolist()
-        starts, q, first = [], p - lo, i
-        while i < count and q < n:
-            if step[q] == 0:
-                raise HuffmanError('Huffman stream ends or breaks after %d of %d symbols'
-                                   % (i, count))
-            starts.append(q)
-            q += step[q]
-            i += 1
-        out[first:i] = sym_tab[window[starts]]
-        p = lo + q
+    span = min(nbits, count * max_len)      # count codes lie in these bits
+    lens, words = _code_lengths_at(raw, span, max_len, len_tab)
+    starts = _code_starts(lens, span, max_len)
+    if len(starts) < count or not lens[starts[count - 1]]:
+        good = len(starts) if len(starts) < count else count
+        if len(starts) and not lens[starts[min(count, len(starts)) - 1]]:
+            good = min(count, len(starts)) - 1
+        raise HuffmanError('Huffman stream ends or breaks after %d of %d symbols'
+                           % (good, count))
+    starts = starts[:count]
+    p = int(starts[-1]) + int(lens[starts[-1]])
     if p > nbits:
         raise HuffmanError('Huffman stream is %d bits short' % (p - nbits))
+    out = np.empty(count, np.int64)
+    for lo in range(0, count, _EMIT_BLOCK):   # the symbols at the starts, in blocks
+        at = starts[lo:lo + _EMIT_BLOCK]
+        shift = (32 - max_len - (at & 7)).astype(np.uint32)
+        out[lo:lo + len(at)] = sym_tab[(words[at >> 3] >> shift) & np.uint32(size - 1)]
     if exact:
         if (p + 7) // 8 != len(data):
             raise HuffmanError('Huffman stream has %d bytes after its last symbol'

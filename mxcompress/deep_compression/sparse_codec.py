@@ -63,11 +63,15 @@ def sparse_entries(flat_nonzero_positions, gap_bits):
     """
     p = np.asarray(flat_nonzero_positions, np.int64)
     span = 1 << gap_bits
-    gap = np.diff(np.concatenate([[-1], p])) - 1
-    fillers = gap // span
-    real = np.cumsum(fillers + 1) - 1
+    gap = np.diff(p, prepend=-1)     # in place from here: a few arrays of len(p) at most
+    gap -= 1
+    real = gap >> gap_bits           # fillers before each entry
+    real += 1
+    np.cumsum(real, out=real)
+    real -= 1
+    gap &= span - 1                  # what is left after the fillers
     gaps = np.full(int(real[-1]) + 1 if len(real) else 0, span - 1, np.int64)
-    gaps[real] = gap - fillers * span
+    gaps[real] = gap
     return gaps, real
 
 

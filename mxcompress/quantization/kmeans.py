@@ -97,8 +97,60 @@ def assign_1d(values, centroids):
     return order[np.searchsorted(mids, values, side='left')]
 
 
+class _Sorted1D:
+    """The values of a 1-D k-means sorted once, so each assignment is k binary searches.
+
+    Assigning n values to the nearest of k sorted centroids is a search among the k - 1
+    midpoints (:func:`assign_1d`); on the *sorted* values the k - 1 midpoints cut the array
+    into k runs instead, found by ``searchsorted(sorted_values, mids)`` in O(k log n), and
+    each run is one label. The labels in the original order follow by one gather. The
+    result equals :func:`assign_1d` exactly (a value equal to a midpoint goes to the lower
+    centroid in both), so every Lloyd iteration -- the sums accumulate in the original order,
+    as ``np.bincount`` does -- gives the same centroids to the last bit.
+    """
+
+    def __init__(self, values):
+        self.values = values
+        order = np.argsort(values)     # equal values share a run: their order is immaterial
+        self.sorted = values[order]
+        # the position of each value when sorted
+        dtype = np.int32 if len(values) < 2 ** 31 else np.int64
+        self.rank = np.empty(len(values), dtype)
+        self.rank[order] = np.arange(len(values), dtype=dtype)
+        self._key = None
+
+    def assign(self, centroids):
+        """``(labels, counts)`` of :func:`assign_1d` (counts per centroid index; the labels
+        as uint8 or int32)."""
+        k = len(centroids)
+        order = np.argsort(centroids, kind='stable')
+        sorted_c = centroids[order]
+        mids = (sorted_c[1:] + sorted_c[:-1]) / 2.0
+        bounds = np.searchsorted(self.sorted, mids, side='right')
+        runs = np.diff(np.concatenate([[0], bounds, [len(self.values)]]))
+        key = (order.tobytes(), bounds.tobytes())
+        if key != self._key:   # the same runs give the same labels: reuse them
+            dtype = np.uint8 if k <= 256 else np.int32
+            if k <= 4096:       # one fill per run (np.repeat copies element by element)
+                by_rank = np.empty(len(self.values), dtype)
+                edges = [0] + bounds.tolist() + [len(self.values)]
+                for j, label in enumerate(order.tolist()):
+                    by_rank[edges[j]:edges[j + 1]] = label
+            else:
+                by_rank = np.repeat(order.astype(dtype), runs)
+            self._labels = by_rank[self.rank]    # narrow: int64 only when returned
+            self._key = key
+        counts = np.zeros(k, np.int64)
+        counts[order] = runs
+        return self._labels, counts
+
+
 def kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
     """Lloyd's k-means on scalars.
+
+    The values are sorted once; each assignment is then a binary search of the k - 1
+    midpoints among them (see :class:`_Sorted1D`), with results identical to assigning every
+    value by :func:`assign_1d`.
 
     Parameters
     ----------
@@ -121,17 +173,20 @@ def kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
     """
     v = np.asarray(values, dtype=np.float64).ravel()
     c = init_centroids(v, k, init, np.random.RandomState(seed)).astype(np.float64)
-    labels = assign_1d(v, c)
+    data = _Sorted1D(v)
+    labels, counts = data.assign(c)
+    sums_key = None
     for _ in range(iters):
-        sums = np.bincount(labels, weights=v, minlength=k)
-        counts = np.bincount(labels, minlength=k)
+        if sums_key is not data._key:   # new labels: new sums (in the original order)
+            sums = np.bincount(labels, weights=v, minlength=k)
+            sums_key = data._key
         new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
         moved = np.abs(new - c).max()
         c = new
-        labels = assign_1d(v, c)
+        labels, counts = data.assign(c)
         if moved <= tol:
             break
-    return c, labels
+    return c, labels.astype(np.int64)
 
 
 def _nearest(x, c):
