@@ -9,7 +9,7 @@ import argparse
 import logging
 
 from ..argtypes import non_negative_int, positive_int
-from ..checkpoint import load_checkpoint, model_input_shape, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, model_input_shape, save_checkpoint
 from ..fit import (add_data_args, add_fit_args, data_split, fit, fit_options,
                    seed_everything, train_iterators, validation_data)
 from ..measure import classification_error
@@ -188,7 +188,16 @@ def run_prune(args, logger=None):
     example = data_example_shape(args, needs_data=_needs_data(args))
     symbol, arg_params, aux_params = load_checkpoint(
         args.prefix, args.epoch, None if example is None else {'data': (1,) + example})
-    data_shape = model_input_shape(symbol, arg_params, aux_params, example, args.prefix)
+    try:
+        data_shape = model_input_shape(symbol, arg_params, aux_params, example, args.prefix)
+    except CheckpointError:
+        example = data_example_shape(args)   # the checkpoint cannot tell: the default data's
+        if example is None:
+            raise
+        # checks every param against that shape (an error names the one that does not fit)
+        symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch,
+                                                         {'data': (1,) + example})
+        data_shape = (1,) + example
     names, sparsity, quality = _validate(args, symbol, arg_params)
     seed_everything(args.seed)
     record = {'input': args.prefix, 'method': args.method,
