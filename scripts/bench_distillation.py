@@ -258,9 +258,11 @@ def plot_sweep(points, opts):
     fig, ax = plt.subplots(figsize=(6, 5.2))
     temps = [p['temperature'] for p in points]
     recipe = sweep.get('recipe', {})
+    examples = recipe.get('num_examples', 60000)
+    held = int(round(recipe.get('val_split', 0) * examples))
     ax.plot(temps, [100 * p['val_error'] for p in points], 'o-',
-            label='validation error, distilled 800-800 (%s epochs on %s images)'
-            % (recipe.get('num_epochs', opts.sweep_epochs), recipe.get('num_examples', '?')))
+            label='validation error (%d held-out images), distilled 800-800, %s epochs on the '
+            'other %d' % (held, recipe.get('num_epochs', opts.sweep_epochs), examples - held))
     if 'chosen_temperature' in sweep:
         ax.plot([sweep['chosen_temperature']], [100 * sweep['chosen_test_error']], 'k*',
                 markersize=12, label='chosen on validation: T=%g, its test error'

@@ -144,11 +144,45 @@ def seed_models():
     ]
 
 
-def seed_blobs():
-    """``{name: valid .mxc bytes}`` of :func:`seed_models`."""
+def seed_blobs(version=None):
+    """``{name: valid .mxc bytes}`` of :func:`seed_models`.
+
+    ``version`` None: in the format written now (version 2, DEFLATE-coded graph) and, for
+    ``mlp-huffman``, in version 1 as well (``mlp-huffman-v1``); 1 or 2: all in that format.
+    """
     from mxcompress.deep_compression.container import encode_model
-    return {name: encode_model(sym, args, aux, **kw)[0]
-            for name, sym, args, aux, kw in seed_models()}
+    blobs = {name: encode_model(sym, args, aux, format_version=version or 2, **kw)[0]
+             for name, sym, args, aux, kw in seed_models()}
+    if version is None:
+        name, sym, args, aux, kw = seed_models()[0]
+        blobs[name + '-v1'] = encode_model(sym, args, aux, format_version=1, **kw)[0]
+    return blobs
+
+
+def blob_version(blob):
+    """The format version a valid blob declares."""
+    return _HEADER.unpack_from(blob)[1]
+
+
+def graph_json(payload, version):
+    """The JSON bytes of a graph section (None where it is not a valid DEFLATE section)."""
+    if version == 1:
+        return payload
+    if not payload or payload[0] != 1:
+        return payload[1:] if payload and payload[0] == 0 else None
+    try:
+        inflater = zlib.decompressobj(-15)
+        return inflater.decompress(payload[1:], 1 << 20)
+    except zlib.error:
+        return None
+
+
+def graph_section(text, version):
+    """A graph section holding the JSON bytes ``text`` in format ``version``."""
+    if version == 1:
+        return text
+    coder = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return b'\x01' + coder.compress(text) + coder.flush()
 
 
 # -------------------------------------------------------------------------------- mutators
@@ -257,11 +291,23 @@ def _byte_mutation(draw, payload):
     return bytes(out)
 
 
-def _graph_mutation(draw, payload):
+def _graph_mutation(draw, payload, version=1):
+    """Edit the graph's JSON (inflated and deflated again in version 2), or its codec."""
+    text = graph_json(payload, version)
+    if version != 1 and draw(4) == 0:           # the codec byte / stream itself
+        op = draw(4)
+        if op == 0:
+            return bytes([_pick(draw, (0, 2, 255))]) + payload[1:]
+        if op == 1:                             # a 1000:1 stream: 4 MB of spaces
+            coder = zlib.compressobj(9, zlib.DEFLATED, -15)
+            return b'\x01' + coder.compress(b' ' * (4 << 20)) + coder.flush()
+        if op == 2:
+            return payload[:draw(len(payload) + 1)]
+        return payload + bytes(1 + draw(8))
     try:
-        graph = json.loads(payload.decode('utf-8'))
+        graph = json.loads(text.decode('utf-8'))
         nodes = graph['nodes']
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return _byte_mutation(draw, payload)
     kind = draw(8)
     node = nodes[draw(len(nodes))] if nodes else {}
@@ -294,7 +340,7 @@ def _graph_mutation(draw, payload):
                                                                  99999999))]}
     else:
         return _byte_mutation(draw, payload)
-    return json.dumps(graph).encode('utf-8')
+    return graph_section(json.dumps(graph).encode('utf-8'), version)
 
 
 def mutate(draw, blob, donors=()):
@@ -304,7 +350,8 @@ def mutate(draw, blob, donors=()):
     draw); ``donors`` are other valid blobs whose sections may be spliced in.
     """
     sections = [[name, payload] for name, payload in split_sections(blob)]
-    header = {}
+    version = blob_version(blob)
+    header = {'version': version}
     post = []
     for _ in range(1 + draw(3)):
         kind = draw(12)
@@ -316,7 +363,7 @@ def mutate(draw, blob, donors=()):
             elif name == 'dense':
                 sections[i][1] = _set_field(draw, payload, dense_fields(payload))
             else:
-                sections[i][1] = _graph_mutation(draw, payload)
+                sections[i][1] = _graph_mutation(draw, payload, version)
         elif kind <= 5 and sections:            # bytes inside one section
             sections[i][1] = _byte_mutation(draw, sections[i][1])
         elif kind == 6 and sections:            # drop / duplicate / swap / rename a section
@@ -346,7 +393,7 @@ def mutate(draw, blob, donors=()):
             elif op == 2:
                 header['toc_len_delta'] = _pick(draw, (-4, -1, 1, 4, 1 << 20, 0xffffff00))
             elif op == 3:
-                header['version'] = _pick(draw, (0, 2, 0xffff))
+                header['version'] = _pick(draw, (0, 1, 2, 3, 0xffff))
             else:
                 header['toc_tail'] = bytes(1 + draw(8))
         elif kind == 9:                         # a consistent size bomb: graph and layer agree
@@ -356,7 +403,7 @@ def mutate(draw, blob, donors=()):
         else:                                   # CRCs left stale (the flip must be caught)
             post.append('stale')
     if 'bomb' in post:
-        sections = _bomb(draw, sections)
+        sections = _bomb(draw, sections, version)
     out = build([(n, p) for n, p in sections], crcs='stale' not in post, **header)
     if 'cut' in post and out:
         out = out[:draw(len(out))]
@@ -369,19 +416,19 @@ def mutate(draw, blob, donors=()):
     return out
 
 
-def _bomb(draw, sections):
+def _bomb(draw, sections, version=1):
     """Make the first layer huge in both the graph and its section (0 entries kept)."""
     big = _pick(draw, (65536, 1 << 20, 1 << 24, 0x7fffffff))
     for item in sections:
         if item[0] == 'graph':
             try:
-                graph = json.loads(item[1].decode('utf-8'))
+                graph = json.loads(graph_json(item[1], version).decode('utf-8'))
                 for node in graph['nodes']:
                     attrs = node.get('attrs') or {}
                     for key in ('num_hidden', 'num_filter'):
                         if key in attrs:
                             attrs[key] = str(big)
-                item[1] = json.dumps(graph).encode('utf-8')
+                item[1] = graph_section(json.dumps(graph).encode('utf-8'), version)
             except (ValueError, KeyError, TypeError, AttributeError):
                 pass
         elif item[0].startswith('w:') and len(item[1]) >= _LAYER_HEAD.size + 4:
@@ -553,8 +600,9 @@ def run(args):
 # --------------------------------------------------------------------------------- corpus
 
 def corpus():
-    """``{file name: (bytes, what it tests)}``: one crafted file per class of bad input."""
-    blobs = seed_blobs()
+    """``{file name: (bytes, what it tests)}``: one crafted file per class of bad input
+    (version-1 files, except the two about the version-2 graph codec)."""
+    blobs = seed_blobs(1)
     mlp = split_sections(blobs['mlp-huffman'])
     packed = split_sections(blobs['mlp-bitpacked'])
     floats = split_sections(blobs['mlp-float'])
@@ -687,6 +735,11 @@ def corpus():
     off = 3 + len('fc1_bias') + 2 + 4
     out['dense_nan.mxc'] = (build(replace(mlp, 'dense', patch(dense, off, '<f', float('nan')))),
                             'fc1_bias holds a NaN')
+    # 26. version 2: a graph codec that does not exist
+    mlp2 = split_sections(seed_blobs(2)['mlp-huffman'])
+    graph2 = dict(mlp2)['graph']
+    out['graph_bad_codec.mxc'] = (build(replace(mlp2, 'graph', b'\x07' + graph2[1:]),
+                                        version=2), 'version 2, graph codec byte 7')
     return out
 
 

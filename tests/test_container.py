@@ -268,12 +268,13 @@ def test_unpack_checks_its_output_and_writes_nothing_on_a_bad_file(tmp_path, cap
     # a weight whose shape disagrees with the graph, CRCs valid: refused, nothing written
     import struct
     from mxcompress.deep_compression.container import _read_sections, _write_sections
-    sections = [list(s) for s in _read_sections(blob)[0]]
+    sections, _, _, version = _read_sections(blob)
+    sections = [list(s) for s in sections]
     layer = bytearray(sections[1][1])
     struct.pack_into('<I', layer, 13, 4)                 # fc_weight (3, 4) -> (4, 4)
     sections[1][1] = bytes(layer)
     bad = tmp_path / 'bad.mxc'
-    bad.write_bytes(_write_sections(sections)[0])
+    bad.write_bytes(_write_sections(sections, version)[0])
     out = tmp_path / 'out'
     out.mkdir()
     assert cli.main(['unpack', str(bad), '--output', str(out / 'm')]) == 2
@@ -281,3 +282,61 @@ def test_unpack_checks_its_output_and_writes_nothing_on_a_bad_file(tmp_path, cap
     assert "section 'w:fc_weight': shape (4, 4), the graph needs (3, ?)" in err
     assert err.startswith('mxcompress unpack: error: %s:' % bad) and err.count('\n') == 1
     assert os.listdir(str(out)) == []
+
+
+def test_format_versions_1_and_2_read_the_same_model():
+    """Version 2 (written now) DEFLATE-codes the graph; version-1 files still read, and the
+    two hold the same params byte for byte in every other section."""
+    from mxcompress.deep_compression import container
+    sym, args, _ = quantised_model('lenet300', density=0.1)
+    v1, _ = encode_model(sym, args, {}, format_version=1)
+    v2, _ = encode_model(sym, args, {})
+    i1, i2 = container_info(v1), container_info(v2)
+    assert (i1['format_version'], i2['format_version']) == (1, 2)
+    assert i1['graph_bytes'] == len(sym.tojson()) == i1['graph_json_bytes']
+    assert i2['graph_bytes'] < i1['graph_bytes'] / 4          # 2,223 -> ~350 bytes
+    assert i2['layers'] == i1['layers'] and i2['dense_bytes'] == i1['dense_bytes']
+    assert i1['param_bytes'] == i2['param_bytes']
+    assert v1[:8] == v2[:8] == container.MAGIC
+    for blob in (v1, v2):
+        sym2, args2, _ = decode_model(blob)
+        assert json.loads(sym2.tojson()) == json.loads(sym.tojson())
+        for k in args:
+            np.testing.assert_array_equal(args2[k].asnumpy(), args[k].asnumpy())
+    with pytest.raises(ValueError, match='format_version must be one of 1, 2'):
+        encode_model(sym, args, {}, format_version=3)
+
+
+def test_version_2_graph_codec_is_bounded_and_checked(monkeypatch):
+    import zlib
+    from mxcompress.deep_compression import container
+    from mxcompress.deep_compression.container import _read_sections, _write_sections
+    sym, args, _ = quantised_model('lenet300', density=0.1)
+    blob, _ = encode_model(sym, args, {})
+    sections, _, _, version = _read_sections(blob)
+    assert version == 2
+
+    def with_graph(payload, version=2):
+        out = [list(s) for s in sections]
+        out[0][1] = payload
+        return _write_sections(out, version)[0]
+
+    graph = sections[0][1]
+    text = zlib.decompress(graph[1:], -15)
+    assert with_graph(b'\x00' + text) and decode_model(with_graph(b'\x00' + text))
+    cases = {b'': 'empty', b'\x05' + graph[1:]: 'unknown codec 5',
+             graph[:len(graph) // 2]: 'truncated DEFLATE stream',
+             graph + b'xyz': '3 bytes after the end of the DEFLATE stream',
+             b'\x01\xff\xff\xff': 'corrupt DEFLATE stream'}
+    for payload, message in cases.items():
+        with pytest.raises(ContainerError, match='x.mxc: section graph: ' + message):
+            decode_model(with_graph(payload), 'x.mxc')
+    monkeypatch.setattr(container, 'MAX_GRAPH_JSON_BYTES', len(text) - 1)
+    with pytest.raises(ContainerError, match='inflates to more than %d bytes' % (len(text) - 1)):
+        container_info(blob, 'x.mxc')
+    # a version-1 file with a compressed graph is not JSON; version 3 is refused
+    with pytest.raises(ContainerError, match='not JSON'):
+        decode_model(with_graph(graph, 1), 'x.mxc')
+    with pytest.raises(ContainerError, match='format version 3, this mxcompress reads '
+                                             'versions 1, 2'):
+        decode_model(with_graph(graph, 3), 'x.mxc')

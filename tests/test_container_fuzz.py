@@ -44,6 +44,7 @@ EXPECTED = {
     'entries_vs_payload.mxc': r"section 'w:fc1_weight': index stream has 11 bytes, 96 values "
                               r"of 3 bits take 36",
     'float_values_short.mxc': r"section 'w:fc1_weight': 35 values for 36 entries",
+    'graph_bad_codec.mxc': r"section graph: unknown codec 7",
     'graph_bad_input.mxc': r"section graph: node 3 'fc1' reads \[99, 0, 0\]",
     'graph_bad_output.mxc': r"section graph: softmax reads output 15 of node 'fc2', which "
                             r"has 1",

@@ -5,7 +5,9 @@ import sys
 
 from ..checkpoint import load_checkpoint, params_path
 from ..deep_compression.container import pack
+from ..fit import add_data_args
 from ..graph import find_layers
+from .deep_compress import budget_points
 from .layer_options import add_bits_args, bits_overrides, check_layer_names
 
 
@@ -29,7 +31,38 @@ def add_parser(sub):
     parser.add_argument('--quantize', choices=('auto', 'never'), default='auto',
                         help='what to do with a layer that has more distinct values than its '
                              'codebook holds: k-means it (auto) or stop with an error (never)')
+    parser.add_argument('--max-error-increase', type=budget_points, default=None, metavar='P',
+                        help='choose each layer\'s codebook width (the smallest file) so that '
+                             'the validation error of the packed model rises by at most P '
+                             'percentage points (0..100), judged on the --val-split of --data; '
+                             'layers named by --bits keep their width')
+    add_data_args(parser)
     parser.set_defaults(func=run)
+
+
+def budget_bits(args, symbol, arg_params, aux_params, fixed):
+    """``--max-error-increase``: per-layer widths by exact allocation over each layer's
+    measured (bits -> validation error increase, real bytes) curve, no fine-tuning."""
+    from ..deep_compression.auto import bits_options, joint_bits
+    from ..measure import classification_error
+    from ..deep_compression.budget import allocate, error_count
+    from ..fit import train_and_validation
+    _, val = train_and_validation(args)
+    if val is None:
+        raise ValueError('--max-error-increase judges on the validation split: give '
+                         '--val-split > 0')
+    layers = [l for l in find_layers(symbol) if l.weight in arg_params]
+    options = bits_options(symbol, arg_params, aux_params, val[0][:3000], val[1][:3000], layers,
+                           len(val[1]), args.gap_bits_conv, args.gap_bits_fc, fixed=fixed)
+    chosen = allocate(options, error_count(args.max_error_increase, len(val[1])))
+    bits = {name: o.value for name, o in chosen.choice.items()}
+    base = classification_error(symbol, arg_params, aux_params, *val)
+    bits, error = joint_bits(symbol, arg_params, aux_params, val[0], val[1], layers, options,
+                             bits, base + args.max_error_increase)
+    print('widths for a %.2f-point budget: %s (validation error %.2f%% -> %.2f%% on %d images)'
+          % (100 * args.max_error_increase, ', '.join('%s=%d' % kv for kv in sorted(bits.items())),
+             100 * base, 100 * error, len(val[1])), file=sys.stderr)
+    return bits
 
 
 def _same_file(a, b):
@@ -75,6 +108,11 @@ def run(args):
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     bits = check_layer_names(bits_overrides(args.bits), [l.name for l in find_layers(symbol)],
                              '--bits')
+    if args.max_error_increase is not None:
+        if args.quantize == 'never':
+            raise ValueError('--max-error-increase chooses k-means (lossy) widths within the '
+                             'budget; --quantize never keeps every layer exact: give one')
+        bits = budget_bits(args, symbol, arg_params, aux_params, bits)
     info, lossy = pack(args.output, symbol, arg_params, aux_params, conv_bits=args.conv_bits,
                        fc_bits=args.fc_bits, bits=bits,
                        gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,

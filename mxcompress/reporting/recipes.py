@@ -14,7 +14,7 @@ import sys
 
 from .references import PUBLISHED
 
-__all__ = ['published_error', 'LENET300_ERROR', 'LENET5_ERROR', 'BASELINE', 'PRUNING', 'DEEP_COMPRESSION', 'LOWRANK',
+__all__ = ['published_error', 'LENET300_ERROR', 'LENET5_ERROR', 'BASELINE', 'PRUNING', 'DEEP_COMPRESSION', 'BUDGET', 'LOWRANK',
            'LOWRANK_MAX_ERROR_INCREASE', 'BINARY_COMMON', 'BINARY', 'XNOR_LAYERS', 'XNOR_TARGETS',
            'DISTILLATION', 'deep_compress_options']
 
@@ -80,15 +80,64 @@ DEEP_COMPRESSION = {
         'published': 'Han et al. 2016: 0.80% -> 0.74%, 39x (P 12x / P+Q 33x / P+Q+H 39x)'},
 }
 
+#: Deep Compression to an accuracy budget (``bench_budget.py``): ``deep-compress
+#: --max-error-increase P`` of a baseline trained with the validation split held out (the
+#: committed ``lenet300`` / ``lenet5`` saw all 60,000 training images, so their validation
+#: error is a training error); every per-layer choice is made on that split. ``commit_rule``:
+#: the committed ``NAME-auto.mxc`` is the run at the largest swept budget P with
+#: baseline validation error + P <= ``target['error']`` (decided from the
+#: baseline's validation error alone, before the sweep; the test set plays no part).
+BUDGET = {
+    'lenet300': {
+        'baseline': 'lenet300-heldout',
+        'train': ['--network', 'lenet300', '--num-epochs', '20', '--lr', '0.05',
+                  '--lr-schedule', 'cosine', '--jitter', '2', '--wd', '1e-4',
+                  '--batch-size', '64', '--val-split', '0.1'],
+        'options': ['--gap-bits-fc', 'auto', '--prune-epochs', '2', '--quant-epochs', '2',
+                    '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '2',
+                    '--budget-rounds', '8'],
+        # issue 18: >= 80x at <= 1.64 %; and, against the TF-MOT peer (19,481 bytes at
+        # 1.36 %), a file (graph included) <= 13,000 bytes at <= 1.36 %
+        'target': {'ratio': 80.0, 'error': LENET300_ERROR, 'aim_ratio': 100.0,
+                   'file_bytes': 13000, 'file_bytes_error': 0.0136}},
+    'lenet5': {
+        'baseline': 'lenet5-heldout',
+        'train': ['--network', 'lenet5', '--num-epochs', '6', '--lr', '0.02',
+                  '--lr-schedule', 'cosine', '--jitter', '2', '--wd', '5e-4',
+                  '--batch-size', '64', '--val-split', '0.1'],
+        'options': ['--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto', '--prune-epochs', '1',
+                    '--quant-epochs', '1', '--lr', '0.005', '--quant-lr', '0.002',
+                    '--jitter', '2', '--budget-rounds', '6', '--curve-examples', '1500'],
+        'target': {'ratio': 100.0, 'error': LENET5_ERROR, 'aim_ratio': 150.0}},
+    # the second data set (made by bench_budget.py): test increase <= budget + 0.3 point
+    'distorted': {
+        'train_epochs': 10,
+        'train_options': ['--network', 'lenet300', '--lr', '0.05', '--lr-schedule', 'cosine',
+                          '--wd', '1e-4', '--batch-size', '64', '--val-split', '0.1'],
+        'options': ['--gap-bits-fc', 'auto', '--prune-epochs', '2', '--quant-epochs', '2',
+                    '--lr', '0.005', '--quant-lr', '0.002', '--jitter', '0',
+                    '--budget-rounds', '6'],
+        'tolerance_points': 0.3},
+}
+
 #: low rank (``bench_lowrank.py``): model -> how it is made; ``recipe``: fine-tune options.
 LOWRANK = {
     'lenet300-svd': dict(
         base='lenet300', layers=['lenet300_fc1', 'lenet300_fc2'], schemes={},
-        compression=5.3, cost='params', ranks={'lenet300_fc1': 40, 'lenet300_fc2': 20},
+        compression=5.3, cost='params',
         recipe=dict(num_epochs=20, batch_size=64, lr=0.02, wd=1e-4, jitter=2),
-        tuning=('ranks and fine-tune settings chosen among 4 runs measured on the test set: '
-                'ranks 38/22 (ranks_for_target 5.3x) lr 0.01 x 20 epochs 0.97%, x 30 epochs '
-                '0.94%; ranks 40/20 lr 0.01 x 15 epochs 0.93%, lr 0.02 x 20 epochs 0.92%'),
+        # the ranks and fine-tune settings: the candidate with the lowest validation error
+        candidates=[dict(compression=5.3, recipe=dict(lr=0.01, num_epochs=20)),
+                    dict(compression=5.3, recipe=dict(lr=0.01, num_epochs=30)),
+                    dict(ranks={'lenet300_fc1': 40, 'lenet300_fc2': 20},
+                         recipe=dict(lr=0.01, num_epochs=15)),
+                    dict(ranks={'lenet300_fc1': 40, 'lenet300_fc2': 20},
+                         recipe=dict(lr=0.02, num_epochs=20))],
+        tuning_history=('before the validation split existed, these 4 candidates were compared '
+                        'on the test set (ranks 38/22 lr 0.01 x 20 epochs 0.97%, x 30 epochs '
+                        '0.94%; ranks 40/20 lr 0.01 x 15 epochs 0.93%, lr 0.02 x 20 epochs '
+                        '0.92%); the committed model is now the one the validation split '
+                        'chooses'),
         sweep=[('lenet300_fc1', 'svd', [5, 10, 20, 40, 80, 160, 300])],
         target={'fc_params_reduction_min': 5.0}),
     'lenet5-lowrank': dict(

@@ -1,0 +1,97 @@
+"""The allocation of per-layer choices under an error budget / a size target
+(mxcompress.deep_compression.budget) against brute force and hand-solved cases."""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mxcompress.deep_compression.budget import (Option, allocate, allocate_for_bytes,
+                                                error_count, lagrangian_allocate, total)
+
+
+def brute(options, feasible, key):
+    layers = list(options)
+    best = None
+    for combo in itertools.product(*(options[l] for l in layers)):
+        b, c = sum(o.bytes for o in combo), sum(o.cost for o in combo)
+        if feasible(b, c) and (best is None or key(b, c) < key(*best)):
+            best = (b, c)
+    return best
+
+
+def synthetic(rng, layers=3, options=5):
+    """Curves shaped like pruning sensitivity: more compression, fewer bytes, more error."""
+    out = {}
+    for l in range(layers):
+        b = np.sort(rng.randint(100, 10000, options))[::-1].astype(float)
+        c = np.sort(rng.randint(0, 40, options))
+        out['layer%d' % l] = [Option(('s', j), float(b[j]), int(c[j])) for j in range(options)]
+    return out
+
+
+def test_known_optimum_by_hand():
+    # fc1 is cheap in error per byte saved, fc2 expensive: a 5-image budget goes to fc1
+    options = {'fc1': [Option(0.0, 1000, 0), Option(0.9, 200, 3), Option(0.95, 100, 5)],
+               'fc2': [Option(0.0, 500, 0), Option(0.9, 100, 4)]}
+    a = allocate(options, 5)
+    assert a.feasible and {l: o.value for l, o in a.choice.items()} == {'fc1': 0.95, 'fc2': 0.0}
+    assert (a.bytes, a.cost) == (600, 5)
+    assert allocate(options, 7).choice['fc2'].value == 0.9    # 3 + 4: fc1 0.9, fc2 0.9
+    assert allocate(options, 7).bytes == 300
+    assert allocate(options, 0).bytes == 1500                  # a budget of 0 changes nothing
+    # the dual: at most 600 bytes with the least error
+    d = allocate_for_bytes(options, 600)
+    assert (d.bytes, d.cost) == (600, 5) and d.feasible
+    assert allocate_for_bytes(options, 50).feasible is False
+
+
+def test_lagrangian_misses_what_the_exact_solution_finds():
+    # the Lagrangian only reaches the convex hull: (budget 4) the exact answer mixes
+    options = {'a': [Option(0, 100, 0), Option(1, 40, 4), Option(2, 0, 10)],
+               'b': [Option(0, 100, 0), Option(1, 40, 4), Option(2, 0, 10)]}
+    exact = allocate(options, 4)
+    assert exact.bytes == 140
+    for lam in np.linspace(0, 50, 101):
+        lag = lagrangian_allocate(options, lam)
+        if lag.cost <= 4:
+            assert lag.bytes >= exact.bytes
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 10 ** 6), st.integers(1, 4), st.integers(1, 6), st.integers(0, 120))
+def test_allocate_matches_brute_force(seed, layers, options, budget):
+    curves = synthetic(np.random.RandomState(seed), layers, options)
+    a = allocate(curves, budget)
+    best = brute(curves, lambda b, c: c <= budget, lambda b, c: (b, c))
+    if best is None:
+        assert not a.feasible
+    else:
+        assert a.feasible and a.cost <= budget and a.bytes == pytest.approx(best[0])
+        assert total(a.choice) == (a.bytes, a.cost)
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(st.integers(0, 10 ** 6), st.integers(1, 4), st.integers(1, 6), st.integers(0, 40000))
+def test_dual_matches_brute_force(seed, layers, options, max_bytes):
+    curves = synthetic(np.random.RandomState(seed), layers, options)
+    d = allocate_for_bytes(curves, max_bytes)
+    best = brute(curves, lambda b, c: b <= max_bytes, lambda b, c: (c, b))
+    if best is None:
+        assert not d.feasible
+    else:
+        assert d.feasible and d.bytes <= max_bytes and d.cost == best[0 + 1]
+        assert d.bytes == pytest.approx(best[0])
+
+
+def test_error_count_and_bad_inputs():
+    assert error_count(0.001, 6000) == 6
+    assert error_count(-0.002, 6000) == 0          # a drop counts as no increase
+    with pytest.raises(ValueError, match='finite'):
+        error_count(float('nan'), 100)
+    with pytest.raises(ValueError, match='no options'):
+        allocate({'fc1': []}, 3)
+    with pytest.raises(ValueError, match='whole number of images'):
+        allocate({'fc1': [Option(0, 10, 0.5)]}, 3)
+    with pytest.raises(ValueError, match='max_cost must be >= 0'):
+        allocate({'fc1': [Option(0, 10, 0)]}, -1)
