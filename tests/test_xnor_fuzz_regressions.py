@@ -6,6 +6,8 @@ table read past its prefix-sum buffer. The results stayed exact (the out-of-rang
 cancel), so only the AddressSanitizer build saw it (tests/test_xnor_asan.py); these tests
 pin the exact results of those geometries in the normal build.
 """
+import os
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -13,11 +15,13 @@ import pytest
 import mxcompress.ops as ops
 from mxcompress.ops.reference import random_case, reference_numpy, run_op
 from mxcompress.ops.selfcheck import (EDGE_CASES, EMPTY_CASES, EMPTY_MESSAGE, check_case,
-                                      random_cases)
+                                      kernel_env, kernel_variants, random_cases)
 
 ops.load()
 
 KERNELS = ops.available_kernels()
+#: the kernels plus the portable one without POPCNT (selfcheck.NO_POPCNT)
+VARIANTS = kernel_variants(KERNELS)
 
 #: The minimal case of the report: N=1, C=1, H=W=4, O=1, kernel 1x1, stride 1, pad (2, 0).
 MINIMAL = (1, 1, 4, 4, 1, (1, 1), (1, 1), (2, 0), (1, 1))
@@ -34,10 +38,14 @@ PAD_BEYOND_KERNEL = [
 ]
 
 
-@pytest.fixture(params=KERNELS)
+@pytest.fixture(params=VARIANTS)
 def kernel(request, monkeypatch):
-    monkeypatch.setenv('MXCOMPRESS_XNOR_KERNEL', request.param)
-    assert ops.kernel_name() == request.param
+    for key, value in kernel_env(request.param).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    assert ops.kernel_name() == os.environ['MXCOMPRESS_XNOR_KERNEL']
     return request.param
 
 

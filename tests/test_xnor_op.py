@@ -8,16 +8,22 @@ from hypothesis import given, settings, strategies as st, HealthCheck
 
 import mxcompress.ops as ops
 from mxcompress.ops.reference import random_case, reference_numpy, run_op
-from mxcompress.ops.selfcheck import CASES, check_case
+from mxcompress.ops.selfcheck import CASES, check_case, kernel_env, kernel_variants, set_env
 
 ops.load()
 
 KERNELS = ops.available_kernels()
+#: the kernels plus the portable one without POPCNT (selfcheck.NO_POPCNT)
+VARIANTS = kernel_variants(KERNELS)
 
-@pytest.fixture(params=KERNELS)
+@pytest.fixture(params=VARIANTS)
 def kernel(request, monkeypatch):
-    monkeypatch.setenv('MXCOMPRESS_XNOR_KERNEL', request.param)
-    assert ops.kernel_name() == request.param
+    for key, value in kernel_env(request.param).items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    assert ops.kernel_name() == os.environ['MXCOMPRESS_XNOR_KERNEL']
     return request.param
 
 
@@ -62,15 +68,15 @@ def test_sign_rule_zero_is_plus_one():
        h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 20),
        kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 3), sw=st.integers(1, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
-       bias=st.booleans(), kernel_choice=st.sampled_from(KERNELS), seed=st.integers(0, 2 ** 16))
+       bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16))
 def test_fuzz(n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, bias, kernel_choice, seed):
     """Pads up to 3 with kernels 1..7 (pad > kernel included), strides and dilations up to 3,
     1-pixel sides; an empty output must be rejected with the op's message (check_case)."""
-    os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel_choice
+    saved = set_env(kernel_env(kernel_choice))
     try:
         _check((n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw)), seed, bias)
     finally:
-        os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+        set_env(saved)
 
 
 def test_pack_roundtrip():
@@ -159,17 +165,18 @@ def test_auto_picks_the_fastest_kernel_the_cpu_has(monkeypatch):
 
 
 def test_kernels_agree_bit_for_bit():
-    """Every kernel gives the same float output (same integer counts, same epilogue rounding)
-    on a layer with several channel blocks, a partial block and all border classes."""
+    """Every kernel (and the portable one without POPCNT) gives the same float output (same
+    integer counts, same epilogue rounding) on a layer with several channel blocks, a partial
+    block and all border classes."""
     rng = np.random.RandomState(5)
     x, weight, alpha, bias = random_case(rng, 2, 130, 9, 11, 37, (3, 3))
     outputs = {}
-    for name in ops.available_kernels():
-        os.environ['MXCOMPRESS_XNOR_KERNEL'] = name
+    for name in VARIANTS:
+        saved = set_env(kernel_env(name))
         try:
             outputs[name] = run_op(x, weight, alpha, bias, pad=(1, 1))
         finally:
-            os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
+            set_env(saved)
     first = next(iter(outputs.values()))
     for name, out in outputs.items():
         np.testing.assert_array_equal(out, first, err_msg=name)

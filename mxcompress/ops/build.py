@@ -2,9 +2,10 @@
 
 The wheel ships ``include/mxnet/lib_api.h`` and ``src/lib_api.cc`` beside ``mxnet/__init__.py``;
 they are located from the ``mxnet`` package at build time (no fixed paths). The library is one
-``.so`` built from ``src/*.cc`` here plus ``lib_api.cc``, with OpenMP. The AVX-512 (VPOPCNTQ)
-and AVX2/POPCNT code is compiled per function (``target`` attributes) and chosen at run time
-with ``__builtin_cpu_supports``, so the library runs on any x86-64 CPU.
+``.so`` built from ``src/*.cc`` here plus ``lib_api.cc``, with OpenMP. The AVX-512 (VPOPCNTQ),
+AVX2 and POPCNT code (the portable kernel's popcount) is compiled per function (``target``
+attributes) and chosen at run time with ``__builtin_cpu_supports``, so the library runs on any
+x86-64 CPU.
 
 Used by ``setup.py`` (``build_py``), ``mxcompress/ops/Makefile`` and by
 :func:`mxcompress.ops.load` when the library is missing. Run ``python -m mxcompress.ops.build

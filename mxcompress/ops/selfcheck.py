@@ -171,19 +171,51 @@ def check_errors():
     return len(bad_calls)
 
 
+#: Pseudo-kernel name: the portable kernel with its SWAR popcount instead of the POPCNT
+#: instruction (MXCOMPRESS_XNOR_POPCNT=0), the path CPUs without POPCNT take.
+NO_POPCNT = 'portable-nopopcnt'
+
+
+def kernel_variants(kernels=None):
+    """``kernels`` (default: every kernel this CPU runs) plus :data:`NO_POPCNT` when the
+    portable kernel is among them: every code path the tests must cover."""
+    from . import available_kernels
+    kernels = list(kernels or available_kernels())
+    return kernels + [NO_POPCNT] if 'portable' in kernels else kernels
+
+
+def kernel_env(variant):
+    """The environment variables selecting ``variant`` (a kernel name or :data:`NO_POPCNT`);
+    None means unset."""
+    if variant == NO_POPCNT:
+        return {'MXCOMPRESS_XNOR_KERNEL': 'portable', 'MXCOMPRESS_XNOR_POPCNT': '0'}
+    return {'MXCOMPRESS_XNOR_KERNEL': variant, 'MXCOMPRESS_XNOR_POPCNT': None}
+
+
+def set_env(values):
+    """Sets (None: removes) environment variables; returns their previous values."""
+    saved = {key: os.environ.get(key) for key in values}
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    return saved
+
+
 def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
-    """Every case with every kernel (``MXCOMPRESS_XNOR_KERNEL``, resolved per call): the
+    """Every case with every kernel variant (:func:`kernel_variants`: the kernels through
+    ``MXCOMPRESS_XNOR_KERNEL``, resolved per call, and the portable one without POPCNT): the
     families of :data:`CASES` with ``seeds`` seeds, :data:`EDGE_CASES`, :data:`EMPTY_CASES`
     (rejected) and ``fuzz_per_seed`` random geometries per seed. Returns the number of cases
     checked."""
-    from . import available_kernels
-    kernels = list(kernels or available_kernels())
-    saved = os.environ.get('MXCOMPRESS_XNOR_KERNEL')
+    kernels = kernel_variants(kernels)
+    saved = set_env(kernel_env(kernels[0]))
     count = 0
     fuzz = [case for seed in range(seeds) for case in random_cases(seed, fuzz_per_seed)]
     try:
         for kernel in kernels:
-            os.environ['MXCOMPRESS_XNOR_KERNEL'] = kernel
+            set_env(kernel_env(kernel))
             for i, case in enumerate(CASES):
                 for seed in range(seeds):
                     check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0))
@@ -200,10 +232,7 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
                 check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0))
                 count += 1
     finally:
-        if saved is None:
-            os.environ.pop('MXCOMPRESS_XNOR_KERNEL', None)
-        else:
-            os.environ['MXCOMPRESS_XNOR_KERNEL'] = saved
+        set_env(saved)
     return count
 
 
@@ -214,9 +243,9 @@ def main(argv=None):
     parser.add_argument('--fuzz', type=int, default=6, help='random geometries per seed')
     parser.add_argument('--verbose', action='store_true', help='print each fuzz case first')
     args = parser.parse_args(argv)
-    from . import available_kernels, load
+    from . import load
     print('library', load(build=False))
-    kernels = available_kernels()
+    kernels = kernel_variants()
     log = (lambda line: print(line, flush=True)) if args.verbose else None
     count = run_all(args.seeds, kernels, args.fuzz, log)
     errors = check_errors()

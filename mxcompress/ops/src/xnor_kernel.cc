@@ -2,26 +2,22 @@
 //
 // Data layout of the packed input (the only large workspace, 1/16 of the float input
 // plus the zero border):  P[n][hp][cw][half][phase][j],  hp = h + PH,  column wp = w + PW is
-// stored at phase = wp % SW, j = wp / SW. For the AVX2 and portable kernels ("split" layout)
-// half 0 holds the low nibble of every byte of the packed word (word & 0x0f..), half 1 the
-// high nibble ((word >> 4) & 0x0f..). The weights are split the same way once per call, so
-// the popcount of (a xor w) per byte is LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor,
-// 2 vpshufb, 2 add per 256 bits (no shifts or masks in the inner loop). The AVX-512 kernel
-// has a popcount instruction (VPOPCNTQ) and keeps whole words in half 0 (half 1 unused):
-// 1 xor, 1 popcount, 1 add per 512 bits. For an output pixel (oh, ow) and tap (kh, kw) the
-// word cw sits at j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH,
-// so 4 neighbouring output pixels read 4 consecutive words for any stride: one 256-bit
-// load. Activations are packed once, before any patch is formed (no im2col).
+// stored at phase = wp % SW, j = wp / SW. For the AVX2 kernel ("split" layout) half 0 holds
+// the low nibble of every byte of the packed word (word & 0x0f..), half 1 the high nibble
+// ((word >> 4) & 0x0f..). The weights are split the same way once per call, so the popcount
+// of (a xor w) per byte is LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor, 2 vpshufb, 2 add
+// per 256 bits (no shifts or masks in the inner loop). The AVX-512 kernel (VPOPCNTQ) and the
+// portable kernel (POPCNT or SWAR on 64-bit words) keep whole words in half 0 (half 1
+// unused). For an output pixel (oh, ow) and tap (kh, kw) the word cw sits at
+// j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH, so neighbouring
+// output pixels read consecutive words for any stride: one vector load for 4 (AVX2) or 8
+// (AVX-512) pixels. Activations are packed once, before any patch is formed (no im2col).
 //
-// Register-blocked micro-kernels (xnor_tiles.h). AVX2: a tile is 4*P output pixels (P 256-bit
-// vectors, one pixel per 64-bit lane) x Q output channels. Each step (tap, word) loads 2P
-// input vectors (the two nibble halves), broadcasts 2Q weight half-words, and for each of the
-// P*Q pairs does the xor + nibble-LUT popcount (vpshufb) into byte accumulators; every 31
-// steps these are summed to 64-bit lanes with vpsadbw (8 bits * 31 < 256, so bytes never
-// overflow). AVX-512: a tile is 8 output pixels (one zmm) x 16 output channels; each step
-// loads one zmm and, per channel, xors a broadcast weight word, vpopcntq, and adds into a
-// 64-bit accumulator. The float epilogue (K - 2 * count, border correction, alpha, bias) is
-// applied per tile while it is hot (inside the AVX-512 micro-kernel, from registers).
+// Register-blocked micro-kernels (xnor_tiles.h, where the schemes are described): a tile is
+// 8 output pixels of one row x Q output channels (AVX2 Q = 4, AVX-512 Q = 16, portable
+// Q = 4), its weights in a per-thread buffer in the order the micro-kernel reads them. Each
+// micro-kernel applies the float epilogue (C*KH*KW - 2 * count + border correction, times
+// alpha, plus bias) from registers and stores the outputs itself.
 #include "xnor_kernel.h"
 
 #include <immintrin.h>
@@ -38,18 +34,22 @@ namespace xnor {
 
 namespace {
 
-constexpr int64_t kTileOW = 8;
-constexpr int64_t kRows = 4;     // output rows per work item
-constexpr int64_t kPackRows = 4; // input rows packed per work item   // output pixels per tile (P = 2 vectors of 4)
+constexpr int64_t kTileOW = 8;    // output pixels per tile (AVX2: P = 2 vectors of 4)
+constexpr int64_t kRows = 4;      // output rows per work item
+constexpr int64_t kPackRows = 4;  // input rows packed per work item
 #ifndef XNOR_TILE_Q
-#define XNOR_TILE_Q 6
+#define XNOR_TILE_Q 4
+#endif
+#ifndef XNOR_TILE_QP
+#define XNOR_TILE_QP 4
 #endif
 #ifndef XNOR_TILE_Q512
 #define XNOR_TILE_Q512 16
 #endif
-constexpr int kQ = XNOR_TILE_Q;        // output channels per tile (AVX2, portable)
-constexpr int kQ512 = XNOR_TILE_Q512;  // output channels per tile (AVX-512: 32 zmm registers)
-constexpr int kQMax = kQ > kQ512 ? kQ : kQ512;
+constexpr int kQ = XNOR_TILE_Q;          // output channels per tile (AVX2: 16 ymm registers)
+constexpr int kQPortable = XNOR_TILE_QP;  // output channels per tile (portable)
+constexpr int kQ512 = XNOR_TILE_Q512;    // output channels per tile (AVX-512: 32 zmm registers)
+constexpr int kQMax = std::max({kQ, kQPortable, kQ512});
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
@@ -142,82 +142,112 @@ void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word, bool
   row[at + g.SW * g.Lp] = (word >> 4) & kLowNibbles;
 }
 
-uint64_t pack_word_scalar(const ConvGeom& g, const float* x, int64_t n, int64_t h, int64_t cw,
-                          int64_t w) {
-  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
-  uint64_t word = 0;
-  for (int64_t c = c0; c < c1; ++c) {
-    const float v = x[((n * g.C + c) * g.H + h) * g.W + w];
-    word |= static_cast<uint64_t>(v < 0.0f) << (c - c0);
-  }
-  return word;
-}
-
+// Packs row h of image n, channel word cw, as whole words (the portable kernel's layout),
+// 16 pixels at a time: channel c sets bit c % 32 of the 32-bit accumulator half c / 32 of
+// each pixel (plain loops over 32-bit lanes, which compilers vectorise with SSE2), then the
+// halves are joined into words.
 void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
-                       int64_t h, int64_t cw, bool split) {
+                       int64_t h, int64_t cw) {
+  constexpr int kChunk = 16;
   uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
-  for (int64_t w = 0; w < g.W; ++w)
-    store_word(g, row, w, pack_word_scalar(g, x, n, h, cw, w), split);
-}
-
-// Packs rows [h0, h1) of image n, channel word cw. Reads every channel's rows as one
-// contiguous stretch (streams well), accumulating the sign bits of 8 pixels per vector
-// (channels c0..c0+31 in half 0, c0+32.. in half 1) in buf, then writes the words.
-__attribute__((target("avx2")))
-void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
-                    int64_t h1, int64_t cw, uint64_t* buf, bool split) {
-  const int64_t c0 = cw * 64, c1 = std::min(g.C, c0 + 64);
-  const int64_t WB = (g.W + 7) / 8, rows = h1 - h0;
-  const __m256 zero = _mm256_setzero_ps();
-  const int64_t tail = g.W - (WB - 1) * 8;  // pixels in the last block, 1..8
-  const __m256i tail_mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(tail)),
-                                               _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  std::memset(buf, 0, sizeof(uint64_t) * 4 * rows * WB * 2);  // 4 words = one vector
-  for (int64_t c = c0; c < c1; ++c) {
-    const int bit = static_cast<int>(c - c0);
-    const __m256i one = _mm256_set1_epi32(static_cast<int>(1u << (bit & 31)));
-    const float* plane = x + ((n * g.C + c) * g.H + h0) * g.W;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* src = plane + r * g.W;
-      uint64_t* dst = buf + 4 * (r * WB * 2 + (bit >> 5));
-      for (int64_t b = 0; b < WB; ++b) {
-        const __m256 v = b + 1 < WB || tail == 8 ? _mm256_loadu_ps(src + 8 * b)
-                                                 : _mm256_maskload_ps(src + 8 * b, tail_mask);
-        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
-        __m256i* acc = reinterpret_cast<__m256i*>(dst + 8 * b);
-        _mm256_storeu_si256(acc, _mm256_or_si256(_mm256_loadu_si256(acc),
-                                                 _mm256_and_si256(neg, one)));
+  const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
+  const int64_t plane = g.H * g.W;
+  const float* base = x + ((n * g.C + c0) * g.H + h) * g.W;
+  for (int64_t w0 = 0; w0 < g.W; w0 += kChunk) {
+    const int npix = static_cast<int>(std::min<int64_t>(kChunk, g.W - w0));
+    uint32_t acc[2][kChunk] = {};
+    for (int half = 0; half < 2; ++half) {
+      uint32_t* dst = acc[half];
+      for (int64_t c = 32 * half; c < std::min<int64_t>(channels, 32 * half + 32); ++c) {
+        const float* src = base + c * plane + w0;
+        const int bit = static_cast<int>(c & 31);
+        if (npix == kChunk) {
+          for (int l = 0; l < kChunk; ++l) dst[l] |= static_cast<uint32_t>(src[l] < 0.0f) << bit;
+        } else {
+          for (int l = 0; l < npix; ++l) dst[l] |= static_cast<uint32_t>(src[l] < 0.0f) << bit;
+        }
       }
     }
+    for (int l = 0; l < npix; ++l)
+      store_word(g, row, w0 + l, acc[0][l] | static_cast<uint64_t>(acc[1][l]) << 32, false);
   }
-  alignas(32) uint64_t words[8];
+}
+
+// Nibble-split packing with AVX2 (the AVX2 kernel's layout), up to 8 * NB pixels of a row at
+// once: the sign masks of 8 pixels come from one compare (vcmpps) per channel; channel c
+// sets bit c % 32 of the 32-bit lanes of acc[c / 32][b] (and + or), so the 2 * NB
+// accumulators stay in registers while the channel planes are read. The two 32-bit halves
+// are then interleaved into the 8 words of each block and split into nibbles.
+template <int NB>
+__attribute__((target("avx2")))
+void pack_chunk_avx2(const float* src, int64_t plane, int64_t channels, int64_t npix,
+                     uint64_t* words) {
+  __m256i acc[2][NB];
+  __m256i load_mask[NB];
+  for (int b = 0; b < NB; ++b) {
+    acc[0][b] = acc[1][b] = _mm256_setzero_si256();
+    const int left = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(8, npix - 8 * b)));
+    load_mask[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(left),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  const __m256 zero = _mm256_setzero_ps();
+  const bool full = npix == 8 * NB;
+  for (int half = 0; half < 2; ++half) {
+    __m256i bit = _mm256_set1_epi32(1);
+    const int64_t c_end = std::min<int64_t>(channels, 32 * (half + 1));
+    for (int64_t c = 32 * half; c < c_end; ++c) {
+      const float* p = src + c * plane;
+      for (int b = 0; b < NB; ++b) {
+        const __m256 v = full ? _mm256_loadu_ps(p + 8 * b)
+                              : _mm256_maskload_ps(p + 8 * b, load_mask[b]);
+        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        acc[half][b] = _mm256_or_si256(acc[half][b], _mm256_and_si256(neg, bit));
+      }
+      bit = _mm256_slli_epi32(bit, 1);
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    const __m256i lo = _mm256_unpacklo_epi32(acc[0][b], acc[1][b]);  // words 0 1 | 4 5
+    const __m256i hi = _mm256_unpackhi_epi32(acc[0][b], acc[1][b]);  // words 2 3 | 6 7
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + 8 * b),
+                        _mm256_permute2x128_si256(lo, hi, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(words + 8 * b + 4),
+                        _mm256_permute2x128_si256(lo, hi, 0x31));
+  }
+}
+
+// Packs rows [h0, h1) of image n, channel word cw, 32 pixels of a row per chunk; with
+// stride 1 the nibble halves of full 4-word groups go straight into the packed row,
+// otherwise word by word to each phase.
+__attribute__((target("avx2")))
+void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
+                    int64_t h1, int64_t cw) {
+  const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
+  const int64_t plane = g.H * g.W;
   const __m256i m = _mm256_set1_epi8(0x0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    uint64_t* row = packed_row(g, packed, n, h0 + r + g.PH, cw);
-    for (int64_t b = 0; b < WB; ++b) {
-      const uint64_t* half = buf + 8 * (r * WB + b);
-      const __m256i h0v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half));
-      const __m256i h1v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(half + 4));
-      const __m256i lo = _mm256_unpacklo_epi32(h0v, h1v);  // words 0 1 | 4 5
-      const __m256i hi = _mm256_unpackhi_epi32(h0v, h1v);  // words 2 3 | 6 7
-      _mm256_store_si256(reinterpret_cast<__m256i*>(words),
-                         _mm256_permute2x128_si256(lo, hi, 0x20));
-      _mm256_store_si256(reinterpret_cast<__m256i*>(words + 4),
-                         _mm256_permute2x128_si256(lo, hi, 0x31));
-      const int64_t w = 8 * b, valid = std::min<int64_t>(8, g.W - w);
-      if (valid == 8 && g.SW == 1 && !split) {
-        std::memcpy(row + w + g.PW, words, sizeof(words));
-      } else if (valid == 8 && g.SW == 1) {
-        for (int part = 0; part < 8; part += 4) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + part));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + w + g.PW + part),
-                              _mm256_and_si256(v, m));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + g.Lp + w + g.PW + part),
+  alignas(32) uint64_t words[32];
+  for (int64_t h = h0; h < h1; ++h) {
+    uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+    const float* src = x + ((n * g.C + c0) * g.H + h) * g.W;
+    for (int64_t w0 = 0; w0 < g.W; w0 += 32) {
+      const int64_t npix = std::min<int64_t>(32, g.W - w0);
+      switch ((npix + 7) / 8) {
+        case 1: pack_chunk_avx2<1>(src + w0, plane, channels, npix, words); break;
+        case 2: pack_chunk_avx2<2>(src + w0, plane, channels, npix, words); break;
+        case 3: pack_chunk_avx2<3>(src + w0, plane, channels, npix, words); break;
+        default: pack_chunk_avx2<4>(src + w0, plane, channels, npix, words); break;
+      }
+      int64_t l = 0;
+      if (g.SW == 1) {
+        uint64_t* dst = row + g.PW + w0;
+        for (; l + 4 <= npix; l += 4) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + l));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), _mm256_and_si256(v, m));
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + g.Lp + l),
                               _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
         }
-      } else {
-        for (int64_t l = 0; l < valid; ++l) store_word(g, row, w + l, words[l], split);
       }
+      for (; l < npix; ++l) store_word(g, row, w0 + l, words[l], true);
     }
   }
 }
@@ -289,52 +319,98 @@ void pack_rows_avx512(const ConvGeom& g, const float* x, uint64_t* packed, int64
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
-// The weight words of channels [o0, o0 + qn) in step order, out[q * K + k] (whole words), or
-// split into nibble halves, out[(q * K + k) * 2 + h].
-void split_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out,
-                   bool split) {
-  const int64_t taps = g.KH * g.KW, wc = g.Wc;
-  if (!split && g.Cb == 8 * wc) {  // whole words: the block is one contiguous copy
+// Layouts of the weights of one channel block in a thread's private buffer (K steps, qn
+// channels): what each micro-kernel reads.
+enum WeightLayout {
+  kWordsByChannel,  // AVX-512: out[q * K + k], whole words
+  kWordsByStep,     // portable: out[k * qn + q], whole words
+  kNibblesByStep,   // AVX2: out[2 * (k * qn + q) + half], nibble halves
+};
+
+// kNibblesByStep when every tap holds whole words (C % 64 == 0): a channel's K words are
+// contiguous, 4 of them split per vector and stored as (lo, hi) pairs of 16 bytes.
+__attribute__((target("avx2")))
+void block_weights_nibbles_avx2(const uint8_t* w, int64_t qn, int64_t K, uint64_t* out) {
+  const __m256i m = _mm256_set1_epi8(0x0f);
+  for (int64_t q = 0; q < qn; ++q) {
+    const uint8_t* src = w + q * K * 8;
+    int64_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 8 * k));
+      const __m256i lo = _mm256_and_si256(v, m);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+      const __m256i even = _mm256_unpacklo_epi64(lo, hi);  // (lo, hi) of words 0 | 2
+      const __m256i odd = _mm256_unpackhi_epi64(lo, hi);   // (lo, hi) of words 1 | 3
+      __m128i* dst = reinterpret_cast<__m128i*>(out);
+      _mm_storeu_si128(dst + (k * qn + q), _mm256_castsi256_si128(even));
+      _mm_storeu_si128(dst + ((k + 1) * qn + q), _mm256_castsi256_si128(odd));
+      _mm_storeu_si128(dst + ((k + 2) * qn + q), _mm256_extracti128_si256(even, 1));
+      _mm_storeu_si128(dst + ((k + 3) * qn + q), _mm256_extracti128_si256(odd, 1));
+    }
+    for (; k < K; ++k) {
+      uint64_t word;
+      std::memcpy(&word, src + 8 * k, 8);
+      out[2 * (k * qn + q)] = word & kLowNibbles;
+      out[2 * (k * qn + q) + 1] = (word >> 4) & kLowNibbles;
+    }
+  }
+}
+
+// Copies the weight words of channels [o0, o0 + qn) into `out` in `layout`.
+void block_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out,
+                   WeightLayout layout) {
+  const int64_t taps = g.KH * g.KW, wc = g.Wc, K = taps * wc;
+  if (layout == kWordsByChannel && g.Cb == 8 * wc) {  // the block is one contiguous copy
     std::memcpy(out, w + o0 * taps * g.Cb, static_cast<size_t>(qn * taps * g.Cb));
+    return;
+  }
+  if (layout == kNibblesByStep && g.Cb == 8 * wc) {
+    block_weights_nibbles_avx2(w + o0 * taps * g.Cb, qn, K, out);
     return;
   }
   for (int64_t q = 0; q < qn; ++q)
     for (int64_t tap = 0; tap < taps; ++tap)
       for (int64_t cw = 0; cw < wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
-        const int64_t k = (q * taps + tap) * wc + cw;
-        if (!split) {
-          out[k] = word;
-          continue;
+        const int64_t k = tap * wc + cw;
+        if (layout == kWordsByChannel) {
+          out[q * K + k] = word;
+        } else if (layout == kWordsByStep) {
+          out[k * qn + q] = word;
+        } else {
+          out[2 * (k * qn + q)] = word & kLowNibbles;
+          out[2 * (k * qn + q) + 1] = (word >> 4) & kLowNibbles;
         }
-        out[2 * k] = word & kLowNibbles;
-        out[2 * k + 1] = (word >> 4) & kLowNibbles;
       }
 }
 
-// Popcount of n bytes (padding bits are 0), word by word with count(uint64_t).
+// Popcounts of `taps` consecutive taps of n bytes each (padding bits are 0), word by word
+// with count(uint64_t).
 template <typename CountWord>
-__attribute__((always_inline)) inline int64_t popcount_bytes(const uint8_t* p, int64_t n,
-                                                             CountWord count) {
-  int64_t pop = 0, i = 0;
-  for (; i + 8 <= n; i += 8) {
-    uint64_t v;
-    std::memcpy(&v, p + i, 8);
-    pop += count(v);
+__attribute__((always_inline)) inline void tap_popcounts(const uint8_t* p, int64_t taps,
+                                                         int64_t n, int64_t* pops,
+                                                         CountWord count) {
+  for (int64_t t = 0; t < taps; ++t, p += n) {
+    int64_t pop = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t v;
+      std::memcpy(&v, p + i, 8);
+      pop += count(v);
+    }
+    for (; i < n; ++i) pop += count(p[i]);
+    pops[t] = pop;
   }
-  for (; i < n; ++i) pop += count(p[i]);
-  return pop;
 }
 
 // ... with the POPCNT instruction (the builtin expands to it inside this target function)
 __attribute__((target("popcnt")))
-int64_t popcount_bytes_hw(const uint8_t* p, int64_t n) {
-  return popcount_bytes(p, n, [](uint64_t v) { return __builtin_popcountll(v); });
+void tap_popcounts_hw(const uint8_t* p, int64_t taps, int64_t n, int64_t* pops) {
+  tap_popcounts(p, taps, n, pops, [](uint64_t v) { return __builtin_popcountll(v); });
 }
 
 // ... without it (SWAR)
-int64_t popcount_bytes_portable(const uint8_t* p, int64_t n) {
-  return popcount_bytes(p, n, [](uint64_t v) { return popcount64(v); });
+void tap_popcounts_portable(const uint8_t* p, int64_t taps, int64_t n, int64_t* pops) {
+  tap_popcounts(p, taps, n, pops, [](uint64_t v) { return popcount64(v); });
 }
 
 // Popcounts of `taps` consecutive taps of n bytes each (AVX-512 VPOPCNTQ).
@@ -362,13 +438,9 @@ void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre, in
   const int64_t stride = g.KW + 1;
   int64_t* pops = pre + (g.KH + 1) * stride;  // KH * KW scratch after the table
   const uint8_t* taps = w + o * g.KH * g.KW * g.Cb;
-  if (popcnt == 2) {
-    tap_popcounts_avx512(taps, g.KH * g.KW, g.Cb, pops);
-  } else {
-    for (int64_t t = 0; t < g.KH * g.KW; ++t)
-      pops[t] = popcnt == 1 ? popcount_bytes_hw(taps + t * g.Cb, g.Cb)
-                            : popcount_bytes_portable(taps + t * g.Cb, g.Cb);
-  }
+  if (popcnt == 2) tap_popcounts_avx512(taps, g.KH * g.KW, g.Cb, pops);
+  else if (popcnt == 1) tap_popcounts_hw(taps, g.KH * g.KW, g.Cb, pops);
+  else tap_popcounts_portable(taps, g.KH * g.KW, g.Cb, pops);
   for (int64_t j = 0; j < stride; ++j) pre[j] = 0;
   for (int64_t kh = 0; kh < g.KH; ++kh) {
     pre[(kh + 1) * stride] = 0;
@@ -377,50 +449,6 @@ void tap_prefix(const ConvGeom& g, const uint8_t* w, int64_t o, int64_t* pre, in
       pre[(kh + 1) * stride + kw + 1] =
           pop + pre[kh * stride + kw + 1] + pre[(kh + 1) * stride + kw] - pre[kh * stride + kw];
     }
-  }
-}
-
-// ---- epilogue -----------------------------------------------------------------------
-
-
-struct TileOut {
-  int64_t n, oh, o0, qn, ow0, lanes;
-};
-
-// Output = alpha * (C*KH*KW - 2 * count + corr) + bias, corr from the border table (0 for
-// windows inside the image).
-void epilogue_portable(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
-                       const float* alpha, const float* bias, float* out, const TileOut& t) {
-  const int64_t full = g.C * g.KH * g.KW;
-  for (int64_t q = 0; q < t.qn; ++q) {
-    const int64_t o = t.o0 + q;
-    const float a = alpha[o], b = bias ? bias[o] : 0.0f;
-    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
-    const int32_t* c = corr + o * g.OWr + t.ow0;
-    for (int64_t l = 0; l < t.lanes; ++l)
-      dst[l] = a * static_cast<float>(full - 2 * static_cast<int64_t>(counts[q * kTileOW + l]) +
-                                      c[l]) + b;
-  }
-}
-
-__attribute__((target("avx2")))
-void epilogue_avx2(const ConvGeom& g, const int32_t* counts, const int32_t* corr,
-                   const float* alpha, const float* bias, float* out, const TileOut& t) {
-  const __m256i full = _mm256_set1_epi32(static_cast<int>(g.C * g.KH * g.KW));
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(t.lanes)),
-                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  for (int64_t q = 0; q < t.qn; ++q) {
-    const int64_t o = t.o0 + q;
-    const __m256i c = _mm256_load_si256(reinterpret_cast<const __m256i*>(counts + q * kTileOW));
-    const __m256i fix = _mm256_load_si256(
-        reinterpret_cast<const __m256i*>(corr + o * g.OWr + t.ow0));
-    const __m256 dot = _mm256_cvtepi32_ps(
-        _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)), fix));
-    const __m256 v = _mm256_add_ps(_mm256_mul_ps(dot, _mm256_set1_ps(alpha[o])),
-                                   _mm256_set1_ps(bias ? bias[o] : 0.0f));
-    float* dst = out + ((t.n * g.O + o) * g.OH + t.oh) * g.OW + t.ow0;
-    if (t.lanes == kTileOW) _mm256_storeu_ps(dst, v);
-    else _mm256_maskstore_ps(dst, mask, v);
   }
 }
 
@@ -558,6 +586,19 @@ bool cpu_has_avx2_popcnt() {
 #endif
 }
 
+// The POPCNT instruction (the portable kernel uses it when present).
+// MXCOMPRESS_XNOR_POPCNT=0 turns it off, so the tests cover the path of CPUs without it.
+bool portable_uses_popcnt() {
+  const char* env = std::getenv("MXCOMPRESS_XNOR_POPCNT");
+  if (env != nullptr && std::strcmp(env, "0") == 0) return false;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("popcnt");
+#else
+  return true;  // elsewhere __builtin_popcountll is the target's own instruction sequence
+#endif
+}
+
 int resolve_kernel(int choice) {
   const char* env = std::getenv("MXCOMPRESS_XNOR_KERNEL");
   if (env != nullptr) {
@@ -587,8 +628,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
                   const float* bias, float* out, void* ws_raw, int kernel) {
   Workspace ws = carve(g, ws_raw);
   const int which = resolve_kernel(kernel);
-  const bool vector = which != kPortable;  // AVX2 packing and epilogue (also under AVX-512)
-  const bool split = which != kAvx512;     // nibble-split words (see the layout above)
+  const bool hw_popcnt = which != kPortable || portable_uses_popcnt();
   const int64_t K = g.KH * g.KW * g.Wc;
 
   std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
@@ -601,43 +641,43 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
   const BorderClasses bc = border_classes(g, ws.row_class);
-  const int popcnt = which == kAvx512 ? 2 : vector ? 1 : 0;
+  const int popcnt = which == kAvx512 ? 2 : hw_popcnt ? 1 : 0;
 
-  // One parallel region, three work-shared loops (the implicit barrier after each one makes
-  // the packed input and the border table complete before the tiles read them):
+  // One parallel region, three work-shared loops and two barriers: packing and the border
+  // table are independent (the packing loop has no barrier of its own); the barrier after the
+  // border table makes both complete before the tiles read them:
   //  1. pack the activations, (image, block of input rows, channel word) per item;
   //  2. the border table, one output channel per item;
   //  3. the tiles, (channel block, image, block of kRows output rows) per item. Each thread
-  //     copies (for the split layout: splits) the weights of its channel block into a private
-  //     buffer (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed image
-  //     rows are shared in L2.
-  const int64_t Q = which == kAvx512 ? kQ512 : kQ;
+  //     copies the weights of its channel block into a private buffer in the layout of its
+  //     micro-kernel (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed
+  //     image rows are shared in L2.
+  const int64_t Q = which == kAvx512 ? kQ512 : which == kAvx2 ? kQ : kQPortable;
+  const WeightLayout layout = which == kAvx512 ? kWordsByChannel
+                              : which == kAvx2 ? kNibblesByStep : kWordsByStep;
   const int64_t OB = (g.O + Q - 1) / Q;
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
     if (which == kAvx512) {
-#pragma omp for collapse(3) schedule(static)
+#pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
             pack_rows_avx512(g, x, ws.packed, n, hb * kPackRows,
                              std::min(g.H, (hb + 1) * kPackRows), cw);
-    } else if (vector) {
-      // per-thread accumulators: kPackRows rows x ceil(W / 8) blocks x 2 halves
-      std::vector<uint64_t> buf(static_cast<size_t>(4 * kPackRows * ((g.W + 7) / 8) * 2));
-#pragma omp for collapse(3) schedule(static)
+    } else if (which == kAvx2) {
+#pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
             pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
-                           std::min(g.H, (hb + 1) * kPackRows), cw, buf.data(), split);
+                           std::min(g.H, (hb + 1) * kPackRows), cw);
     } else {
-#pragma omp for collapse(3) schedule(static)
+#pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t h = 0; h < g.H; ++h)
-          for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_row_portable(g, x, ws.packed, n, h, cw, split);
+          for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, ws.packed, n, h, cw);
     }
 
     {
@@ -650,17 +690,16 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
 
     uint64_t* wq = reinterpret_cast<uint64_t*>(
         ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g)));
-    int64_t split_for = -1;
+    int64_t block_for = -1;
 #pragma omp for collapse(3) schedule(static)
     for (int64_t ob = 0; ob < OB; ++ob)
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t rb = 0; rb < RB; ++rb) {
-          alignas(64) int32_t counts[kQMax * kTileOW];
           const int64_t o0 = ob * Q;
           const int64_t qn = std::min<int64_t>(Q, g.O - o0);
-          if (split_for != ob) {
-            split_weights(g, w, o0, qn, wq, split);
-            split_for = ob;
+          if (block_for != ob) {
+            block_weights(g, w, o0, qn, wq, layout);
+            block_for = ob;
           }
           const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
           for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
@@ -668,24 +707,19 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-              if (which == kAvx512) {
-                const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                        bias ? bias + o0 : nullptr,
-                                        out + ((n * g.O + o0) * g.OH + oh) * g.OW + ow0,
-                                        g.OH * g.OW, static_cast<int32_t>(g.C * g.KH * g.KW),
-                                        static_cast<int32_t>(lanes)};
+              const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
+                                      bias ? bias + o0 : nullptr,
+                                      out + ((n * g.O + o0) * g.OH + oh) * g.OW + ow0,
+                                      g.OH * g.OW, static_cast<int32_t>(g.C * g.KH * g.KW),
+                                      static_cast<int32_t>(lanes)};
+              if (which == kAvx512)
                 tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
-                continue;
-              }
-              if (which == kAvx2)
-                tile_avx2_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq,
-                                                           K, counts);
+              else if (which == kAvx2)
+                tile_avx2_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K,
+                                                           e);
               else
-                tile_portable_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off,
-                                                               wq, K, counts);
-              const TileOut t = {n, oh, o0, qn, ow0, lanes};
-              if (vector) epilogue_avx2(g, counts, corr, alpha, bias, out, t);
-              else epilogue_portable(g, counts, corr, alpha, bias, out, t);
+                (hw_popcnt ? tile_popcnt_table : tile_swar_table)[qn - 1](
+                    row + ow0, ws.in_off, hi_off, wq, K, e);
             }
           }
         }

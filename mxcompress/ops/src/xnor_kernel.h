@@ -45,15 +45,18 @@ size_t workspace_bytes(const ConvGeom& g);
 // holds omp_get_max_threads() of them.
 size_t thread_buffer_bytes(const ConvGeom& g);
 
-// Kernel selection: 0 = auto (the fastest the CPU runs), 1 = portable, 2 = AVX2 (nibble-LUT
-// popcount, needs AVX2 and POPCNT), 3 = AVX-512 (VPOPCNTQ, needs AVX512F, AVX512VL,
-// AVX512BW and AVX512_VPOPCNTDQ).
+// Kernel selection: 0 = auto (the fastest the CPU runs), 1 = portable (64-bit words, POPCNT
+// when the CPU has it), 2 = AVX2 (nibble-LUT popcount, needs AVX2 and POPCNT), 3 = AVX-512
+// (VPOPCNTQ, needs AVX512F, AVX512VL, AVX512BW and AVX512_VPOPCNTDQ).
 // The environment variable MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512 overrides
 // `choice`; a kernel the CPU lacks falls back to the next one down.
 enum Kernel { kAuto = 0, kPortable = 1, kAvx2 = 2, kAvx512 = 3 };
 int resolve_kernel(int choice);
 bool cpu_has_avx2_popcnt();
 bool cpu_has_avx512_vpopcnt();
+// Whether the portable kernel uses the POPCNT instruction: when the CPU has it, unless
+// MXCOMPRESS_XNOR_POPCNT=0 (then a SWAR popcount, as on CPUs without it).
+bool portable_uses_popcnt();
 
 // Checks the padding bits of the packed weights; returns false if any bit beyond C is set.
 bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
