@@ -332,7 +332,7 @@ def check_params_fit(symbol, arg_params, aux_params, data_shapes=None, where='ch
 #: classifier fits 224 only, so it still finds 224)
 _PROBE_SIZES = {1: (28, 32, 64, 96, 112, 128, 224, 16, 8),
                 3: (224, 32, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
-_PROBE_SIZES_STRIDE1 = {3: (32, 224, 299, 227, 256, 64, 96, 112, 128, 28, 16, 8)}
+_CIFAR_SIZE = 32
 
 
 def mxnet_reason(err):
@@ -369,10 +369,10 @@ def infer_data_shapes(symbol, arg_params, aux_params=None):
         candidates = [(1, int(weight[1]))]
     else:
         channels = int(weight[1]) * int(layer.attrs.get('num_group', '1'))
+        sizes = _PROBE_SIZES.get(channels, _PROBE_SIZES[3])
         stride = layer.attrs.get('stride', '(1, 1)').strip('()[] ').replace(' ', '')
-        table = _PROBE_SIZES_STRIDE1 if stride in ('', '1', '1,1') and \
-            channels in _PROBE_SIZES_STRIDE1 else _PROBE_SIZES
-        sizes = table.get(channels, _PROBE_SIZES[3])
+        if channels == 3 and stride in ('', '1', '1,1'):
+            sizes = (_CIFAR_SIZE,) + tuple(s for s in sizes if s != _CIFAR_SIZE)
         candidates = [(1, channels, size, size) for size in sizes]
     for shape in candidates:
         if _shapes_fit(symbol, shape, arg_params, aux_params):

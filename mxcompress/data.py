@@ -168,7 +168,7 @@ class ShuffledIter(mx.io.DataIter):
 
     Parameters
     ----------
-    images : numpy.ndarray, float32, shape (N, 1, 28, 28) or (N, 784)
+    images : numpy.ndarray, float32, shape (N, C, H, W) or (N, features)
     labels : numpy.ndarray, shape (N,)
     batch_size : int
     max_shift : int
@@ -181,7 +181,8 @@ class ShuffledIter(mx.io.DataIter):
                  label_name='softmax_label'):
         super().__init__(batch_size)
         if max_shift and images.ndim != 4:
-            raise ValueError('jitter needs image-shaped data (N, 1, 28, 28)')
+            raise ValueError('jitter needs image-shaped data (N, C, H, W), got %d dimensions'
+                             % images.ndim)
         self._images, self._labels = images, labels
         self._max_shift, self._seed, self._epoch = max_shift, seed, 0
         self._label_name = label_name

@@ -47,7 +47,7 @@ def predict(symbol, arg_params, aux_params, images, batch_size=500):
 
     Parameters
     ----------
-    images : numpy.ndarray, float32, shape (N, 1, 28, 28)
+    images : numpy.ndarray, float32, shape (N, C, H, W)
 
     Returns
     -------

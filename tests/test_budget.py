@@ -80,7 +80,7 @@ def test_dual_matches_brute_force(seed, layers, options, max_bytes):
     if best is None:
         assert not d.feasible
     else:
-        assert d.feasible and d.bytes <= max_bytes and d.cost == best[0 + 1]
+        assert d.feasible and d.bytes <= max_bytes and d.cost == best[1]
         assert d.bytes == pytest.approx(best[0])
 
 

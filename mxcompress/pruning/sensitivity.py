@@ -31,7 +31,7 @@ def sensitivity_sweep(symbol, arg_params, aux_params, images, labels, sparsities
     Parameters
     ----------
     symbol, arg_params, aux_params : standard checkpoint
-    images : numpy.ndarray, float32, (N, 1, 28, 28)
+    images : numpy.ndarray, float32, (N, C, H, W)
     labels : numpy.ndarray, (N,)
     sparsities : sequence of float in [0, 1)
     layers : list of str or None

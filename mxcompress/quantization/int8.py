@@ -25,7 +25,7 @@ def quantize_int8(symbol, arg_params, aux_params, calib_images, calib_labels,
     ----------
     symbol, arg_params, aux_params
         A standard fp32 checkpoint.
-    calib_images : numpy.ndarray, float32, shape (N, 1, 28, 28)
+    calib_images : numpy.ndarray, float32, shape (N, C, H, W)
     calib_labels : numpy.ndarray, shape (N,)
     calib_mode : {'naive', 'entropy'}
     batch_size : int
