@@ -11,9 +11,16 @@ Tasks (``--tasks``, default all but timing):
 - ``lenet5-thinned``: Li et al. filter pruning with physical removal (L1 norm) of LeNet-5's two
   conv layers, then fine-tuning. Target: >= 50 % fewer conv+fc MACs, error <= baseline + 0.10
   points, >= 1.5x measured speed-up at batch 64 (task ``timing``).
+- ``resnet20-thinned`` / ``mobilenetv2-thinned``: the gluoncv ``cifar_resnet20_v1`` /
+  ``mobilenetv2_0.5`` baselines (``bench_baseline.py``, validation split held out) thinned in
+  dependency channel groups (residual adds, depthwise convs), kept channels rounded to
+  multiples of 8; each candidate of the recipe is fine-tuned and the validation split picks
+  one; the test set is read once, for the baseline and the chosen model. Targets: ResNet-20
+  >= 50 % fewer MACs at <= +0.15 points and >= 1.6x at batch 64; MobileNetV2 >= 40 % fewer
+  MACs at <= +0.20 points.
 - ``sensitivity``: LeNet-5 per-layer sensitivity sweep (CSV + PNG under benchmarks/pruning/).
-- ``timing``: batch 1 and 64 inference time of LeNet-5 vs its thinned and pruned versions,
-  interleaved in one process (run it under ``flock /tmp/mxcompress-timing.lock``).
+- ``timing``: batch 1 and 64 inference time of each baseline vs its thinned (and pruned)
+  versions, interleaved in one process (run it under ``flock /tmp/mxcompress-timing.lock``).
 
 Fine-tuning uses the data recipe that trained the baselines (+-2 px jitter, SGD momentum 0.9,
 batch 64, cosine decay); recipes and targets are those of ``mxcompress/reporting/recipes.py``. Models are written as
@@ -22,6 +29,7 @@ standard checkpoints ``benchmarks/models/NAME`` at epoch 0.
 Example::
 
     OMP_NUM_THREADS=1 python scripts/bench_pruning.py --tasks lenet300-pruned
+    python scripts/bench_pruning.py --tasks resnet20-thinned mobilenetv2-thinned
     OMP_NUM_THREADS=1 flock /tmp/mxcompress-timing.lock python scripts/bench_pruning.py --tasks timing
 """
 import argparse
@@ -32,10 +40,12 @@ import time
 from mxcompress import data as mnist_data
 from mxcompress.analysis import model_summary
 from mxcompress.checkpoint import load_checkpoint, save_checkpoint
-from mxcompress.fit import data_provenance, fit, fit_options, seed_everything, train_iterators
+from mxcompress.fit import (data_provenance, fit, fit_options, seed_everything, train_iterators,
+                            validation_data)
 from mxcompress.logs import setup_logging
 from mxcompress.measure import TIMING_LOCK, classification_error, machine_info, time_inference
-from mxcompress.pruning import (plan_filters, plot_sensitivity, prune_and_finetune,
+from mxcompress.pruning import (analyse, plan_filters, plan_groups, plot_sensitivity,
+                                prune_and_finetune,
                                 report_markdown, sensitivity_sweep, targets_from_sensitivity,
                                 thin_network, write_sensitivity_csv)
 from mxcompress.pruning.finetune import finetune_options
@@ -44,7 +54,11 @@ from mxcompress.reporting.results import read_results, update_results
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SHAPE = {'data': (1, 1, 28, 28)}
-TASKS = ('lenet300-pruned', 'lenet5-pruned', 'lenet5-thinned', 'sensitivity', 'timing')
+TASKS = ('lenet300-pruned', 'lenet5-pruned', 'lenet5-thinned', 'sensitivity', 'resnet20-thinned',
+         'mobilenetv2-thinned', 'timing')
+#: baseline -> the models the timing task compares with it
+TIMED = {'lenet5': ('lenet5-thinned', 'lenet5-pruned'), 'resnet20': ('resnet20-thinned',),
+         'mobilenetv2': ('mobilenetv2-thinned',)}
 
 LENET5_FILTERS = PRUNING['lenet5-thinned']['filters']
 
@@ -171,6 +185,76 @@ def run_thinning(name, cli, baseline_dir, data_dir):
     return record
 
 
+def candidate_sparsity(analysis, candidate):
+    """A recipe candidate as :func:`plan_groups` sparsity: ``{'all': f}`` -> ``f``;
+    ``{'shared': a, 'private': b}`` -> ``a`` for the groups several convs write (their outputs
+    meet at a residual add), ``b`` for the groups of one conv."""
+    if 'all' in candidate:
+        return candidate['all']
+    return {g.producers[0]: candidate['shared' if len(g.producers) > 1 else 'private']
+            for g in analysis.prunable}
+
+
+def run_zoo_thinning(name, cli, baseline_dir, data_dir):
+    """Thin a gluoncv baseline in dependency groups; the validation split picks the candidate."""
+    recipe = PRUNING[name]
+    network = recipe['network']
+    baseline = load_checkpoint(os.path.join(baseline_dir, network), 0, DATA_SHAPE)
+    args = recipe_options(network, data_dir, num_examples=cli.num_examples,
+                          **recipe['fine_tune'])
+    val_images, val_labels = validation_data(args)
+    base_val = classification_error(*baseline, val_images, val_labels)
+    analysis = analyse(baseline[0], DATA_SHAPE['data'])
+    tried, best = [], None
+    start = time.time()
+    for candidate in recipe['candidates']:
+        plan = plan_groups(baseline[0], baseline[1], candidate_sparsity(analysis, candidate),
+                           'l1', analysis=analysis, channel_multiple=recipe['channel_multiple'])
+        thinned = thin_network(*baseline, plan)
+        before_ft = classification_error(*thinned, val_images, val_labels)
+        module = fit(args, thinned[0], train_iterator(args), None, arg_params=thinned[1],
+                     aux_params=thinned[2], allow_missing=False)
+        model = (thinned[0],) + module.get_params()
+        row = {'candidate': candidate, 'kept': {r['group']: r['kept'] for r in plan.groups},
+               'mac_reduction': 1.0 - plan.macs_after / float(plan.macs_before),
+               'validation_error_before_finetune': before_ft,
+               'validation_error': classification_error(*model, val_images, val_labels)}
+        print('%s candidate %s: %.1f %% fewer MACs, validation error %.2f %% (baseline %.2f '
+              '%%)' % (name, candidate, 100 * row['mac_reduction'],
+                       100 * row['validation_error'], 100 * base_val), flush=True)
+        tried.append(row)
+        key = (row['validation_error'], -row['mac_reduction'])
+        if best is None or key < best[0]:
+            best = (key, row, model, plan)
+    wall = time.time() - start
+    _, chosen, model, plan = best
+    base_error, error = test_error(baseline, data_dir), test_error(model, data_dir)
+    before, after = summary_fields(baseline), summary_fields(model)
+    reduction = 1.0 - after['dense_macs'] / float(before['dense_macs'])
+    targets = recipe['targets']
+    ok = bool(reduction >= targets['mac_reduction'] and
+              100 * (error - base_error) <= targets['error_increase_points'] + 1e-10)
+    record = dict(after, base_network=network, method='pruning-filter-groups',
+                  test_error=error, test_errors_of_10000=int(round(error * 10000)),
+                  baseline_error=base_error, error_increase_points=100 * (error - base_error),
+                  baseline_validation_error=base_val,
+                  validation_error=chosen['validation_error'],
+                  baseline_macs=before['dense_macs'], baseline_params=before['params'],
+                  mac_reduction=reduction, flop_ratio=before['dense_macs'] / after['dense_macs'],
+                  filter_norm='l1', channel_multiple=recipe['channel_multiple'],
+                  chosen=chosen['candidate'], candidates=tried, plan=plan.to_dict(),
+                  fine_tune_lr=args.lr, fine_tune_epochs=args.num_epochs,
+                  data_recipe=dict(BASELINE[network]['recipe'], lr_schedule='cosine',
+                                   momentum=args.mom),
+                  wall_seconds=wall, targets=targets, accuracy_and_flops_targets_met=ok,
+                  speedup_b64=None, target_met=ok if 'speedup_b64' not in targets else False,
+                  **data_provenance(args, 'the thinning candidate (group fractions)'))
+    record['model'], record['size_bytes'] = save_model(
+        name, model, cli.models_dir, cli.reports_dir,
+        '%s (dependency groups, chosen %s)' % (name, chosen['candidate']))
+    return record
+
+
 def run_sensitivity(cli, baseline_dir, data_dir):
     model = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)
     images, labels = mnist_data.load_mnist('train', data_dir)
@@ -191,23 +275,47 @@ def run_sensitivity(cli, baseline_dir, data_dir):
 
 
 def run_timing(cli, baseline_dir):
-    models = {'lenet5': load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)}
-    for name in ('lenet5-thinned', 'lenet5-pruned'):
-        prefix = os.path.join(cli.models_dir, name)
-        if os.path.exists(prefix + '-symbol.json'):
-            models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
+    """Batch 1 and 64 medians of every baseline of :data:`TIMED` against its compressed
+    versions (each family interleaved in one process)."""
     record = {'repeats': cli.repeats, 'warmup': 10,
               'threads': os.environ.get('OMP_NUM_THREADS'),
               'note': 'median of interleaved runs in one process; the machine was shared with '
                       'other jobs (2 cores), under the timing lock'}
-    for batch in (1, 64):
-        times = time_inference(models, batch, repeats=cli.repeats, warmup=10)
-        record['batch%d' % batch] = times
-        for name in models:
-            if name != 'lenet5':
-                record['batch%d' % batch][name]['speedup_vs_lenet5'] = (
-                    times['lenet5']['median_ms'] / times[name]['median_ms'])
+    for base, others in TIMED.items():
+        if not os.path.exists(os.path.join(baseline_dir, base + '-symbol.json')):
+            continue
+        models = {base: load_checkpoint(os.path.join(baseline_dir, base), 0, DATA_SHAPE)}
+        for name in others:
+            prefix = os.path.join(cli.models_dir, name)
+            if os.path.exists(prefix + '-symbol.json'):
+                models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
+        for batch in (1, 64):
+            times = time_inference(models, batch, repeats=cli.repeats, warmup=10)
+            for name in models:
+                if name != base:
+                    times[name]['speedup_vs_' + base] = (times[base]['median_ms'] /
+                                                         times[name]['median_ms'])
+            record.setdefault('batch%d' % batch, {}).update(times)
     return record
+
+
+def record_speedups(cli, timing, command):
+    """Copy the measured speed-ups into the thinned models' records (and their targets)."""
+    results = read_results(cli.output)
+    for base, others in TIMED.items():
+        for name in others:
+            if name not in results or name not in timing.get('batch64', {}):
+                continue
+            thinned = dict(results[name],
+                           speedup_b64=timing['batch64'][name]['speedup_vs_' + base],
+                           speedup_b1=timing['batch1'][name]['speedup_vs_' + base],
+                           timing_command=command)
+            if 'accuracy_and_flops_targets_met' in thinned:
+                need = thinned['targets'].get('speedup_b64')
+                thinned['target_met'] = bool(thinned['accuracy_and_flops_targets_met'] and
+                                             (need is None or thinned['speedup_b64'] >= need))
+            thinned.pop('measured_at', None)
+            update_results(cli.output, {name: thinned})
 
 
 def main(argv=None):
@@ -252,25 +360,17 @@ def main(argv=None):
         elif task == 'sensitivity':
             record = run_sensitivity(cli, cli.baseline_dir, cli.data_dir)
             task = 'lenet5-sensitivity'
+        elif task in ('resnet20-thinned', 'mobilenetv2-thinned'):
+            record = run_zoo_thinning(task, cli, cli.baseline_dir, cli.data_dir)
         else:
             record = run_timing(cli, cli.baseline_dir)
-            thinned = read_results(cli.output).get('lenet5-thinned')
-            if thinned and 'lenet5-thinned' in record['batch64']:
-                speed = record['batch64']['lenet5-thinned']['speedup_vs_lenet5']
-                thinned = dict(thinned, speedup_b64=speed,
-                               speedup_b1=record['batch1']['lenet5-thinned'][
-                                   'speedup_vs_lenet5'],
-                               timing_command=command)
-                thinned['target_met'] = bool(thinned['accuracy_and_flops_targets_met']
-                                             and speed >= thinned['targets']['speedup_b64'])
-                thinned.pop('measured_at', None)
-                update_results(cli.output, {'lenet5-thinned': thinned})
-            task = 'timing'
+            record_speedups(cli, record, command)
         record['command'] = command
         update_results(cli.output, {task: record}, machine=machine_info())
         print('%s: %s' % (task, {k: v for k, v in record.items()
                                  if k in ('test_error', 'weight_density', 'mac_reduction',
-                                          'target_met', 'baseline_error')}), flush=True)
+                                          'target_met', 'baseline_error', 'chosen')}),
+              flush=True)
     return 0
 
 

@@ -12,8 +12,8 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   the ratio of the medians of ``--repeats`` warm runs after warm-up (the first run of each
   block, with the other layer's data in the caches, is reported apart as cold). Also binary
   and fp32 MAC/s, the op's result checked against ``Convolution(sign(x), sign(W)) * alpha``,
-  and memory (the op's workspace vs the bit-packed input plus the output). Targets: >= 6x at
-  256 and 512 channels, >= 3x at 64 (aim 10x).
+  and memory (the op's workspace vs the bit-packed input plus the output). Targets: >= 7x at
+  256 and 512 channels, >= 4x at 64 (aim 10x).
 * end to end: a bnn-resnet converted to xnor_conv2d vs the same network in fp32 and vs the
   binary training graph, images/s at batch 1 and 32 (``mxcompress.measure.time_inference``),
   plus, on the whole MNIST test set, whether the converted model predicts exactly what the
@@ -21,12 +21,21 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   model is ``--model`` (default: benchmarks/models/bnn-resnet); without one, a bnn-resnet
   with random weights is used and the record says so.
 
+* ResNet-18 at ImageNet shape (``--resnet18``): ``symbols.get_symbol('bnn-resnet',
+  num_layers=18, image_shape='3,224,224', num_classes=1000, num_bits=1)`` with random weights
+  and BatchNorm statistics, converted (binary convs -> xnor_conv2d, the BatchNorm before each
+  sign folded into the op's thresholds), against its full-precision twin (``num_bits=32``:
+  the same topology, float convs, BatchNorm -> ReLU, no sign) at ``--batches``; targets
+  >= 3x at batch 1 and >= 4x at batch 8 on 1 thread. The converted graph's predictions are
+  checked against the binary training graph on random images first.
+
 Timing holds the timing lock of ``mxcompress.measure`` (one timing run at a time).
 
 Example::
 
     python scripts/bench_xnor.py --model benchmarks/models/bnn-resnet   # everything
     python scripts/bench_xnor.py --repeats 5 --threads 1 --skip-e2e   # a quick look
+    python scripts/bench_xnor.py --skip-layers --skip-e2e --resnet18 --output xnor_resnet18.json
     # another kernel, with its own JSON and PNG:
     MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e --output xnor_avx2.json
 """
@@ -53,36 +62,61 @@ def _engine_name():
     return 'naive' if os.environ.get('MXNET_ENGINE_TYPE') == 'NaiveEngine' else 'threaded'
 
 
+def layer_weights(rng, channels):
+    """A random 3x3 C -> C layer: fp32 weight NDArray (C, C, 3, 3), its packed bits and its
+    BWN alpha (C,)."""
+    import mxnet as mx
+    import numpy as np
+    import mxcompress.ops as ops
+    weight = rng.randn(channels, channels, 3, 3).astype(np.float32)
+    w_fp32 = mx.nd.array(weight)
+    return (w_fp32, mx.nd.array(ops.pack_weights(weight), dtype='uint8'),
+            bwn_alpha(mx.nd, w_fp32))
+
+
+def time_layer_pair(x, layer, args):
+    """``xnor_conv2d`` and fp32 ``Convolution`` (3x3, pad 1) on the same input ``x``
+    (N, C, H, W), alternating in blocks (:func:`mxcompress.measure.paired_timing`).
+
+    Returns
+    -------
+    max_err : float
+        Max abs difference of the op from ``Convolution(sign(x), sign(W)) * alpha``.
+    binary, fp32 : (wall list, cpu list, cold list)
+    """
+    import mxnet as mx
+    from mxcompress.ops.reference import reference_conv
+    w_fp32, packed, alpha = layer
+    channels = x.shape[1]
+    conv = dict(kernel=(3, 3), pad=(1, 1), stride=(1, 1), num_filter=channels)
+    out_b, out_f = mx.nd.zeros(x.shape), mx.nd.zeros(x.shape)
+
+    def run_binary():
+        return mx.nd.xnor_conv2d(x, packed, alpha, out=out_b, **conv)
+
+    def run_fp32():
+        return mx.nd.Convolution(x, w_fp32, no_bias=True, out=out_f, **conv)
+
+    check = reference_conv(x, w_fp32, alpha, kernel=(3, 3), pad=(1, 1))
+    max_err = float(mx.nd.abs(run_binary() - check).max().asscalar())
+    binary, fp32 = paired_timing(run_binary, run_fp32, args.repeats, args.warmup, args.block)
+    return max_err, binary, fp32
+
+
 def layer_worker(args):
     """One thread count: every layer and batch, op vs fp32, printed as JSON."""
     import mxnet as mx
     import numpy as np
     import mxcompress.ops as ops
-    from mxcompress.ops.reference import reference_conv
     ops.load()
     rng = np.random.RandomState(0)
     records = []
     for channels, size in XNOR_LAYERS:
-        weight = rng.randn(channels, channels, 3, 3).astype(np.float32)
-        w_fp32 = mx.nd.array(weight)
-        packed = mx.nd.array(ops.pack_weights(weight), dtype='uint8')
-        alpha = bwn_alpha(mx.nd, w_fp32)
+        layer = layer_weights(rng, channels)
         for batch in args.batches:
             x = mx.nd.array(rng.randn(batch, channels, size, size).astype(np.float32))
-            conv = dict(kernel=(3, 3), pad=(1, 1), stride=(1, 1), num_filter=channels)
-            out_b = mx.nd.zeros((batch, channels, size, size))
-            out_f = mx.nd.zeros((batch, channels, size, size))
-
-            def run_binary():
-                return mx.nd.xnor_conv2d(x, packed, alpha, out=out_b, **conv)
-
-            def run_fp32():
-                return mx.nd.Convolution(x, w_fp32, no_bias=True, out=out_f, **conv)
-
-            check = reference_conv(x, w_fp32, alpha, kernel=(3, 3), pad=(1, 1))
-            max_err = float(mx.nd.abs(run_binary() - check).max().asscalar())
-            (wall_b, cpu_b, cold_b), (wall_f, cpu_f, cold_f) = paired_timing(
-                run_binary, run_fp32, args.repeats, args.warmup, args.block)
+            max_err, (wall_b, cpu_b, cold_b), (wall_f, cpu_f, cold_f) = time_layer_pair(
+                x, layer, args)
             tb, tf = statistics.median(wall_b), statistics.median(wall_f)
             cb, cf = statistics.median(cpu_b), statistics.median(cpu_f)
             threads = int(os.environ.get('OMP_NUM_THREADS', '1'))
@@ -135,18 +169,9 @@ def find_model(explicit):
 
 def random_bnn_resnet(seed=0, filter_list=(16, 32, 64)):
     """bnn-resnet (symbols/bnn_resnet.py, 8 layers) with random weights and BN statistics."""
-    import mxnet as mx
-    import numpy as np
     from symbols import bnn_resnet
     symbol = bnn_resnet.get_symbol(num_classes=10, num_layers=8, filter_list=filter_list)
-    arg_shapes, _, aux_shapes = symbol.infer_shape(data=(1, 1, 28, 28))
-    rng = np.random.RandomState(seed)
-    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
-            zip(symbol.list_arguments(), arg_shapes) if n not in ('data', 'softmax_label')}
-    aux = {n: mx.nd.array(rng.uniform(-0.2, 0.2, s) if n.endswith('mean')
-                          else rng.uniform(0.5, 2.0, s))
-           for n, s in zip(symbol.list_auxiliary_states(), aux_shapes)}
-    return symbol, args, aux
+    return (symbol,) + random_params(symbol, (1, 1, 28, 28), seed)
 
 
 def e2e_models(args):
@@ -214,6 +239,79 @@ def e2e_worker(args):
     ops.load()
     print(json.dumps({name: e2e_one(name, source, model, num_check, args)
                       for name, source, model, num_check in e2e_models(args)}))
+
+
+def random_params(symbol, data_shape, seed=0):
+    """Uniform(-1, 1) weights and plausible BatchNorm statistics for ``symbol``."""
+    import mxnet as mx
+    import numpy as np
+    arg_shapes, _, aux_shapes = symbol.infer_shape(data=data_shape)
+    rng = np.random.RandomState(seed)
+    args = {n: mx.nd.array(rng.uniform(-1, 1, s)) for n, s in
+            zip(symbol.list_arguments(), arg_shapes) if n not in ('data', 'softmax_label')}
+    aux = {n: mx.nd.array(rng.uniform(-0.2, 0.2, s) if n.endswith('mean')
+                          else rng.uniform(0.5, 2.0, s))
+           for n, s in zip(symbol.list_auxiliary_states(), aux_shapes)}
+    return args, aux
+
+
+def resnet18_models():
+    """The binary ResNet-18 at 3x224x224 (random weights and BatchNorm statistics), its
+    conversion and its fp32 twin.
+
+    Returns
+    -------
+    binary, converted, twin : (symbol, arg_params, aux_params)
+    layers : list of dict
+        The converter's per-layer records.
+    """
+    import mxcompress.ops as ops
+    import symbols
+    from mxcompress.binary.convert import convert
+    ops.load()
+    shape = (1, 3, 224, 224)
+    spec = dict(num_layers=18, image_shape='3,224,224', num_classes=1000)
+    binary = symbols.get_symbol('bnn-resnet', num_bits=1, **spec)
+    twin = symbols.get_symbol('bnn-resnet', num_bits=32, **spec)
+    b_args, b_aux = random_params(binary, shape)
+    converted = convert(binary, b_args, b_aux)
+    return ((binary, b_args, b_aux), converted[:3], (twin,) + random_params(twin, shape, seed=1),
+            converted[3])
+
+
+def resnet18_worker(args):
+    """Binary ResNet-18 (ImageNet shape) converted vs its fp32 twin; print JSON."""
+    import numpy as np
+    import mxcompress.ops as ops
+    from mxcompress.measure import predict, time_inference
+    (binary, b_args, b_aux), (x_sym, x_args, x_aux), twin, layers = resnet18_models()
+    images = np.random.RandomState(2).randn(4, 3, 224, 224).astype(np.float32)
+    want = predict(binary, b_args, b_aux, images, batch_size=4)
+    got = predict(x_sym, x_args, x_aux, images, batch_size=4)
+    record = {'model': "symbols.get_symbol('bnn-resnet', num_layers=18, image_shape="
+                       "'3,224,224', num_classes=1000, num_bits=1), random weights",
+              'fp32_twin': 'the same with num_bits=32', 'kernel': ops.kernel_name(),
+              'engine': _engine_name(), 'threads': os.environ.get('OMP_NUM_THREADS'),
+              'binary_layers_converted': len(layers),
+              'batchnorms_folded': sum(r['batchnorm_folded'] is not None for r in layers),
+              'check_images': len(images),
+              'predictions_equal': bool(np.all(got.argmax(1) == want.argmax(1))),
+              'max_abs_prob_diff': float(np.abs(got - want).max()),
+              'targets': {'batch_1': 3.0, 'batch_8': 4.0}, 'timing': {}}
+    models = {'xnor': (x_sym, x_args, x_aux), 'fp32_twin': twin}
+    for batch in args.batches:
+        timing = time_inference(models, batch, repeats=args.repeats, warmup=args.warmup)
+        timing['speedup_vs_fp32_twin'] = (timing['fp32_twin']['median_ms'] /
+                                          timing['xnor']['median_ms'])
+        target = record['targets'].get('batch_%d' % batch)
+        timing['target_met'] = None if target is None else bool(
+            timing['speedup_vs_fp32_twin'] >= target)
+        record['timing']['batch_%d' % batch] = timing
+        print('%s engine, threads %s, ResNet-18 batch %d: xnor %.1f ms, fp32 twin %.1f ms, '
+              '%.2fx' % (_engine_name(), os.environ.get('OMP_NUM_THREADS'), batch,
+                         timing['xnor']['median_ms'], timing['fp32_twin']['median_ms'],
+                         timing['speedup_vs_fp32_twin']), file=sys.stderr)
+    print(json.dumps(record))
 
 
 def available_kernels_of_this_cpu():
@@ -324,14 +422,20 @@ def main(argv=None):
     parser.add_argument('--data-dir', help='MNIST directory (default: $MXCOMPRESS_DATA)')
     parser.add_argument('--output', default=os.path.join(ROOT, 'benchmarks', 'results',
                                                           'xnor.json'))
-    parser.add_argument('--worker', choices=['layers', 'e2e'], help=argparse.SUPPRESS)
+    parser.add_argument('--resnet18', action='store_true',
+                        help='also time the binary ResNet-18 at 3x224x224 against its fp32 twin '
+                             '(--batches, --threads, --engines, every --kernels)')
+    parser.add_argument('--worker', choices=['layers', 'e2e', 'resnet18'],
+                        help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker == 'layers':
         return layer_worker(args)
     if args.worker == 'e2e':
         return e2e_worker(args)
+    if args.worker == 'resnet18':
+        return resnet18_worker(args)
 
-    if args.kernels is None and not args.skip_layers:
+    if args.kernels is None and (not args.skip_layers or args.resnet18):
         args.kernels = available_kernels_of_this_cpu()
     entries = {}
     with timing_lock():
@@ -355,8 +459,8 @@ def main(argv=None):
                          for engine in args.engines}
             entries['per_layer'] = {
                 'kernel': kernel, 'records': records,
-                'targets': '>= 6x at 256 and 512 channels, >= 3x at 64 (1 and 2 threads); '
-                           'aim 10x',
+                'targets': '>= 7x at 256 and 512 channels, >= 4x at 64 (1 and 2 threads, '
+                           'batch 1 and 8); aim 10x; AVX-512 >= 8x at 256 / 512',
                 'all_targets_met': all(met), 'targets_met_count': sum(met),
                 'all_targets_met_by_engine': by_engine,
                 'all_targets_met_cpu_time': all(met_cpu),
@@ -377,6 +481,11 @@ def main(argv=None):
             entries['end_to_end'] = {'%s_engine_threads_%d' % (engine, t):
                                      run_worker('e2e', t, args, engine)
                                      for engine in args.engines for t in args.threads}
+        if args.resnet18:
+            entries['resnet18_end_to_end'] = {
+                '%s_%s_engine_threads_%d' % (kernel, engine, t):
+                run_worker('resnet18', t, args, engine, kernel)
+                for kernel in args.kernels for engine in args.engines for t in args.threads}
         load_after = os.getloadavg()
     machine = machine_info()
     machine['load_average_before_after'] = [load_before, load_after]

@@ -8,8 +8,8 @@ import pytest
 
 from mxcompress.analysis import count_macs
 from mxcompress.cli import main
-from mxcompress.pruning import (analyse, filter_norms, plan_groups, thin_network, thin_symbol,
-                                zero_filters)
+from mxcompress.pruning import (analyse, filter_norms, plan_groups, round_kept, thin_network,
+                                thin_symbol, zero_filters)
 from mxcompress.pruning.filters import group_scores
 from conftest import random_params
 
@@ -257,3 +257,36 @@ def test_shared_weights_stay_dense():
     plan = plan_groups(sym, args, 0.5, data_shape=SHAPE)
     assert not plan.groups
     assert all('shared_weight' in ' '.join(s['reasons']) for s in plan.skipped)
+
+
+def test_round_kept_to_a_channel_multiple():
+    assert [round_kept(k, 16, 8) for k in (1, 3, 4, 11, 12, 16)] == [8, 8, 8, 8, 16, 16]
+    assert round_kept(45, 64, 8) == 48 and round_kept(43, 64, 8) == 40
+    assert round_kept(6, 8, 8) == 8 and round_kept(11, 64, 1) == 11   # small group stays whole
+    for bad in (0, -8, 2.5, True):
+        with pytest.raises(ValueError, match='channel multiple must be an integer >= 1'):
+            round_kept(4, 16, bad)
+
+
+def test_channel_multiple_keeps_the_strongest_channels_in_multiples():
+    """Thinning to multiples of 4: kept counts round to 4 (a 6-channel interior group keeps
+    4 or 6 -> 4; the 8- and 12-channel groups 4 and 8), the kept channels are the group's
+    highest-scoring ones, and the thinned net equals the masked one."""
+    sym = resnet()
+    args, aux = random_params(sym, data_shape=(2,) + SHAPE[1:])
+    plain = plan_groups(sym, args, 0.4, data_shape=SHAPE)
+    plan = plan_groups(sym, args, 0.4, data_shape=SHAPE, channel_multiple=4)
+    kept = {r['group']: r['kept'] for r in plan.groups}
+    assert {r['group']: r['kept'] for r in plain.groups} == {'s': 5, 'a1': 4, 'a2': 4, 'b2': 7}
+    assert kept == {'s': 4, 'a1': 4, 'a2': 4, 'b2': 8}
+    scores = group_scores(plan.analysis, args, 'l1')
+    for g in plan.analysis.groups:
+        expect = np.sort(np.argsort(scores[g.id], kind='stable')[-kept[g.name]:])
+        np.testing.assert_array_equal(plan.keep[g.id], expect)
+    thin = thin_network(sym, args, aux, plan)
+    masked = zero_filters(sym, args, aux, plan)
+    x = np.random.RandomState(1).rand(2, *SHAPE[1:]).astype(np.float32)
+    ref = run(*masked, x)
+    np.testing.assert_allclose(run(*thin, x), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    with pytest.raises(ValueError, match='channel multiple'):
+        plan_groups(sym, args, 0.4, data_shape=SHAPE, channel_multiple=0)

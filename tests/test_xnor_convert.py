@@ -1,5 +1,7 @@
 """The converter turns a binary training graph (bnn contract) into an xnor_conv2d graph that
 predicts what the training graph predicts, with 1-bit weights."""
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -137,6 +139,9 @@ def test_cli_converts_and_checks_on_mnist(model, mnist_dir, tmp_path, capsys):
     assert main(['xnor-convert', prefix, out, '--check']) == 0
     report = capsys.readouterr().out
     assert '"predictions_equal_count": 10000' in report
+    assert json.loads(report)['batchnorms_folded'] == ['bn0', 'bn1']
+    assert main(['xnor-convert', prefix, out + '-plain', '--no-fold-bn']) == 0
+    assert json.loads(capsys.readouterr().out)['batchnorms_folded'] == []
     sym, _, _ = load_checkpoint(out, 0, data_shapes={'data': (1, 1, 28, 28)})
     assert 'xnor_conv2d' in sym.tojson()
 
@@ -150,3 +155,84 @@ def test_cli_rejects_graph_without_binary_convs(tmp_path, capsys):
     assert main(['xnor-convert', prefix, str(tmp_path / 'out')]) == 2
     assert 'no binary convolution' in capsys.readouterr().err
     assert not (tmp_path / 'out-symbol.json').exists()
+
+
+@pytest.mark.parametrize('fix_gamma', [False, True])
+def test_batchnorm_threshold_equals_sign_of_batchnorm(fix_gamma):
+    """sign(BatchNorm(x)) == -1 exactly where x * scale < threshold, at every sign case of
+    gamma (> 0, < 0, = 0 with beta < 0, = 0 and >= 0) and a large eps; points within float
+    rounding of a threshold are left out (both sides round differently there)."""
+    from mxcompress.binary.convert import batchnorm_threshold
+    from mxcompress.ops.reference import threshold_sign
+    rng = np.random.RandomState(3)
+    c = 8
+    gamma = np.array([1.5, -0.7, 0.0, 0.0, 0.0, 2.0, -3.0, 0.2], np.float32)
+    beta = np.array([0.3, -0.4, -0.5, 0.0, 0.6, 0.0, 1.0, -2.0], np.float32)
+    mean = rng.uniform(-1, 1, c).astype(np.float32)
+    var = rng.uniform(0.1, 2, c).astype(np.float32)
+    eps = 0.25
+    x = rng.randn(4, c, 6, 6).astype(np.float32) * 2
+    y = mx.nd.BatchNorm(mx.nd.array(x), mx.nd.array(gamma), mx.nd.array(beta),
+                        mx.nd.array(mean), mx.nd.array(var), eps=eps, fix_gamma=fix_gamma,
+                        use_global_stats=True).asnumpy()
+    want = np.where(y >= 0, 1, -1)
+    scale, threshold = batchnorm_threshold(gamma, beta, mean, var, eps, fix_gamma=fix_gamma)
+    assert set(scale.tolist()) <= {1.0, -1.0}
+    got = threshold_sign(mx.nd.array(x), mx.nd.array(scale), mx.nd.array(threshold)).asnumpy()
+    finite = np.isfinite(threshold)[None, :, None, None]
+    near = finite & (np.abs(x * scale[None, :, None, None] - threshold[None, :, None, None])
+                     < 1e-5 * (1 + np.abs(x)))
+    assert near.mean() < 0.01
+    np.testing.assert_array_equal(got[~near], want[~near])
+    if not fix_gamma:   # gamma = 0: the constant sign(beta) (beta = 0 gives +1)
+        assert np.all(got[:, 2] == -1) and np.all(got[:, 3] == 1) and np.all(got[:, 4] == 1)
+
+
+def _with_zero_and_negative_gammas(args):
+    args = dict(args)
+    for name in ('bn0_gamma', 'bn1_gamma'):
+        gamma = args[name].asnumpy()
+        gamma[0], gamma[1], gamma[2] = 0.0, -abs(gamma[1]), -0.5
+        args[name] = mx.nd.array(gamma)
+    return args
+
+
+def test_folded_batchnorm_equals_unfolded_graph(model, mnist_dir):
+    """BatchNorm + sign folded into the op's input thresholds (gamma < 0 and gamma = 0
+    channels included): the BatchNorms before binary convs leave the graph, the predictions
+    equal the unfolded conversion and the training graph."""
+    symbol, args, aux = model
+    args = _with_zero_and_negative_gammas(args)
+    images, _ = load_mnist('test', mnist_dir)
+    images = images[:300]
+    folded_sym, folded_args, folded_aux, layers = convert(symbol, args, aux)
+    plain = convert(symbol, args, aux, fold_bn=False)
+    assert [r['batchnorm_folded'] for r in layers] == ['bn0', 'bn1']
+    ops_by_name = {n['name']: n['op'] for n in graph_nodes(folded_sym)}
+    assert 'bn0' not in ops_by_name and 'bn1' not in ops_by_name and 'bn2' in ops_by_name
+    assert 'bn0' in {n['name'] for n in graph_nodes(plain[0])}
+    assert 'bn0_gamma' not in folded_args and 'bn0_moving_mean' not in folded_aux
+    np.testing.assert_array_equal(folded_args['bn1_in_scale'].asnumpy()[:3], [1, -1, -1])
+    assert folded_args['bn1_in_threshold'].asnumpy()[0] in (np.inf, -np.inf)
+    got = predict(folded_sym, folded_args, folded_aux, images, batch_size=100)
+    np.testing.assert_allclose(got, predict(*plain[:3], images, batch_size=100),
+                               rtol=1e-5, atol=1e-6)
+    want = predict(symbol, args, aux, images, batch_size=100)
+    np.testing.assert_array_equal(got.argmax(1), want.argmax(1))
+
+
+def test_quantizer_ste_sign_is_stripped_and_its_batchnorm_folded():
+    """The straight-through sign of mxcompress.binary.quantizers (BlockGrad(2 (x >= 0) - 1) +
+    (clip(x) - BlockGrad(clip(x)))) is recognised: the op reads the BatchNorm's input; a
+    multi-bit activation in the same place is not stripped."""
+    from mxcompress.binary.quantizers import quantize_activation, ste_sign
+    x = mx.sym.BatchNorm(mx.sym.Convolution(mx.sym.var('data'), num_filter=8, kernel=(3, 3),
+                                            pad=(1, 1), name='c0'), fix_gamma=False, name='bn')
+    net = _binary_conv(ste_sign(mx.sym, x), 'b1', 8, True, True, kernel=(3, 3), pad=(1, 1))
+    args, aux = _random_params(net)
+    _, _, _, layers = convert(net, args, aux)
+    assert layers[0]['sign_stripped'] and layers[0]['batchnorm_folded'] == 'bn'
+    two_bit = _binary_conv(quantize_activation(mx.sym, x, num_bits=2), 'b1', 8, True, True,
+                           kernel=(3, 3), pad=(1, 1))
+    _, _, _, layers = convert(two_bit, args, aux)
+    assert not layers[0]['sign_stripped'] and layers[0]['batchnorm_folded'] is None

@@ -68,15 +68,37 @@ def test_sign_rule_zero_is_plus_one():
        h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 20),
        kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 3), sw=st.integers(1, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
-       bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16))
-def test_fuzz(n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, bias, kernel_choice, seed):
+       bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16),
+       thresholds=st.booleans())
+def test_fuzz(n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, bias, kernel_choice, seed,
+              thresholds):
     """Pads up to 3 with kernels 1..7 (pad > kernel included), strides and dilations up to 3,
-    1-pixel sides; an empty output must be rejected with the op's message (check_case)."""
+    1-pixel sides, with and without per-channel input thresholds; an empty output must be
+    rejected with the op's message (check_case)."""
     saved = set_env(kernel_env(kernel_choice))
     try:
-        _check((n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw)), seed, bias)
+        check_case((n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw)), seed, bias,
+                   thresholds=thresholds)
     finally:
         set_env(saved)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])
+def test_input_thresholds_match_the_reference(case, kernel):
+    """input_threshold: the input binarised per channel (-1 where x * scale < threshold,
+    scales +-1, thresholds +-inf included) equals Convolution on those +-1 values, exactly."""
+    check_case(case, 11, with_bias=False, thresholds=True)
+    check_case(case, 12, with_bias=True, thresholds=True)
+
+
+def test_input_thresholds_need_their_inputs_and_shapes():
+    x, w, a = mx.nd.ones((1, 3, 5, 5)), mx.nd.zeros((2, 3, 3, 1), dtype='uint8'), mx.nd.ones(2)
+    with pytest.raises(mx.base.MXNetError, match='in_threshold'):
+        mx.nd.xnor_conv2d(x, w, a, mx.nd.ones(3), mx.nd.ones(2), kernel=(3, 3), num_filter=2,
+                          input_threshold=True).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match='input_threshold.*True or False'):
+        mx.nd.xnor_conv2d(x, w, a, kernel=(3, 3), num_filter=2,
+                          input_threshold='maybe').wait_to_read()
 
 
 def test_pack_roundtrip():

@@ -21,13 +21,14 @@ rounding of its ``+-alpha`` products (the predictions are checked on MNIST by
 Binary convolutions whose input is not binary (``__binary_input__ = 'false'``, e.g. the
 first layer or multi-bit activations) and binary FullyConnected layers are left as they are.
 """
+import json
 import logging
 
 import mxnet as mx
 import numpy as np
 
 from .. import ops
-from ..graph import graph_nodes, parse_tuple, rewrite
+from ..graph import parse_tuple, rewrite
 from .contract import BINARY_INPUT, BINARY_WEIGHT, LATENT_WEIGHT, check_attrs
 from .quantizers import bwn_alpha
 
@@ -56,28 +57,120 @@ def _check_contract(name, attrs, arg_params):
     return mode, flag == 'true', weight
 
 
+def _top(symbol):
+    """The JSON node that outputs ``symbol``, the node table by name and the node list."""
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    return nodes[graph['heads'][0][0]], {n['name']: n for n in nodes}, nodes
+
+
+def _is_clip_around_zero(node):
+    return (node['op'] == 'clip' and
+            float(node['attrs']['a_min']) < 0 < float(node['attrs']['a_max']))
+
+
+def _is_sign_of(node, nodes, source):
+    """Whether ``node`` computes ``2 * (source >= 0) - 1`` (the project's sign rule);
+    ``nodes`` is the graph's node list, ``source`` a node name."""
+    chain = (('_minus_scalar', 1.0), ('_mul_scalar', 2.0), ('_greater_equal_scalar', 0.0))
+    for op, scalar in chain:
+        if node['op'] != op or float(node['attrs'].get('scalar', 'nan')) != scalar:
+            return False
+        node = nodes[node['inputs'][0][0]]
+    return node['name'] == source
+
+
 def _strip_ste_sign(data):
-    """``x`` when ``data`` is ``clip(x) + BlockGrad(...)`` (the straight-through sign), else
-    ``data``. Safe for binary inputs: clip keeps the sign of x, and the op takes sign(x)."""
+    """``x`` when ``data`` is the straight-through sign of ``x``, else ``data``.
+
+    Two forms are recognised: ``clip(x) + BlockGrad(sign(x) - clip(x))`` and the form of
+    :mod:`.quantizers` (1-bit ``ste_sign``), ``BlockGrad(2 (x >= 0) - 1) + (clip(x) -
+    BlockGrad(clip(x)))``, with a clip range around 0. Safe for binary inputs: the op takes
+    sign(x) itself (+1 for x >= 0, as both forms)."""
     try:
-        node = graph_nodes(data)[-1]
+        node, nodes, order = _top(data)
         children = data.get_children()
         if node['op'] not in _ADD_OPS or children is None or len(children) != 2:
             return data
-        nodes = {n['name']: n for n in graph_nodes(data)}
-        first, second = children[0], children[1]
-        if nodes[first.name]['op'] != 'clip' or nodes[second.name]['op'] != 'BlockGrad':
+        first, second = nodes[children[0].name], nodes[children[1].name]
+        if _is_clip_around_zero(first) and second['op'] == 'BlockGrad':
+            return children[0].get_children()[0]
+        if first['op'] != 'BlockGrad' or second['op'] not in ('elemwise_sub', '_minus', '_sub'):
             return data
-        a_min = float(nodes[first.name]['attrs']['a_min'])
-        a_max = float(nodes[first.name]['attrs']['a_max'])
-        if not (a_min < 0 < a_max):
+        clip_sym, held = children[1].get_children()
+        clip = nodes[clip_sym.name]
+        if (not _is_clip_around_zero(clip) or nodes[held.name]['op'] != 'BlockGrad' or
+                held.get_children()[0].name != clip_sym.name):
             return data
-        return first.get_children()[0]
-    except (KeyError, IndexError, ValueError, mx.base.MXNetError):
+        source = clip_sym.get_children()[0]
+        sign = nodes[children[0].get_children()[0].name]
+        if not _is_sign_of(sign, order, source.name):
+            return data
+        return source
+    except (KeyError, IndexError, ValueError, TypeError, mx.base.MXNetError):
         return data
 
 
-def convert(symbol, arg_params, aux_params, strip_sign=True):
+def batchnorm_threshold(gamma, beta, mean, var, eps, fix_gamma=False):
+    """Fold an inference BatchNorm followed by sign into per-channel compare constants.
+
+    ``y = gamma (x - mean) / s + beta`` with ``s = sqrt(var + eps)`` and ``sign(y) = -1`` iff
+    ``y < 0``. For ``gamma > 0`` that is ``x < t`` with ``t = mean - beta s / gamma``; for
+    ``gamma < 0`` the inequality flips, ``x > t``, i.e. ``-x < -t``; for ``gamma = 0`` the
+    sign is the constant ``sign(beta)``. ``xnor_conv2d(..., input_threshold=True)`` takes
+    the -1 bit where ``x * scale < threshold``.
+
+    Parameters
+    ----------
+    gamma, beta, mean, var : numpy.ndarray, shape (C,)
+    eps : float
+    fix_gamma : bool
+        MXNet's ``fix_gamma`` (gamma taken as 1).
+
+    Returns
+    -------
+    scale, threshold : numpy.ndarray of float32, shape (C,)
+        ``scale`` is +1 or -1 per channel; ``threshold`` may be +-inf (gamma = 0).
+    """
+    gamma = np.ones_like(beta, np.float64) if fix_gamma else np.asarray(gamma, np.float64)
+    beta, mean = np.asarray(beta, np.float64), np.asarray(mean, np.float64)
+    std = np.sqrt(np.asarray(var, np.float64) + float(eps))
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = mean - beta * std / gamma
+    scale = np.where(gamma < 0, -1.0, 1.0)
+    threshold = np.where(gamma > 0, t, -t)
+    threshold = np.where(gamma == 0, np.where(beta < 0, np.inf, -np.inf), threshold)
+    return scale.astype(np.float32), threshold.astype(np.float32)
+
+
+def _true(text):
+    return str(text) in ('True', 'true', '1')
+
+
+def _fold_batchnorm(data, arg_params, aux_params):
+    """``(x, scale, threshold, bn name)`` when ``data`` is an inference ``BatchNorm(x)`` over
+    axis 1 with its statistics in the params, else None."""
+    try:
+        node = _top(data)[0]
+        if node['op'] != 'BatchNorm' or _true(node['attrs'].get('output_mean_var', 'False')):
+            return None
+        if int(node['attrs'].get('axis', '1')) != 1:
+            return None
+        x, gamma, beta, mean, var = data.get_children()
+        values = [(arg_params.get(v.name) if v.name in arg_params else aux_params.get(v.name))
+                  for v in (gamma, beta, mean, var)]
+        if any(v is None for v in values):
+            return None
+        values = [v.asnumpy() if hasattr(v, 'asnumpy') else np.asarray(v) for v in values]
+        scale, threshold = batchnorm_threshold(
+            *values, eps=float(node['attrs'].get('eps', '1e-3')),
+            fix_gamma=_true(node['attrs'].get('fix_gamma', 'True')))
+        return x, scale, threshold, node['name']
+    except (KeyError, IndexError, ValueError, TypeError, mx.base.MXNetError):
+        return None
+
+
+def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True):
     """Replace the binary-input binary convolutions of a training graph by ``xnor_conv2d``.
 
     Parameters
@@ -87,6 +180,11 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
     arg_params, aux_params : dict of str -> NDArray
     strip_sign : bool
         Feed the op the pre-binarisation tensor when the straight-through sign is found.
+    fold_bn : bool
+        When that tensor is an inference ``BatchNorm(x)``, feed the op ``x`` and fold the
+        BatchNorm into per-channel thresholds of its binarisation (:func:`batchnorm_threshold`,
+        ``input_threshold=True``): one float pass over the activations less per layer. The
+        BatchNorm stays in the graph only where something else reads it.
 
     Returns
     -------
@@ -100,7 +198,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
     """
     ops.load()
     layers = []
-    new_params = {}
+    new_params, shared = {}, {}
 
     def replace(node, inputs):
         if node.op != 'Convolution' or LATENT_WEIGHT not in node.attrs:
@@ -126,18 +224,35 @@ def convert(symbol, arg_params, aux_params, strip_sign=True):
         new_params[wname] = mx.nd.array(packed, dtype='uint8')
         new_params[aname] = mx.nd.array(alpha.astype(np.float32))
         data = _strip_ste_sign(inputs[0]) if strip_sign else inputs[0]
+        stripped = data is not inputs[0]
+        folded = _fold_batchnorm(data, arg_params, aux_params) if fold_bn else None
+        if folded is not None:
+            data, scale, threshold, bn_name = folded
+            sname, tname = bn_name + '_in_scale', bn_name + '_in_threshold'
+            new_params[sname], new_params[tname] = mx.nd.array(scale), mx.nd.array(threshold)
         no_bias = attrs.get('no_bias', 'False') in ('True', 'true', '1')
-        args = [data, mx.sym.var(wname, dtype='uint8'), mx.sym.var(aname)]
+        # every new param variable carries its shape: MXNet 1.9 sizes the shape buffer of a
+        # library op by the sum of its inputs' ndims, counting -1 for each unknown shape,
+        # so a library op with several unknown inputs overruns it (segfault, bad_alloc)
+        args = [data, mx.sym.var(wname, dtype='uint8', shape=packed.shape),
+                mx.sym.var(aname, shape=(o,))]
         if not no_bias:
             args.append(inputs[2])
+        if folded is not None:
+            if sname not in shared:  # one variable per BatchNorm, whichever convs read it
+                shared[sname] = mx.sym.var(sname, shape=(c,))
+                shared[tname] = mx.sym.var(tname, shape=(c,))
+            args += [shared[sname], shared[tname]]
         conv = {k: attrs[k] for k in ('stride', 'pad', 'dilate') if k in attrs}
         layers.append({'layer': node.name, 'latent_weight': node.attrs[LATENT_WEIGHT],
                        'weight_shape': [o, c, kh, kw], 'binary_weight': mode,
                        'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
-                       'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': data is not inputs[0]})
+                       'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': stripped,
+                       'batchnorm_folded': folded[3] if folded is not None else None})
         with mx.AttrScope(**{REQUIRES_ATTR: REQUIRES_HINT}):
             return mx.sym.xnor_conv2d(*args, kernel=kernel, num_filter=o, no_bias=no_bias,
-                                      name=node.name, **conv)
+                                      input_threshold=folded is not None, name=node.name,
+                                      **conv)
 
     converted = rewrite(symbol, replace)
     names = set(converted.list_arguments())

@@ -16,14 +16,21 @@ def add_parser(sub):
         description='Convert a binary-network training checkpoint (symbols/bnn.py contract: '
         '__binary_weight__, __binary_input__, __latent_weight__ node attributes) into an '
         'inference checkpoint where every binary convolution with a binary input runs on '
-        'the xnor-popcount op with 1-bit packed weights and a per-channel alpha. The result '
-        'loads after `import mxcompress.ops; mxcompress.ops.load()`.')
+        'the xnor-popcount op with 1-bit packed weights and a per-channel alpha. The fused '
+        'forms are picked automatically: the straight-through sign in front of the op is '
+        'dropped (the op binarises its input) and an inference BatchNorm before it is folded '
+        'into per-channel thresholds of that binarisation (input_threshold), so no float '
+        'BatchNorm or sign pass runs between binary layers. The result loads after '
+        '`import mxcompress.ops; mxcompress.ops.load()`.')
     parser.add_argument('prefix', help='training checkpoint prefix (PREFIX-symbol.json)')
     parser.add_argument('output', help='prefix of the converted checkpoint')
     parser.add_argument('--epoch', type=int, default=0, help='epoch of the input checkpoint')
     parser.add_argument('--check', action='store_true',
                         help='compare predictions with the training graph on the test set of '
                              'the data options (MNIST by default); fails if any differs')
+    parser.add_argument('--no-fold-bn', dest='fold_bn', action='store_false',
+                        help='keep the BatchNorm before each binary convolution as a float op '
+                             '(default: folded into the op\'s input thresholds)')
     add_data_args(parser)
     parser.set_defaults(func=run)
 
@@ -32,11 +39,14 @@ def run(args):
     check_outputs(args, prefixes=['output'], inputs=checkpoint_files(args.prefix, args.epoch))
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
-                                                                   aux_params)
+                                                                   aux_params,
+                                                                   fold_bn=args.fold_bn)
     if not layers:
         raise ValueError('%s: no binary convolution with a binary input (__binary_input__ = '
                          'true) to convert' % args.prefix)
     report = binary_convert.size_report(layers, arg_params, conv_args)
+    report['batchnorms_folded'] = sorted({r['batchnorm_folded'] for r in layers
+                                          if r['batchnorm_folded']})
     if args.check:
         images, labels = data_split(args, 'test')
         want = predict(symbol, arg_params, aux_params, images).argmax(1)

@@ -18,6 +18,15 @@ a float ``Convolution`` on +-1 inputs (the padded taps contribute 0; the kernel 
 popcount for them), and ``weight = pack_weights(W)``: the sign bits of W packed along the
 input channels, 1 bit per weight: ceil(C / 8) bytes per tap (XNOR-Net, Rastegari et al.,
 ECCV 2016).
+
+With ``input_threshold=True`` two more inputs follow, ``in_scale`` and ``in_threshold``
+(float32, shape (C,)), and the input is binarised per channel instead: -1 where
+``data * in_scale[c] < in_threshold[c]``, else +1. An inference ``BatchNorm`` followed by
+sign folds into them (:func:`mxcompress.binary.convert.batchnorm_threshold`), so the
+converter feeds the op the BatchNorm's input and the BatchNorm pass over the activations
+disappears. Give the param variables their shapes (``mx.sym.var(name, shape=...)``) when
+building a graph by hand: MXNet 1.9 sizes a library op's shape buffer by the sum of its
+inputs' known dimensions, and several inputs of unknown shape overrun it.
 """
 import ctypes
 import os

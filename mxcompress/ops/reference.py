@@ -2,14 +2,16 @@
 
 Used by the tests, the sanitizer check and the benchmark's correctness check: the op must
 equal ``Convolution(sign(x), sign(W)) * alpha (+ bias)`` with the same kernel, stride, zero
-padding and dilation.
+padding and dilation; with ``input_threshold`` the input is binarised per channel instead,
+-1 where ``x * in_scale[c] < in_threshold[c]``.
 """
 import mxnet as mx
 import numpy as np
 
 from . import pack_weights
 
-__all__ = ['sign', 'reference_conv', 'random_case', 'run_op']
+__all__ = ['sign', 'threshold_sign', 'reference_conv', 'random_case', 'random_thresholds',
+           'run_op']
 
 
 def sign(x):
@@ -17,15 +19,26 @@ def sign(x):
     return mx.nd.where(x >= 0, mx.nd.ones_like(x), -mx.nd.ones_like(x))
 
 
+def threshold_sign(x, scale, threshold):
+    """-1 where ``x * scale[c] < threshold[c]``, else +1 (NaN: +1), for NDArrays
+    (N, C, H, W) and (C,)."""
+    shape = (1, -1, 1, 1)
+    below = mx.nd.broadcast_lesser(x * scale.reshape(shape), threshold.reshape(shape))
+    return 1 - 2 * below
+
+
 def reference_conv(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0),
-                   dilate=(1, 1)):
-    """``Convolution(sign(x), sign(weight)) * alpha[o] (+ bias[o])`` in fp32.
+                   dilate=(1, 1), in_scale=None, in_threshold=None):
+    """``Convolution(b(x), sign(weight)) * alpha[o] (+ bias[o])`` in fp32, ``b = sign`` or,
+    with ``in_scale`` / ``in_threshold``, :func:`threshold_sign`.
 
     Parameters
     ----------
     x : NDArray (N, C, H, W);  weight : NDArray (O, C, KH, KW);  alpha, bias : NDArray (O,)
+    in_scale, in_threshold : NDArray (C,) or None
     """
-    out = mx.nd.Convolution(sign(x), sign(weight), kernel=kernel, stride=stride, pad=pad,
+    binary = sign(x) if in_scale is None else threshold_sign(x, in_scale, in_threshold)
+    out = mx.nd.Convolution(binary, sign(weight), kernel=kernel, stride=stride, pad=pad,
                             dilate=dilate, num_filter=weight.shape[0], no_bias=True)
     out = out * alpha.reshape((1, -1, 1, 1))
     if bias is not None:
@@ -44,19 +57,34 @@ def random_case(rng, n, c, h, w, o, kernel, with_bias=True):
     return x, weight, alpha, bias
 
 
+def random_thresholds(rng, c):
+    """Per-channel ``(in_scale, in_threshold)``: scales +-1, thresholds around 0 with the
+    gamma = 0 constants (+inf, -inf) on the first channels, float32 (C,)."""
+    scale = rng.choice([-1.0, 1.0], size=c).astype(np.float32)
+    threshold = (0.5 * rng.randn(c)).astype(np.float32)
+    threshold[:min(c, 2)] = [np.inf, -np.inf][:min(c, 2)]
+    return scale, threshold
+
+
 def run_op(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0),
-           dilate=(1, 1)):
+           dilate=(1, 1), in_scale=None, in_threshold=None):
     """``mx.nd.xnor_conv2d`` on numpy inputs (weights packed here); returns numpy."""
     args = [mx.nd.array(x), mx.nd.array(pack_weights(weight), dtype='uint8'),
             mx.nd.array(alpha)]
     if bias is not None:
         args.append(mx.nd.array(bias))
+    if in_scale is not None:
+        args += [mx.nd.array(in_scale), mx.nd.array(in_threshold)]
     out = mx.nd.xnor_conv2d(*args, kernel=kernel, stride=stride, pad=pad, dilate=dilate,
-                            num_filter=weight.shape[0], no_bias=bias is None)
+                            num_filter=weight.shape[0], no_bias=bias is None,
+                            input_threshold=in_scale is not None)
     return out.asnumpy()
 
 
-def reference_numpy(x, weight, alpha, bias=None, **conv):
+def reference_numpy(x, weight, alpha, bias=None, in_scale=None, in_threshold=None, **conv):
     """:func:`reference_conv` on numpy inputs; returns numpy."""
-    return reference_conv(mx.nd.array(x), mx.nd.array(weight), mx.nd.array(alpha),
-                          None if bias is None else mx.nd.array(bias), **conv).asnumpy()
+    def nd(a):
+        return None if a is None else mx.nd.array(a)
+    return reference_conv(mx.nd.array(x), mx.nd.array(weight), mx.nd.array(alpha), nd(bias),
+                          in_scale=nd(in_scale), in_threshold=nd(in_threshold),
+                          **conv).asnumpy()

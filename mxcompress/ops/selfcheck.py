@@ -109,16 +109,20 @@ def is_empty(case):
             output_size(w, k[1], s[1], p[1], d[1]) < 1)
 
 
-def check_case(case, seed, with_bias=True, exact=True):
+def check_case(case, seed, with_bias=True, exact=True, thresholds=False):
     """Max abs difference op vs reference for one case (raises AssertionError if they differ:
     bit for bit when ``exact``, the sums of +-1 products being exact integers in fp32).
+    ``thresholds``: binarise the input per channel (``input_threshold``, random scales and
+    thresholds, +-inf included).
 
     A case with an empty output must be rejected with the op's clear message instead."""
-    from .reference import random_case, reference_numpy, run_op
+    from .reference import random_case, random_thresholds, reference_numpy, run_op
     n, c, h, w, o, k, s, p, d = case
     rng = np.random.RandomState(seed)
     x, weight, alpha, bias = random_case(rng, n, c, h, w, o, k, with_bias)
     conv = dict(kernel=k, stride=s, pad=p, dilate=d)
+    if thresholds:
+        conv['in_scale'], conv['in_threshold'] = random_thresholds(rng, c)
     if is_empty(case):
         check_rejected(x, weight, alpha, bias, conv)
         return 0.0
@@ -218,10 +222,12 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
             set_env(kernel_env(kernel))
             for i, case in enumerate(CASES):
                 for seed in range(seeds):
-                    check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0))
+                    check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0),
+                               thresholds=bool((i + seed) % 3 == 1))
                     count += 1
             for i, case in enumerate(EDGE_CASES):
-                check_case(case, seed=5000 + i, with_bias=bool(i % 2 == 0))
+                check_case(case, seed=5000 + i, with_bias=bool(i % 2 == 0),
+                           thresholds=bool(i % 3 == 1))
                 count += 1
             for i, case in enumerate(EMPTY_CASES):
                 check_case(case, seed=6000 + i)
@@ -229,7 +235,8 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
             for i, case in enumerate(fuzz):
                 if log:
                     log('%s fuzz %s' % (kernel, case))
-                check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0))
+                check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0),
+                           thresholds=bool(i % 2 == 1))
                 count += 1
     finally:
         set_env(saved)

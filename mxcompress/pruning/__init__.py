@@ -17,8 +17,8 @@ Every function maps a standard checkpoint ``(symbol, arg_params, aux_params)`` t
 - :mod:`.report`: per-layer Markdown / JSON tables.
 """
 from .criteria import check_sparsity, global_masks, level_mask, sparsity_of, threshold_mask
-from .filters import (FilterPlan, filter_norms, plan_filters, plan_groups, slimming_plan,
-                      thin_network, thin_symbol, weakest_filters, zero_filters)
+from .filters import (FilterPlan, filter_norms, plan_filters, plan_groups, round_kept,
+                      slimming_plan, thin_network, thin_symbol, weakest_filters, zero_filters)
 from .groups import ChannelGroup, GroupAnalysis, analyse
 from .finetune import (METHODS, compute_masks, finetune_with_masks, masked_finetune,
                        prune_and_finetune)
@@ -33,7 +33,7 @@ from .sensitivity import (plot_sensitivity, sensitivity_sweep, targets_from_sens
 __all__ = ['check_sparsity', 'global_masks', 'level_mask', 'sparsity_of', 'threshold_mask',
            'filter_norms', 'plan_filters', 'slimming_plan', 'thin_network', 'weakest_filters',
            'zero_filters', 'FilterPlan', 'plan_groups', 'thin_symbol', 'ChannelGroup',
-           'GroupAnalysis', 'analyse', 'METHODS', 'compute_masks', 'finetune_with_masks', 'masked_finetune',
+           'GroupAnalysis', 'analyse', 'round_kept', 'METHODS', 'compute_masks', 'finetune_with_masks', 'masked_finetune',
            'prune_and_finetune', 'MaskedConv2D', 'MaskedDense', 'insert_masks',
            'masks_from_zeros', 'prunable_layers', 'resolve_layers', 'strip_masks', 'SparseSGD',
            'l1_optimizer_params', 'l1_targets', 'pruning_report', 'report_markdown',

@@ -6,10 +6,14 @@
 //          weight uint8   (O, KH, KW, ceil(C / 8))  sign bits packed along C (1 = -1)
 //          alpha  float32 (O,)             per-output-channel scale
 //          bias   float32 (O,)             only when no_bias is false
+//          in_scale, in_threshold  float32 (C,)   only when input_threshold is true: data
+//                                          is binarised per channel instead, -1 where
+//                                          data * in_scale < in_threshold (an inference
+//                                          BatchNorm + sign folded in; xnor_kernel.h)
 // Output:  float32 (N, O, OH, OW) = alpha * Convolution(sign(data), sign(W)) (+ bias), with
 //          the zero padding of a float Convolution (padded taps contribute 0).
 // Attributes: kernel, num_filter (required); stride (1,1), pad (0,0), dilate (1,1) (alias
-//          dilation), no_bias (True).
+//          dilation), no_bias (True), input_threshold (False).
 #include <cctype>
 #include <climits>
 #include <cstdint>
@@ -31,6 +35,7 @@ struct Params {
   int64_t kernel[2], stride[2], pad[2], dilate[2];
   int64_t num_filter;
   bool no_bias;
+  bool input_threshold;
 };
 
 std::string trim(const std::string& s) {
@@ -71,16 +76,30 @@ bool parse_pair(const std::string& name, const std::string& text, int64_t lo, in
   return ok;
 }
 
+bool parse_bool(const char* name, const std::string& text, bool* out) {
+  const std::string v = trim(text);
+  if (v == "True" || v == "true" || v == "1") {
+    *out = true;
+  } else if (v == "False" || v == "false" || v == "0") {
+    *out = false;
+  } else {
+    MX_ERROR_MSG << kOp << ": attribute '" << name << "' must be True or False, got '" << v
+                 << "'";
+    return false;
+  }
+  return true;
+}
+
 bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Params* p) {
   static const char* known[] = {"kernel", "stride", "pad", "dilate", "dilation", "num_filter",
-                                "no_bias"};
+                                "no_bias", "input_threshold"};
   for (const auto& kv : attrs) {
     if (kv.first.size() >= 2 && kv.first.compare(0, 2, "__") == 0) continue;  // hidden attrs
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) {
       MX_ERROR_MSG << kOp << ": unknown attribute '" << kv.first << "' (valid: kernel, "
-                   << "num_filter, stride, pad, dilate, no_bias)";
+                   << "num_filter, stride, pad, dilate, no_bias, input_threshold)";
       return false;
     }
   }
@@ -111,17 +130,11 @@ bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Par
     return false;
   }
   p->no_bias = true;
-  if (get("no_bias")) {
-    const std::string v = trim(*get("no_bias"));
-    if (v == "True" || v == "true" || v == "1") {
-      p->no_bias = true;
-    } else if (v == "False" || v == "false" || v == "0") {
-      p->no_bias = false;
-    } else {
-      MX_ERROR_MSG << kOp << ": attribute 'no_bias' must be True or False, got '" << v << "'";
-      return false;
-    }
-  }
+  p->input_threshold = false;
+  if (get("no_bias") && !parse_bool("no_bias", *get("no_bias"), &p->no_bias)) return false;
+  if (get("input_threshold") &&
+      !parse_bool("input_threshold", *get("input_threshold"), &p->input_threshold))
+    return false;
   return true;
 }
 
@@ -165,27 +178,49 @@ std::vector<int64_t> weight_shape(const xnor::ConvGeom& g) {
   return {g.O, g.KH, g.KW, g.Cb};
 }
 
-const char* kInputNames[] = {"data", "weight", "alpha", "bias"};
+// The op's inputs in order: data, weight, alpha[, bias][, in_scale, in_threshold].
+std::vector<std::string> input_names(const Params& p) {
+  std::vector<std::string> names = {"data", "weight", "alpha"};
+  if (!p.no_bias) names.push_back("bias");
+  if (p.input_threshold) {
+    names.push_back("in_scale");
+    names.push_back("in_threshold");
+  }
+  return names;
+}
+
+// Shapes of the inputs after data, in the order of input_names.
+std::vector<std::vector<int64_t> > param_shapes(const Params& p, const xnor::ConvGeom& g) {
+  std::vector<std::vector<int64_t> > shapes = {weight_shape(g), {g.O}};
+  if (!p.no_bias) shapes.push_back({g.O});
+  if (p.input_threshold) {
+    shapes.push_back({g.C});
+    shapes.push_back({g.C});
+  }
+  return shapes;
+}
 
 MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& attrs,
                          int* num_in, int* num_out) {
   Params p;
   if (!parse_params(attrs, &p)) return MX_FAIL;
-  *num_in = p.no_bias ? 3 : 4;
+  *num_in = static_cast<int>(input_names(p).size());
   *num_out = 1;
   return MX_SUCCESS;
 }
 
 MXReturnValue inferType(const std::unordered_map<std::string, std::string>& attrs,
                         std::vector<int>* in_types, std::vector<int>* out_types) {
-  const int want[] = {kFloat32, kUint8, kFloat32, kFloat32};
-  const char* want_name[] = {"float32", "uint8", "float32", "float32"};
-  for (size_t i = 0; i < in_types->size() && i < 4; ++i) {
+  Params p;
+  if (!parse_params(attrs, &p)) return MX_FAIL;
+  const std::vector<std::string> names = input_names(p);
+  for (size_t i = 0; i < in_types->size() && i < names.size(); ++i) {
+    const int want = i == 1 ? kUint8 : kFloat32;
     int& t = (*in_types)[i];
-    if (t == -1 || t == kUNSET) t = want[i];
-    if (t != want[i]) {
-      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must be " << want_name[i]
-                   << ", got dtype code " << t
+    if (t == -1 || t == kUNSET) t = want;
+    if (t != want) {
+      MX_ERROR_MSG << kOp << ": input '" << names[i] << "' must be "
+                   << (i == 1 ? "uint8" : "float32") << ", got dtype code " << t
                    << (i == 1 ? " (pack the weights with mxcompress.ops.pack_weights)" : "");
       return MX_FAIL;
     }
@@ -213,8 +248,9 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
   }
   xnor::ConvGeom g;
   if (!make_geometry(p, std::vector<int64_t>(ds.begin(), ds.end()), &g)) return MX_FAIL;
-  std::vector<std::vector<int64_t> > want = {weight_shape(g), {g.O}, {g.O}};
-  for (size_t i = 1; i < in_shapes->size(); ++i) {
+  const std::vector<std::vector<int64_t> > want = param_shapes(p, g);
+  const std::vector<std::string> names = input_names(p);
+  for (size_t i = 1; i < in_shapes->size() && i < names.size(); ++i) {
     std::vector<unsigned int>& s = (*in_shapes)[i];
     const std::vector<int64_t>& w = want[i - 1];
     if (!known(s)) {
@@ -222,7 +258,7 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
       continue;
     }
     if (std::vector<int64_t>(s.begin(), s.end()) != w) {
-      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must have shape "
+      MX_ERROR_MSG << kOp << ": input '" << names[i] << "' must have shape "
                    << shape_str(w) << " for data " << shape_str({g.N, g.C, g.H, g.W})
                    << " and num_filter " << g.O << ", got "
                    << shape_str(std::vector<int64_t>(s.begin(), s.end()))
@@ -241,29 +277,29 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
   Params p;
   if (!parse_params(attrs, &p)) return MX_FAIL;
   std::vector<MXTensor>& in = *inputs;
-  if (in.size() != (p.no_bias ? 3u : 4u)) {
-    MX_ERROR_MSG << kOp << ": expected " << (p.no_bias ? 3 : 4) << " inputs, got " << in.size();
+  const std::vector<std::string> names = input_names(p);
+  if (in.size() != names.size()) {
+    MX_ERROR_MSG << kOp << ": expected " << names.size() << " inputs, got " << in.size();
     return MX_FAIL;
   }
-  const MXDType want[] = {kFloat32, kUint8, kFloat32, kFloat32};
   for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i].dtype != want[i]) {
-      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' has the wrong dtype (code "
+    if (in[i].dtype != (i == 1 ? kUint8 : kFloat32)) {
+      MX_ERROR_MSG << kOp << ": input '" << names[i] << "' has the wrong dtype (code "
                    << in[i].dtype << ")";
       return MX_FAIL;
     }
     if (in[i].ctx.dev_type != "cpu") {
-      MX_ERROR_MSG << kOp << ": only the CPU is supported, input '" << kInputNames[i]
+      MX_ERROR_MSG << kOp << ": only the CPU is supported, input '" << names[i]
                    << "' is on " << in[i].ctx.dev_type;
       return MX_FAIL;
     }
   }
   xnor::ConvGeom g;
   if (!make_geometry(p, in[0].shape, &g)) return MX_FAIL;
-  std::vector<std::vector<int64_t> > want_shape = {weight_shape(g), {g.O}, {g.O}};
+  const std::vector<std::vector<int64_t> > want_shape = param_shapes(p, g);
   for (size_t i = 1; i < in.size(); ++i) {
     if (in[i].shape != want_shape[i - 1]) {
-      MX_ERROR_MSG << kOp << ": input '" << kInputNames[i] << "' must have shape "
+      MX_ERROR_MSG << kOp << ": input '" << names[i] << "' must have shape "
                    << shape_str(want_shape[i - 1]) << ", got " << shape_str(in[i].shape);
       return MX_FAIL;
     }
@@ -285,9 +321,11 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
     MX_ERROR_MSG << kOp << ": cannot allocate " << ws_bytes << " bytes of workspace";
     return MX_FAIL;
   }
+  const size_t thr = p.no_bias ? 3 : 4;  // index of in_scale when input_threshold
   xnor::conv_forward(g, in[0].data<float>(), w, in[2].data<float>(),
                      p.no_bias ? nullptr : in[3].data<float>(), (*outputs)[0].data<float>(), ws,
-                     0);
+                     0, p.input_threshold ? in[thr].data<float>() : nullptr,
+                     p.input_threshold ? in[thr + 1].data<float>() : nullptr);
   return MX_SUCCESS;
 }
 

@@ -130,6 +130,16 @@ constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
 
 // ---- activation packing -------------------------------------------------------------
 
+// The binarisation of the packed input: channel c's value x gives the bit of -1 when
+// x * scale[c] < threshold[c] (without thresholds: x < 0). scale = +1 / -1 with a threshold
+// is an inference BatchNorm followed by sign folded into the packing (see xnor_kernel.h).
+struct InputSign {
+  const float* scales;
+  const float* thresholds;
+  float scale(int64_t c) const { return scales ? scales[c] : 1.0f; }
+  float threshold(int64_t c) const { return thresholds ? thresholds[c] : 0.0f; }
+};
+
 // Stores the packed word of column w: nibble halves (split) or the whole word in half 0.
 void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word, bool split) {
   const int64_t wp = w + g.PW;
@@ -146,8 +156,8 @@ void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word, bool
 // 16 pixels at a time: channel c sets bit c % 32 of the 32-bit accumulator half c / 32 of
 // each pixel (plain loops over 32-bit lanes, which compilers vectorise with SSE2), then the
 // halves are joined into words.
-void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
-                       int64_t h, int64_t cw) {
+void pack_row_portable(const ConvGeom& g, const float* x, const InputSign& in,
+                       uint64_t* packed, int64_t n, int64_t h, int64_t cw) {
   constexpr int kChunk = 16;
   uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
   const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
@@ -161,10 +171,11 @@ void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int6
       for (int64_t c = 32 * half; c < std::min<int64_t>(channels, 32 * half + 32); ++c) {
         const float* src = base + c * plane + w0;
         const int bit = static_cast<int>(c & 31);
+        const float s = in.scale(c0 + c), t = in.threshold(c0 + c);
         if (npix == kChunk) {
-          for (int l = 0; l < kChunk; ++l) dst[l] |= static_cast<uint32_t>(src[l] < 0.0f) << bit;
+          for (int l = 0; l < kChunk; ++l) dst[l] |= static_cast<uint32_t>(src[l] * s < t) << bit;
         } else {
-          for (int l = 0; l < npix; ++l) dst[l] |= static_cast<uint32_t>(src[l] < 0.0f) << bit;
+          for (int l = 0; l < npix; ++l) dst[l] |= static_cast<uint32_t>(src[l] * s < t) << bit;
         }
       }
     }
@@ -180,8 +191,8 @@ void pack_row_portable(const ConvGeom& g, const float* x, uint64_t* packed, int6
 // are then interleaved into the 8 words of each block and split into nibbles.
 template <int NB>
 __attribute__((target("avx2")))
-void pack_chunk_avx2(const float* src, int64_t plane, int64_t channels, int64_t npix,
-                     uint64_t* words) {
+void pack_chunk_avx2(const float* src, const InputSign& in, int64_t c0, int64_t plane,
+                     int64_t channels, int64_t npix, uint64_t* words) {
   __m256i acc[2][NB];
   __m256i load_mask[NB];
   for (int b = 0; b < NB; ++b) {
@@ -190,17 +201,18 @@ void pack_chunk_avx2(const float* src, int64_t plane, int64_t channels, int64_t 
     load_mask[b] = _mm256_cmpgt_epi32(_mm256_set1_epi32(left),
                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
-  const __m256 zero = _mm256_setzero_ps();
   const bool full = npix == 8 * NB;
   for (int half = 0; half < 2; ++half) {
     __m256i bit = _mm256_set1_epi32(1);
     const int64_t c_end = std::min<int64_t>(channels, 32 * (half + 1));
     for (int64_t c = 32 * half; c < c_end; ++c) {
       const float* p = src + c * plane;
+      const __m256 s = _mm256_set1_ps(in.scale(c0 + c)), t = _mm256_set1_ps(in.threshold(c0 + c));
       for (int b = 0; b < NB; ++b) {
         const __m256 v = full ? _mm256_loadu_ps(p + 8 * b)
                               : _mm256_maskload_ps(p + 8 * b, load_mask[b]);
-        const __m256i neg = _mm256_castps_si256(_mm256_cmp_ps(v, zero, _CMP_LT_OQ));
+        const __m256i neg =
+            _mm256_castps_si256(_mm256_cmp_ps(_mm256_mul_ps(v, s), t, _CMP_LT_OQ));
         acc[half][b] = _mm256_or_si256(acc[half][b], _mm256_and_si256(neg, bit));
       }
       bit = _mm256_slli_epi32(bit, 1);
@@ -220,8 +232,8 @@ void pack_chunk_avx2(const float* src, int64_t plane, int64_t channels, int64_t 
 // stride 1 the nibble halves of full 4-word groups go straight into the packed row,
 // otherwise word by word to each phase.
 __attribute__((target("avx2")))
-void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n, int64_t h0,
-                    int64_t h1, int64_t cw) {
+void pack_rows_avx2(const ConvGeom& g, const float* x, const InputSign& in, uint64_t* packed,
+                    int64_t n, int64_t h0, int64_t h1, int64_t cw) {
   const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
   const int64_t plane = g.H * g.W;
   const __m256i m = _mm256_set1_epi8(0x0f);
@@ -232,10 +244,10 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t
     for (int64_t w0 = 0; w0 < g.W; w0 += 32) {
       const int64_t npix = std::min<int64_t>(32, g.W - w0);
       switch ((npix + 7) / 8) {
-        case 1: pack_chunk_avx2<1>(src + w0, plane, channels, npix, words); break;
-        case 2: pack_chunk_avx2<2>(src + w0, plane, channels, npix, words); break;
-        case 3: pack_chunk_avx2<3>(src + w0, plane, channels, npix, words); break;
-        default: pack_chunk_avx2<4>(src + w0, plane, channels, npix, words); break;
+        case 1: pack_chunk_avx2<1>(src + w0, in, c0, plane, channels, npix, words); break;
+        case 2: pack_chunk_avx2<2>(src + w0, in, c0, plane, channels, npix, words); break;
+        case 3: pack_chunk_avx2<3>(src + w0, in, c0, plane, channels, npix, words); break;
+        default: pack_chunk_avx2<4>(src + w0, in, c0, plane, channels, npix, words); break;
       }
       int64_t l = 0;
       if (g.SW == 1) {
@@ -260,8 +272,8 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, uint64_t* packed, int64_t
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12 false positive (masked load)
 template <int NB>
 __attribute__((target("avx512f,avx512vl")))
-void pack_chunk_avx512(const ConvGeom& g, const float* src, int64_t plane, int64_t channels,
-                       int64_t npix, uint64_t* dst) {
+void pack_chunk_avx512(const ConvGeom& g, const float* src, const InputSign& in, int64_t c0,
+                       int64_t plane, int64_t channels, int64_t npix, uint64_t* dst) {
   __m512i acc[2 * NB];
   for (int b = 0; b < 2 * NB; ++b) acc[b] = _mm512_setzero_si512();
   __mmask16 load_mask[NB];
@@ -269,12 +281,12 @@ void pack_chunk_avx512(const ConvGeom& g, const float* src, int64_t plane, int64
     const int64_t left = std::max<int64_t>(0, std::min<int64_t>(16, npix - 16 * b));
     load_mask[b] = static_cast<__mmask16>((1u << left) - 1);
   }
-  const __m512 zero = _mm512_setzero_ps();
   __m512i bit = _mm512_set1_epi64(1);
   for (int64_t c = 0; c < channels; ++c, src += plane) {
+    const __m512 s = _mm512_set1_ps(in.scale(c0 + c)), t = _mm512_set1_ps(in.threshold(c0 + c));
     for (int b = 0; b < NB; ++b) {
       const __m512 v = _mm512_maskz_loadu_ps(load_mask[b], src + 16 * b);
-      const __mmask16 neg = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
+      const __mmask16 neg = _mm512_cmp_ps_mask(_mm512_mul_ps(v, s), t, _CMP_LT_OQ);
       acc[2 * b] = _mm512_mask_or_epi64(acc[2 * b], static_cast<__mmask8>(neg), acc[2 * b], bit);
       acc[2 * b + 1] = _mm512_mask_or_epi64(acc[2 * b + 1], static_cast<__mmask8>(neg >> 8),
                                             acc[2 * b + 1], bit);
@@ -290,8 +302,8 @@ void pack_chunk_avx512(const ConvGeom& g, const float* src, int64_t plane, int64
 
 // Packs rows [h0, h1) of image n, channel word cw, as whole words (AVX-512 kernel layout).
 __attribute__((target("avx512f,avx512vl")))
-void pack_rows_avx512(const ConvGeom& g, const float* x, uint64_t* packed, int64_t n,
-                      int64_t h0, int64_t h1, int64_t cw) {
+void pack_rows_avx512(const ConvGeom& g, const float* x, const InputSign& in, uint64_t* packed,
+                      int64_t n, int64_t h0, int64_t h1, int64_t cw) {
   const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
   const int64_t plane = g.H * g.W;
   alignas(64) uint64_t words[64];
@@ -303,10 +315,10 @@ void pack_rows_avx512(const ConvGeom& g, const float* x, uint64_t* packed, int64
       // stride 1: straight into the packed row; otherwise through words[] to each phase
       uint64_t* dst = g.SW == 1 ? row + g.PW + w0 : words;
       switch ((npix + 15) / 16) {
-        case 1: pack_chunk_avx512<1>(g, src + w0, plane, channels, npix, dst); break;
-        case 2: pack_chunk_avx512<2>(g, src + w0, plane, channels, npix, dst); break;
-        case 3: pack_chunk_avx512<3>(g, src + w0, plane, channels, npix, dst); break;
-        default: pack_chunk_avx512<4>(g, src + w0, plane, channels, npix, dst); break;
+        case 1: pack_chunk_avx512<1>(g, src + w0, in, c0, plane, channels, npix, dst); break;
+        case 2: pack_chunk_avx512<2>(g, src + w0, in, c0, plane, channels, npix, dst); break;
+        case 3: pack_chunk_avx512<3>(g, src + w0, in, c0, plane, channels, npix, dst); break;
+        default: pack_chunk_avx512<4>(g, src + w0, in, c0, plane, channels, npix, dst); break;
       }
       if (g.SW != 1)
         for (int64_t l = 0; l < npix; ++l) store_word(g, row, w0 + l, words[l], false);
@@ -625,8 +637,10 @@ bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
 }
 
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
-                  const float* bias, float* out, void* ws_raw, int kernel) {
+                  const float* bias, float* out, void* ws_raw, int kernel,
+                  const float* in_scale, const float* in_threshold) {
   Workspace ws = carve(g, ws_raw);
+  const InputSign in = {in_scale, in_threshold};
   const int which = resolve_kernel(kernel);
   const bool hw_popcnt = which != kPortable || portable_uses_popcnt();
   const int64_t K = g.KH * g.KW * g.Wc;
@@ -664,20 +678,20 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_rows_avx512(g, x, ws.packed, n, hb * kPackRows,
+            pack_rows_avx512(g, x, in, ws.packed, n, hb * kPackRows,
                              std::min(g.H, (hb + 1) * kPackRows), cw);
     } else if (which == kAvx2) {
 #pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_rows_avx2(g, x, ws.packed, n, hb * kPackRows,
+            pack_rows_avx2(g, x, in, ws.packed, n, hb * kPackRows,
                            std::min(g.H, (hb + 1) * kPackRows), cw);
     } else {
 #pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t h = 0; h < g.H; ++h)
-          for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, ws.packed, n, h, cw);
+          for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, in, ws.packed, n, h, cw);
     }
 
     {

@@ -61,11 +61,18 @@ bool portable_uses_popcnt();
 // Checks the padding bits of the packed weights; returns false if any bit beyond C is set.
 bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
 
-// out = alpha * conv(sign(x), sign(w)) (+ bias), zero padding at the borders.
+// out = alpha * conv(b(x), sign(w)) (+ bias), zero padding at the borders.
 //   x: float (N, C, H, W); w: packed bits (O, KH, KW, Cb bytes); alpha, bias: (O,)
 //   (bias may be null); out: float (N, O, OH, OW); ws: workspace_bytes(g) bytes.
+//   b(x) = -1 where x * in_scale[c] < in_threshold[c], else +1 (NaN: +1); with both null,
+//   in_scale = 1 and in_threshold = 0, i.e. b = sign. An inference BatchNorm
+//   y = gamma (x - mean) / sqrt(var + eps) + beta followed by sign folds into them: with
+//   s = sqrt(var + eps), sign(y) = -1 iff x < mean - beta s / gamma (gamma > 0), iff
+//   -x < -(mean - beta s / gamma) (gamma < 0); gamma = 0 gives the constant sign(beta)
+//   (threshold +inf: always -1 for finite x, or -inf: never).
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
-                  const float* bias, float* out, void* ws, int kernel);
+                  const float* bias, float* out, void* ws, int kernel,
+                  const float* in_scale = nullptr, const float* in_threshold = nullptr);
 
 }  // namespace xnor
 
