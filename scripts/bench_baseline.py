@@ -41,7 +41,8 @@ def train_one(name, data_dir, quick_epochs=None):
     images, labels = mnist_data.load_mnist('test', data_dir)
     error = classification_error(symbol, arg_params, aux_params, images, labels)
     return symbol, arg_params, aux_params, {
-        'base_network': BASELINE[name].get('network', name), 'method': 'fp32 baseline',
+        'base_network': name, 'architecture': BASELINE[name].get('network', name),
+        'method': 'fp32 baseline',
         'size_bytes': 4 * count_params(arg_params),
         'test_error': error, 'test_errors_of_10000': int(round(error * len(labels))),
         'target_error': target, 'target_met': None if target is None else error <= target,

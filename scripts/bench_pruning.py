@@ -18,6 +18,9 @@ Tasks (``--tasks``, default all but timing):
   one; the test set is read once, for the baseline and the chosen model. Targets: ResNet-20
   >= 50 % fewer MACs at <= +0.15 points and >= 1.6x at batch 64; MobileNetV2 >= 40 % fewer
   MACs at <= +0.20 points.
+- ``zoo-packed``: the thinned gluoncv models written as Deep Compression files
+  (``benchmarks/models/NAME.mxc``, Han's 8-bit conv / 5-bit fc codebooks, Huffman coded),
+  unpacked again and measured on the test set: thinned + packed end to end.
 - ``sensitivity``: LeNet-5 per-layer sensitivity sweep (CSV + PNG under benchmarks/pruning/).
 - ``timing``: batch 1 and 64 inference time of each baseline vs its thinned (and pruned)
   versions, interleaved in one process (run it under ``flock /tmp/mxcompress-timing.lock``).
@@ -55,7 +58,7 @@ from mxcompress.reporting.results import read_results, update_results
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_SHAPE = {'data': (1, 1, 28, 28)}
 TASKS = ('lenet300-pruned', 'lenet5-pruned', 'lenet5-thinned', 'sensitivity', 'resnet20-thinned',
-         'mobilenetv2-thinned', 'timing')
+         'mobilenetv2-thinned', 'zoo-packed', 'timing')
 #: baseline -> the models the timing task compares with it
 TIMED = {'lenet5': ('lenet5-thinned', 'lenet5-pruned'), 'resnet20': ('resnet20-thinned',),
          'mobilenetv2': ('mobilenetv2-thinned',)}
@@ -255,6 +258,41 @@ def run_zoo_thinning(name, cli, baseline_dir, data_dir):
     return record
 
 
+def run_zoo_packing(cli, baseline_dir, data_dir):
+    """Pack each thinned gluoncv model (8-bit conv / 5-bit fc codebooks), unpack it and read
+    its test error: the file against the dense fp32 baseline."""
+    from mxcompress.deep_compression.container import pack, unpack
+    record = {}
+    for name in ('resnet20-thinned', 'mobilenetv2-thinned'):
+        prefix = os.path.join(cli.models_dir, name)
+        if not os.path.exists(prefix + '-symbol.json'):
+            continue
+        base = PRUNING[name]['network']
+        baseline = load_checkpoint(os.path.join(baseline_dir, base), 0, DATA_SHAPE)
+        path = prefix + '.mxc'
+        start = time.time()
+        info, lossy = pack(path, *load_checkpoint(prefix, 0, DATA_SHAPE), conv_bits=8,
+                           fc_bits=5)
+        error = test_error(unpack(path), data_dir)
+        base_error = test_error(baseline, data_dir)
+        fp32 = 4 * sum(v.size for params in baseline[1:] for v in params.values())
+        record[name] = {
+            'base_network': base, 'method': 'filter groups + 8/5-bit codebooks (.mxc file)',
+            'test_error': error, 'size_bytes': os.path.getsize(path),
+            'file': os.path.relpath(path, ROOT), 'file_bytes': os.path.getsize(path),
+            'graph_bytes': info['graph_bytes'], 'baseline': 'benchmarks/models/%s' % base,
+            'baseline_fp32_params_bytes': fp32, 'ratio_vs_baseline_fp32': fp32 /
+            float(os.path.getsize(path)), 'lossy_layers': len(lossy),
+            'test_error_after_unpack': error, 'baseline_test_error': base_error,
+            'error_increase_points': 100 * (error - base_error), 'seconds': time.time() - start,
+            'bits': '8-bit conv / 5-bit fc codebooks (Han et al.), Huffman coded',
+            'selection': 'none', 'choices_made_on': 'nothing chosen: fixed widths'}
+        print('%s: %d bytes, %.1fx the fp32 baseline, test error %.2f %% (baseline %.2f %%)'
+              % (path, record[name]['file_bytes'], record[name]['ratio_vs_baseline_fp32'],
+                 100 * error, 100 * base_error), flush=True)
+    return record
+
+
 def run_sensitivity(cli, baseline_dir, data_dir):
     model = load_checkpoint(os.path.join(baseline_dir, 'lenet5'), 0, DATA_SHAPE)
     images, labels = mnist_data.load_mnist('train', data_dir)
@@ -279,6 +317,8 @@ def run_timing(cli, baseline_dir):
     versions (each family interleaved in one process)."""
     record = {'repeats': cli.repeats, 'warmup': 10,
               'threads': os.environ.get('OMP_NUM_THREADS'),
+              'unrounded': 'NAME-unrounded: the plan of NAME with its kept channel counts not '
+                           'rounded to a multiple of 8 (not fine-tuned: timing only)',
               'note': 'median of interleaved runs in one process; the machine was shared with '
                       'other jobs (2 cores), under the timing lock'}
     for base, others in TIMED.items():
@@ -289,6 +329,13 @@ def run_timing(cli, baseline_dir):
             prefix = os.path.join(cli.models_dir, name)
             if os.path.exists(prefix + '-symbol.json'):
                 models[name] = load_checkpoint(prefix, 0, DATA_SHAPE)
+            chosen = read_results(cli.output).get(name, {}).get('chosen')
+            if name in models and chosen is not None:   # the same plan, counts not rounded
+                analysis = analyse(models[base][0], DATA_SHAPE['data'])
+                plan = plan_groups(models[base][0], models[base][1],
+                                   candidate_sparsity(analysis, chosen), 'l1',
+                                   analysis=analysis)
+                models[name + '-unrounded'] = thin_network(*models[base], plan)
         for batch in (1, 64):
             times = time_inference(models, batch, repeats=cli.repeats, warmup=10)
             for name in models:
@@ -362,6 +409,8 @@ def main(argv=None):
             task = 'lenet5-sensitivity'
         elif task in ('resnet20-thinned', 'mobilenetv2-thinned'):
             record = run_zoo_thinning(task, cli, cli.baseline_dir, cli.data_dir)
+        elif task == 'zoo-packed':
+            record = run_zoo_packing(cli, cli.baseline_dir, cli.data_dir)
         else:
             record = run_timing(cli, cli.baseline_dir)
             record_speedups(cli, record, command)

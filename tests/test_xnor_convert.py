@@ -140,8 +140,9 @@ def test_cli_converts_and_checks_on_mnist(model, mnist_dir, tmp_path, capsys):
     report = capsys.readouterr().out
     assert '"predictions_equal_count": 10000' in report
     assert json.loads(report)['batchnorms_folded'] == ['bn0', 'bn1']
-    assert main(['xnor-convert', prefix, out + '-plain', '--no-fold-bn']) == 0
-    assert json.loads(capsys.readouterr().out)['batchnorms_folded'] == []
+    assert main(['xnor-convert', prefix, out + '-plain', '--no-fold-bn', '--no-fuse-add']) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain['batchnorms_folded'] == [] and plain['residual_adds_fused'] == []
     sym, _, _ = load_checkpoint(out, 0, data_shapes={'data': (1, 1, 28, 28)})
     assert 'xnor_conv2d' in sym.tojson()
 
@@ -236,3 +237,29 @@ def test_quantizer_ste_sign_is_stripped_and_its_batchnorm_folded():
                            kernel=(3, 3), pad=(1, 1))
     _, _, _, layers = convert(two_bit, args, aux)
     assert not layers[0]['sign_stripped'] and layers[0]['batchnorm_folded'] is None
+
+
+def test_residual_add_fused_into_the_op():
+    """A converted conv whose output only feeds an element-wise add takes the add's other
+    operand as its residual input: the add leaves the graph, the outputs are bit-identical;
+    a conv whose output is also read elsewhere keeps its add."""
+    from mxcompress.binary.quantizers import ste_sign
+    x = mx.sym.BatchNorm(mx.sym.Convolution(mx.sym.var('data'), num_filter=8, kernel=(3, 3),
+                                            pad=(1, 1), name='c0'), fix_gamma=False, name='bn')
+    y = _binary_conv(ste_sign(mx.sym, x), 'b1', 8, True, True, kernel=(3, 3), pad=(1, 1))
+    summed = mx.sym.elemwise_add(y, x, name='sum')
+    z = _binary_conv(ste_sign(mx.sym, summed), 'b2', 8, True, True, kernel=(3, 3), pad=(1, 1))
+    twice = mx.sym.elemwise_add(z, summed, name='sum2') + z         # z read twice
+    head = mx.sym.FullyConnected(mx.sym.flatten(mx.sym.Pooling(
+        twice, global_pool=True, pool_type='avg', kernel=(1, 1))), num_hidden=10, name='fc')
+    net = mx.sym.SoftmaxOutput(head, name='softmax')
+    args, aux = _random_params(net)
+    fused_sym, fused_args, fused_aux, layers = convert(net, args, aux)
+    plain = convert(net, args, aux, fuse_add=False)
+    assert [r['residual_add_fused'] for r in layers] == ['sum', None]
+    names = {n['name'] for n in graph_nodes(fused_sym)}
+    assert 'sum' not in names and 'sum2' in names
+    images = np.random.RandomState(0).rand(16, 1, 28, 28).astype(np.float32)
+    got = predict(fused_sym, fused_args, fused_aux, images, batch_size=8)
+    np.testing.assert_array_equal(got, predict(*plain[:3], images, batch_size=8))
+    np.testing.assert_array_equal(got.argmax(1), predict(net, args, aux, images).argmax(1))

@@ -69,16 +69,16 @@ def test_sign_rule_zero_is_plus_one():
        kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 3), sw=st.integers(1, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
        bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16),
-       thresholds=st.booleans())
+       thresholds=st.booleans(), residual=st.booleans())
 def test_fuzz(n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, bias, kernel_choice, seed,
-              thresholds):
+              thresholds, residual):
     """Pads up to 3 with kernels 1..7 (pad > kernel included), strides and dilations up to 3,
     1-pixel sides, with and without per-channel input thresholds; an empty output must be
     rejected with the op's message (check_case)."""
     saved = set_env(kernel_env(kernel_choice))
     try:
         check_case((n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw)), seed, bias,
-                   thresholds=thresholds)
+                   thresholds=thresholds, residual=residual)
     finally:
         set_env(saved)
 
@@ -91,11 +91,22 @@ def test_input_thresholds_match_the_reference(case, kernel):
     check_case(case, 12, with_bias=True, thresholds=True)
 
 
+@pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])
+def test_residual_is_added_in_the_epilogue(case, kernel):
+    """residual=True: the op's output plus a float tensor of its shape, exactly as a separate
+    elemwise add, with and without bias and input thresholds."""
+    check_case(case, 21, with_bias=False, residual=True)
+    check_case(case, 22, with_bias=True, thresholds=True, residual=True)
+
+
 def test_input_thresholds_need_their_inputs_and_shapes():
     x, w, a = mx.nd.ones((1, 3, 5, 5)), mx.nd.zeros((2, 3, 3, 1), dtype='uint8'), mx.nd.ones(2)
     with pytest.raises(mx.base.MXNetError, match='in_threshold'):
         mx.nd.xnor_conv2d(x, w, a, mx.nd.ones(3), mx.nd.ones(2), kernel=(3, 3), num_filter=2,
                           input_threshold=True).wait_to_read()
+    with pytest.raises(mx.base.MXNetError, match="input 'residual' must have shape"):
+        mx.nd.xnor_conv2d(x, w, a, mx.nd.ones((1, 2, 5, 5)), kernel=(3, 3), num_filter=2,
+                          residual=True).wait_to_read()
     with pytest.raises(mx.base.MXNetError, match='input_threshold.*True or False'):
         mx.nd.xnor_conv2d(x, w, a, kernel=(3, 3), num_filter=2,
                           input_threshold='maybe').wait_to_read()

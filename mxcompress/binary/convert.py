@@ -170,7 +170,24 @@ def _fold_batchnorm(data, arg_params, aux_params):
         return None
 
 
-def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True):
+def consumer_counts(symbol):
+    """Node name -> how many node inputs (and graph outputs) read it."""
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    counts = {n['name']: 0 for n in nodes}
+    for node in nodes:
+        for i, *_ in node['inputs']:
+            counts[nodes[i]['name']] += 1
+    for i, *_ in graph['heads']:
+        counts[nodes[i]['name']] += 1
+    return counts
+
+
+#: element-wise adds of two same-shape tensors (no broadcasting) the op can take over
+_SAME_SHAPE_ADDS = ('elemwise_add', '_plus', '_Plus', '_add')
+
+
+def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_add=True):
     """Replace the binary-input binary convolutions of a training graph by ``xnor_conv2d``.
 
     Parameters
@@ -185,6 +202,11 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True):
         BatchNorm into per-channel thresholds of its binarisation (:func:`batchnorm_threshold`,
         ``input_threshold=True``): one float pass over the activations less per layer. The
         BatchNorm stays in the graph only where something else reads it.
+    fuse_add : bool
+        When a converted convolution's output is read only by an element-wise add (a
+        residual block's sum), the op adds the other operand in its epilogue
+        (``residual=True``) and the add leaves the graph: the same sum, one pass over the
+        output less.
 
     Returns
     -------
@@ -199,8 +221,27 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True):
     ops.load()
     layers = []
     new_params, shared = {}, {}
+    made = {}             # converted conv name -> (inputs, attributes) of its xnor_conv2d
+    readers = consumer_counts(symbol)
+
+    def fuse(node, inputs):
+        """The add of a converted conv's sole output and another tensor, as one op."""
+        for mine, other in ((0, 1), (1, 0)):
+            name = node.input_names[mine]
+            if name in made and readers[name] == 1 and inputs[mine].name == name:
+                args, attrs = made.pop(name)
+                for record in layers:
+                    if record['layer'] == name:
+                        record['residual_add_fused'] = node.name
+                with mx.AttrScope(**{REQUIRES_ATTR: REQUIRES_HINT}):
+                    return mx.sym.xnor_conv2d(*args, inputs[other], residual=True, name=name,
+                                              **attrs)
+        return None
 
     def replace(node, inputs):
+        if (fuse_add and node.op in _SAME_SHAPE_ADDS and len(inputs) == 2 and
+                not node.attrs):
+            return fuse(node, inputs)
         if node.op != 'Convolution' or LATENT_WEIGHT not in node.attrs:
             return None
         mode, binary_input, latent = _check_contract(node.name, node.attrs, arg_params)
@@ -248,11 +289,13 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True):
                        'weight_shape': [o, c, kh, kw], 'binary_weight': mode,
                        'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
                        'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': stripped,
-                       'batchnorm_folded': folded[3] if folded is not None else None})
+                       'batchnorm_folded': folded[3] if folded is not None else None,
+                       'residual_add_fused': None})
+        attrs = dict(conv, kernel=kernel, num_filter=o, no_bias=no_bias,
+                     input_threshold=folded is not None)
+        made[node.name] = (args, attrs)
         with mx.AttrScope(**{REQUIRES_ATTR: REQUIRES_HINT}):
-            return mx.sym.xnor_conv2d(*args, kernel=kernel, num_filter=o, no_bias=no_bias,
-                                      input_threshold=folded is not None, name=node.name,
-                                      **conv)
+            return mx.sym.xnor_conv2d(*args, name=node.name, **attrs)
 
     converted = rewrite(symbol, replace)
     names = set(converted.list_arguments())

@@ -20,8 +20,9 @@ def add_parser(sub):
         'forms are picked automatically: the straight-through sign in front of the op is '
         'dropped (the op binarises its input) and an inference BatchNorm before it is folded '
         'into per-channel thresholds of that binarisation (input_threshold), so no float '
-        'BatchNorm or sign pass runs between binary layers. The result loads after '
-        '`import mxcompress.ops; mxcompress.ops.load()`.')
+        'BatchNorm or sign pass runs between binary layers; a residual add that is the only '
+        'reader of a converted conv is done in the op\'s epilogue (residual). The result '
+        'loads after `import mxcompress.ops; mxcompress.ops.load()`.')
     parser.add_argument('prefix', help='training checkpoint prefix (PREFIX-symbol.json)')
     parser.add_argument('output', help='prefix of the converted checkpoint')
     parser.add_argument('--epoch', type=int, default=0, help='epoch of the input checkpoint')
@@ -31,6 +32,9 @@ def add_parser(sub):
     parser.add_argument('--no-fold-bn', dest='fold_bn', action='store_false',
                         help='keep the BatchNorm before each binary convolution as a float op '
                              '(default: folded into the op\'s input thresholds)')
+    parser.add_argument('--no-fuse-add', dest='fuse_add', action='store_false',
+                        help='keep residual adds as separate float ops (default: added in the '
+                             'epilogue of the binary convolution that feeds them)')
     add_data_args(parser)
     parser.set_defaults(func=run)
 
@@ -40,13 +44,16 @@ def run(args):
     symbol, arg_params, aux_params = load_checkpoint(args.prefix, args.epoch)
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
                                                                    aux_params,
-                                                                   fold_bn=args.fold_bn)
+                                                                   fold_bn=args.fold_bn,
+                                                                   fuse_add=args.fuse_add)
     if not layers:
         raise ValueError('%s: no binary convolution with a binary input (__binary_input__ = '
                          'true) to convert' % args.prefix)
     report = binary_convert.size_report(layers, arg_params, conv_args)
     report['batchnorms_folded'] = sorted({r['batchnorm_folded'] for r in layers
                                           if r['batchnorm_folded']})
+    report['residual_adds_fused'] = sorted(r['residual_add_fused'] for r in layers
+                                           if r['residual_add_fused'])
     if args.check:
         images, labels = data_split(args, 'test')
         want = predict(symbol, arg_params, aux_params, images).argmax(1)

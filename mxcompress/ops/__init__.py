@@ -24,7 +24,9 @@ With ``input_threshold=True`` two more inputs follow, ``in_scale`` and ``in_thre
 ``data * in_scale[c] < in_threshold[c]``, else +1. An inference ``BatchNorm`` followed by
 sign folds into them (:func:`mxcompress.binary.convert.batchnorm_threshold`), so the
 converter feeds the op the BatchNorm's input and the BatchNorm pass over the activations
-disappears. Give the param variables their shapes (``mx.sym.var(name, shape=...)``) when
+disappears. With ``residual=True`` a last input ``residual`` (float32, the output's shape)
+is added to the output in the epilogue (a residual block's shortcut). Give the param
+variables their shapes (``mx.sym.var(name, shape=...)``) when
 building a graph by hand: MXNet 1.9 sizes a library op's shape buffer by the sum of its
 inputs' known dimensions, and several inputs of unknown shape overrun it.
 """

@@ -3,7 +3,8 @@
 Used by the tests, the sanitizer check and the benchmark's correctness check: the op must
 equal ``Convolution(sign(x), sign(W)) * alpha (+ bias)`` with the same kernel, stride, zero
 padding and dilation; with ``input_threshold`` the input is binarised per channel instead,
--1 where ``x * in_scale[c] < in_threshold[c]``.
+-1 where ``x * in_scale[c] < in_threshold[c]``; with ``residual`` a float tensor of the
+output's shape is added to the result.
 """
 import mxnet as mx
 import numpy as np
@@ -28,14 +29,15 @@ def threshold_sign(x, scale, threshold):
 
 
 def reference_conv(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0),
-                   dilate=(1, 1), in_scale=None, in_threshold=None):
-    """``Convolution(b(x), sign(weight)) * alpha[o] (+ bias[o])`` in fp32, ``b = sign`` or,
-    with ``in_scale`` / ``in_threshold``, :func:`threshold_sign`.
+                   dilate=(1, 1), in_scale=None, in_threshold=None, residual=None):
+    """``Convolution(b(x), sign(weight)) * alpha[o] (+ bias[o]) (+ residual)`` in fp32,
+    ``b = sign`` or, with ``in_scale`` / ``in_threshold``, :func:`threshold_sign`.
 
     Parameters
     ----------
     x : NDArray (N, C, H, W);  weight : NDArray (O, C, KH, KW);  alpha, bias : NDArray (O,)
     in_scale, in_threshold : NDArray (C,) or None
+    residual : NDArray (N, O, OH, OW) or None
     """
     binary = sign(x) if in_scale is None else threshold_sign(x, in_scale, in_threshold)
     out = mx.nd.Convolution(binary, sign(weight), kernel=kernel, stride=stride, pad=pad,
@@ -43,6 +45,8 @@ def reference_conv(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pa
     out = out * alpha.reshape((1, -1, 1, 1))
     if bias is not None:
         out = out + bias.reshape((1, -1, 1, 1))
+    if residual is not None:
+        out = out + residual
     return out
 
 
@@ -67,7 +71,7 @@ def random_thresholds(rng, c):
 
 
 def run_op(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0),
-           dilate=(1, 1), in_scale=None, in_threshold=None):
+           dilate=(1, 1), in_scale=None, in_threshold=None, residual=None):
     """``mx.nd.xnor_conv2d`` on numpy inputs (weights packed here); returns numpy."""
     args = [mx.nd.array(x), mx.nd.array(pack_weights(weight), dtype='uint8'),
             mx.nd.array(alpha)]
@@ -75,16 +79,20 @@ def run_op(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0)
         args.append(mx.nd.array(bias))
     if in_scale is not None:
         args += [mx.nd.array(in_scale), mx.nd.array(in_threshold)]
+    if residual is not None:
+        args.append(mx.nd.array(residual))
     out = mx.nd.xnor_conv2d(*args, kernel=kernel, stride=stride, pad=pad, dilate=dilate,
                             num_filter=weight.shape[0], no_bias=bias is None,
-                            input_threshold=in_scale is not None)
+                            input_threshold=in_scale is not None,
+                            residual=residual is not None)
     return out.asnumpy()
 
 
-def reference_numpy(x, weight, alpha, bias=None, in_scale=None, in_threshold=None, **conv):
+def reference_numpy(x, weight, alpha, bias=None, in_scale=None, in_threshold=None,
+                    residual=None, **conv):
     """:func:`reference_conv` on numpy inputs; returns numpy."""
     def nd(a):
         return None if a is None else mx.nd.array(a)
     return reference_conv(mx.nd.array(x), mx.nd.array(weight), mx.nd.array(alpha), nd(bias),
                           in_scale=nd(in_scale), in_threshold=nd(in_threshold),
-                          **conv).asnumpy()
+                          residual=nd(residual), **conv).asnumpy()

@@ -109,11 +109,11 @@ def is_empty(case):
             output_size(w, k[1], s[1], p[1], d[1]) < 1)
 
 
-def check_case(case, seed, with_bias=True, exact=True, thresholds=False):
+def check_case(case, seed, with_bias=True, exact=True, thresholds=False, residual=False):
     """Max abs difference op vs reference for one case (raises AssertionError if they differ:
     bit for bit when ``exact``, the sums of +-1 products being exact integers in fp32).
     ``thresholds``: binarise the input per channel (``input_threshold``, random scales and
-    thresholds, +-inf included).
+    thresholds, +-inf included); ``residual``: add a random tensor in the epilogue.
 
     A case with an empty output must be rejected with the op's clear message instead."""
     from .reference import random_case, random_thresholds, reference_numpy, run_op
@@ -123,6 +123,10 @@ def check_case(case, seed, with_bias=True, exact=True, thresholds=False):
     conv = dict(kernel=k, stride=s, pad=p, dilate=d)
     if thresholds:
         conv['in_scale'], conv['in_threshold'] = random_thresholds(rng, c)
+    if residual and not is_empty(case):
+        oh = output_size(h, k[0], s[0], p[0], d[0])
+        ow = output_size(w, k[1], s[1], p[1], d[1])
+        conv['residual'] = rng.randn(n, o, oh, ow).astype(np.float32)
     if is_empty(case):
         check_rejected(x, weight, alpha, bias, conv)
         return 0.0
@@ -223,11 +227,12 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
             for i, case in enumerate(CASES):
                 for seed in range(seeds):
                     check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0),
-                               thresholds=bool((i + seed) % 3 == 1))
+                               thresholds=bool((i + seed) % 3 == 1),
+                               residual=bool((i + seed) % 2 == 1))
                     count += 1
             for i, case in enumerate(EDGE_CASES):
                 check_case(case, seed=5000 + i, with_bias=bool(i % 2 == 0),
-                           thresholds=bool(i % 3 == 1))
+                           thresholds=bool(i % 3 == 1), residual=bool(i % 4 == 3))
                 count += 1
             for i, case in enumerate(EMPTY_CASES):
                 check_case(case, seed=6000 + i)
@@ -236,7 +241,7 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
                 if log:
                     log('%s fuzz %s' % (kernel, case))
                 check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0),
-                           thresholds=bool(i % 2 == 1))
+                           thresholds=bool(i % 2 == 1), residual=bool(i % 3 == 1))
                 count += 1
     finally:
         set_env(saved)

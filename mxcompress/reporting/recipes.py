@@ -75,9 +75,11 @@ PRUNING = {
                          'fine_tune': dict(num_epochs=3, lr=0.02),
                          'targets': {'mac_reduction': 0.5, 'error_increase_points': 0.15,
                                      'speedup_b64': 1.6}},
+    # a first run (all 0.3 / private 0.5, 4 epochs at lr 0.02) missed the target on the
+    # validation split (+0.78 / +0.51 points): less thinning, longer fine-tune
     'mobilenetv2-thinned': {'network': 'mobilenetv2', 'channel_multiple': 8,
-                            'candidates': ({'all': 0.3}, {'shared': 0.0, 'private': 0.5}),
-                            'fine_tune': dict(num_epochs=4, lr=0.02),
+                            'candidates': ({'shared': 0.0, 'private': 0.4},),
+                            'fine_tune': dict(num_epochs=8, lr=0.05),
                             'targets': {'mac_reduction': 0.4, 'error_increase_points': 0.20}},
 }
 

@@ -2,7 +2,7 @@
 
 Every benchmark writes records (one per model) into its results file. A record takes part
 in the report when it has a ``test_error`` (fraction); it is placed on the accuracy-vs-size
-plot of its ``base_network`` (``lenet5`` or ``lenet300``) when it also has ``size_bytes``
+plot of its ``base_network`` (a key of :data:`BASE_NETWORKS`) when it also has ``size_bytes``
 (bytes the model needs on disk: 4 x params for a dense fp32 model, the real file for a
 compressed one), and on the speed-up plot when it has ``flop_ratio`` (dense MACs of the
 baseline / MACs of the model) and ``speedup_b64`` (measured at batch 64).
@@ -20,7 +20,9 @@ from .references import PUBLISHED
 
 __all__ = ['collect_points', 'pareto_front', 'write_report']
 
-BASE_NETWORKS = {'lenet5': 'LeNet-5', 'lenet300': 'LeNet-300-100'}
+BASE_NETWORKS = {'lenet5': 'LeNet-5', 'lenet300': 'LeNet-300-100',
+                 'resnet20': 'ResNet-20 (gluoncv cifar_resnet20_v1)',
+                 'mobilenetv2': 'MobileNetV2 0.5 (gluoncv mobilenetv2_0.5)'}
 
 #: a record's ``selection``: which images its choices (epochs, ranks, sparsities, T, recipe)
 #: were made on (see :func:`mxcompress.fit.data_provenance`)

@@ -10,10 +10,12 @@
 //                                          is binarised per channel instead, -1 where
 //                                          data * in_scale < in_threshold (an inference
 //                                          BatchNorm + sign folded in; xnor_kernel.h)
+//          residual float32 (N, O, OH, OW)  only when residual is true: added to the output
+//                                          in the epilogue (a residual block's shortcut)
 // Output:  float32 (N, O, OH, OW) = alpha * Convolution(sign(data), sign(W)) (+ bias), with
 //          the zero padding of a float Convolution (padded taps contribute 0).
 // Attributes: kernel, num_filter (required); stride (1,1), pad (0,0), dilate (1,1) (alias
-//          dilation), no_bias (True), input_threshold (False).
+//          dilation), no_bias (True), input_threshold (False), residual (False).
 #include <cctype>
 #include <climits>
 #include <cstdint>
@@ -36,6 +38,7 @@ struct Params {
   int64_t num_filter;
   bool no_bias;
   bool input_threshold;
+  bool residual;
 };
 
 std::string trim(const std::string& s) {
@@ -92,14 +95,14 @@ bool parse_bool(const char* name, const std::string& text, bool* out) {
 
 bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Params* p) {
   static const char* known[] = {"kernel", "stride", "pad", "dilate", "dilation", "num_filter",
-                                "no_bias", "input_threshold"};
+                                "no_bias", "input_threshold", "residual"};
   for (const auto& kv : attrs) {
     if (kv.first.size() >= 2 && kv.first.compare(0, 2, "__") == 0) continue;  // hidden attrs
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) {
       MX_ERROR_MSG << kOp << ": unknown attribute '" << kv.first << "' (valid: kernel, "
-                   << "num_filter, stride, pad, dilate, no_bias, input_threshold)";
+                   << "num_filter, stride, pad, dilate, no_bias, input_threshold, residual)";
       return false;
     }
   }
@@ -131,6 +134,8 @@ bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Par
   }
   p->no_bias = true;
   p->input_threshold = false;
+  p->residual = false;
+  if (get("residual") && !parse_bool("residual", *get("residual"), &p->residual)) return false;
   if (get("no_bias") && !parse_bool("no_bias", *get("no_bias"), &p->no_bias)) return false;
   if (get("input_threshold") &&
       !parse_bool("input_threshold", *get("input_threshold"), &p->input_threshold))
@@ -178,7 +183,7 @@ std::vector<int64_t> weight_shape(const xnor::ConvGeom& g) {
   return {g.O, g.KH, g.KW, g.Cb};
 }
 
-// The op's inputs in order: data, weight, alpha[, bias][, in_scale, in_threshold].
+// The op's inputs in order: data, weight, alpha[, bias][, in_scale, in_threshold][, residual].
 std::vector<std::string> input_names(const Params& p) {
   std::vector<std::string> names = {"data", "weight", "alpha"};
   if (!p.no_bias) names.push_back("bias");
@@ -186,6 +191,7 @@ std::vector<std::string> input_names(const Params& p) {
     names.push_back("in_scale");
     names.push_back("in_threshold");
   }
+  if (p.residual) names.push_back("residual");
   return names;
 }
 
@@ -197,6 +203,7 @@ std::vector<std::vector<int64_t> > param_shapes(const Params& p, const xnor::Con
     shapes.push_back({g.C});
     shapes.push_back({g.C});
   }
+  if (p.residual) shapes.push_back({g.N, g.O, g.OH, g.OW});
   return shapes;
 }
 
@@ -325,7 +332,8 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
   xnor::conv_forward(g, in[0].data<float>(), w, in[2].data<float>(),
                      p.no_bias ? nullptr : in[3].data<float>(), (*outputs)[0].data<float>(), ws,
                      0, p.input_threshold ? in[thr].data<float>() : nullptr,
-                     p.input_threshold ? in[thr + 1].data<float>() : nullptr);
+                     p.input_threshold ? in[thr + 1].data<float>() : nullptr,
+                     p.residual ? in.back().data<float>() : nullptr);
   return MX_SUCCESS;
 }
 

@@ -638,7 +638,7 @@ bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
 
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
                   const float* bias, float* out, void* ws_raw, int kernel,
-                  const float* in_scale, const float* in_threshold) {
+                  const float* in_scale, const float* in_threshold, const float* residual) {
   Workspace ws = carve(g, ws_raw);
   const InputSign in = {in_scale, in_threshold};
   const int which = resolve_kernel(kernel);
@@ -721,10 +721,11 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+              const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
               const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                      bias ? bias + o0 : nullptr,
-                                      out + ((n * g.O + o0) * g.OH + oh) * g.OW + ow0,
-                                      g.OH * g.OW, static_cast<int32_t>(g.C * g.KH * g.KW),
+                                      bias ? bias + o0 : nullptr, out + at,
+                                      residual ? residual + at : nullptr, g.OH * g.OW,
+                                      static_cast<int32_t>(g.C * g.KH * g.KW),
                                       static_cast<int32_t>(lanes)};
               if (which == kAvx512)
                 tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);

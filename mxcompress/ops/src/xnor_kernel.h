@@ -70,9 +70,12 @@ bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
 //   s = sqrt(var + eps), sign(y) = -1 iff x < mean - beta s / gamma (gamma > 0), iff
 //   -x < -(mean - beta s / gamma) (gamma < 0); gamma = 0 gives the constant sign(beta)
 //   (threshold +inf: always -1 for finite x, or -inf: never).
+//   residual: float (N, O, OH, OW) added to the output in the epilogue (a residual block's
+//   shortcut), or null; out = (alpha * dot + bias) + residual, the rounding of a separate add.
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
                   const float* bias, float* out, void* ws, int kernel,
-                  const float* in_scale = nullptr, const float* in_threshold = nullptr);
+                  const float* in_scale = nullptr, const float* in_threshold = nullptr,
+                  const float* residual = nullptr);
 
 }  // namespace xnor
 

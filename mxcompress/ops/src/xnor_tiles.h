@@ -17,6 +17,7 @@ struct TileEpilogue {
   const float* alpha;   // alpha + o0
   const float* bias;    // bias + o0, or null
   float* out;           // output of (n, o0, oh, ow0); channel q at out + q * out_stride
+  const float* residual;  // added to the output (same layout as out), or null
   int64_t out_stride;
   int32_t full;         // C * KH * KW
   int32_t lanes;        // valid pixels, 1..8
@@ -100,6 +101,10 @@ void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uin
         _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(count, 1)), fix));
     __m256 v = _mm256_mul_ps(dot, _mm256_set1_ps(e.alpha[q]));
     if (e.bias != nullptr) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[q]));
+    if (e.residual != nullptr) {
+      const float* r = e.residual + q * e.out_stride;
+      v = _mm256_add_ps(v, e.lanes == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask));
+    }
     float* dst = e.out + q * e.out_stride;
     if (e.lanes == 8) _mm256_storeu_ps(dst, v);
     else _mm256_maskstore_ps(dst, mask, v);
@@ -135,6 +140,8 @@ void tile_avx512(const uint64_t* in, const int64_t* off, const uint64_t* w, int6
         _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(count, 1)), fix));
     __m256 v = _mm256_mul_ps(dot, _mm256_set1_ps(e.alpha[q]));
     if (e.bias != nullptr) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[q]));
+    if (e.residual != nullptr)
+      v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(lanes, e.residual + q * e.out_stride));
     _mm256_mask_storeu_ps(e.out + q * e.out_stride, lanes, v);
   }
 }
@@ -177,9 +184,11 @@ __attribute__((always_inline)) inline void tile_scalar(const uint64_t* in, const
       const float a = e.alpha[q], b = e.bias != nullptr ? e.bias[q] : 0.0f;
       const int32_t* fix = e.corr + q * e.corr_stride + l0;
       float* dst = e.out + q * e.out_stride + l0;
+      const float* r = e.residual != nullptr ? e.residual + q * e.out_stride + l0 : nullptr;
       for (int l = 0; l < lanes; ++l) {
         const float v = a * static_cast<float>(e.full - 2 * acc[q][l] + fix[l]);
-        dst[l] = e.bias != nullptr ? v + b : v;
+        const float vb = e.bias != nullptr ? v + b : v;
+        dst[l] = r != nullptr ? vb + r[l] : vb;
       }
     }
   }
