@@ -326,29 +326,27 @@ def _check_finite(symbol, arg_params, aux_params, plan):
                                                       if name in layers else ''))
 
 
-def _plan_layers(symbol, arg_params, plan, conv_bits, fc_bits, bits, quantize):
-    """Codebook and index per weight (from ``plan`` or exact / k-means). Returns (plan, lossy)."""
-    plan = dict(plan or {})
-    lossy = []
-    bits = dict(bits or {})
-    for layer in find_layers(symbol):
-        w = layer.weight
-        if w in plan or w not in arg_params:
-            continue
-        b = bits.get(layer.name, bits.get(w, default_bits(layer.op, conv_bits, fc_bits)))
-        values = arg_params[w].asnumpy()
-        codebook, index = scalar_quantize(values, b, layer=layer.name)
-        if not np.array_equal(codebook[index], values):
-            if quantize == 'never':
-                raise ValueError('layer %s has %d distinct nonzero values, more than the %d a '
-                                 '%d-bit codebook holds; quantise it first (mxcompress '
-                                 'deep-compress) or pass --quantize auto'
-                                 % (layer.name, len(np.unique(values[values != 0])),
-                                    (1 << b) - 1, b))
-            lossy.append(layer.name)
-        plan[w] = {'layer': layer.name, 'op': layer.op, 'bits': b, 'codebook': codebook,
-                   'index': index.astype(np.uint8 if b <= 8 else np.uint16)}  # 1/4 the memory
-    return plan, lossy
+def _plan_layer(layer, values, bits, quantize):
+    """Codebook and index of one weight (exact when it has few enough values, else k-means).
+
+    Returns
+    -------
+    entry : dict
+        ``layer``, ``op``, ``bits``, ``codebook``, ``index`` (uint8 / uint16: 1/4 the memory
+        of int32).
+    lossy : bool
+        Whether the codebook approximates the weight (k-means).
+    """
+    codebook, index = scalar_quantize(values, bits, layer=layer.name)
+    lossy = not np.array_equal(codebook[index], values)
+    if lossy and quantize == 'never':
+        raise ValueError('layer %s has %d distinct nonzero values, more than the %d a '
+                         '%d-bit codebook holds; quantise it first (mxcompress '
+                         'deep-compress) or pass --quantize auto'
+                         % (layer.name, len(np.unique(values[values != 0])),
+                            (1 << bits) - 1, bits))
+    return {'layer': layer.name, 'op': layer.op, 'bits': bits, 'codebook': codebook,
+            'index': index.astype(np.uint8 if bits <= 8 else np.uint16)}, lossy
 
 
 def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits=5,
@@ -400,17 +398,22 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
                          % (', '.join(map(str, READ_VERSIONS)), format_version))
     _check_finite(symbol, arg_params, aux_params, plan)
     layers = {l.weight: l for l in find_layers(symbol) if l.weight in arg_params}
-    lossy = []
-    if storage == 'codebook':
-        plan, lossy = _plan_layers(symbol, arg_params, plan, conv_bits, fc_bits, bits, quantize)
+    lossy, plan, bits = [], plan or {}, bits or {}
     sections = [('graph', encode_graph(symbol, format_version))]
-    for w, layer in layers.items():
+    for w, layer in layers.items():   # one layer's index in memory at a time
         gap_bits = gap_bits_conv if layer.op == 'Convolution' else gap_bits_fc
         candidates = AUTO_GAP_BITS if gap_bits == 'auto' else (gap_bits,)
         if storage == 'codebook':
-            p = plan[w]
+            p = plan.get(w)
+            if p is None:
+                b = bits.get(layer.name, bits.get(w, default_bits(layer.op, conv_bits,
+                                                                  fc_bits)))
+                p, inexact = _plan_layer(layer, arg_params[w].asnumpy(), b, quantize)
+                if inexact:
+                    lossy.append(layer.name)
             payloads = [encode_layer(p['index'], p['bits'], g, huffman, codebook=p['codebook'],
                                      name=layer.name) for g in candidates]
+            del p
         else:
             payloads = [encode_layer(arg_params[w].asnumpy(), 0, g, huffman, name=layer.name)
                         for g in candidates]
