@@ -12,8 +12,11 @@ dilate and num_filter (same node name): 1 bit per weight (8 * ceil(C / 64) bytes
 one float32 alpha per output channel; the latent ``W`` leaves the params. Since the op
 binarises its input itself (sign(x) = +1 for x >= 0, -1 for x < 0, as the training graph's
 straight-through sign does), the converter also skips the straight-through sign in front of
-the convolution (``clip(x) + BlockGrad(sign(x) - clip(x))`` -> ``x``) when it finds it.
-Zero padding is reproduced exactly by the op (border correction), so the converted graph
+the convolution (both graph forms, see :func:`_strip_ste_sign`) when it finds it. Fused
+forms, on by default: an inference BatchNorm before the sign becomes per-channel thresholds
+of the op's binarisation (:func:`batchnorm_threshold`, ``input_threshold=True``), and an
+element-wise add that is the only reader of a converted conv is done in the op's epilogue
+(``residual=True``). Zero padding is reproduced exactly by the op (border correction), so the converted graph
 computes ``alpha * Convolution(sign(x), sign(W))``: the training graph's value up to float
 rounding of its ``+-alpha`` products (the predictions are checked on MNIST by
 ``scripts/bench_xnor.py`` / ``mxcompress xnor-convert --check``).
