@@ -262,10 +262,10 @@ def run_zoo_packing(cli, baseline_dir, data_dir):
     """Pack each thinned gluoncv model (8-bit conv / 5-bit fc codebooks), unpack it and read
     its test error: the file against the dense fp32 baseline."""
     from mxcompress.deep_compression.container import pack, unpack
-    record = {}
+    record, thinned = {}, read_results(cli.output)
     for name in ('resnet20-thinned', 'mobilenetv2-thinned'):
         prefix = os.path.join(cli.models_dir, name)
-        if not os.path.exists(prefix + '-symbol.json'):
+        if not os.path.exists(prefix + '-symbol.json') or name not in thinned:
             continue
         base = PRUNING[name]['network']
         baseline = load_checkpoint(os.path.join(baseline_dir, base), 0, DATA_SHAPE)
@@ -274,7 +274,7 @@ def run_zoo_packing(cli, baseline_dir, data_dir):
         info, lossy = pack(path, *load_checkpoint(prefix, 0, DATA_SHAPE), conv_bits=8,
                            fc_bits=5)
         error = test_error(unpack(path), data_dir)
-        base_error = test_error(baseline, data_dir)
+        base_error = thinned[name]['baseline_error']   # measured by the thinning task
         fp32 = 4 * sum(v.size for params in baseline[1:] for v in params.values())
         record[name] = {
             'base_network': base, 'method': 'filter groups + 8/5-bit codebooks (.mxc file)',

@@ -222,7 +222,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
         A node breaks the contract (attribute values, missing latent weight, groups).
     """
     ops.load()
-    layers = []
+    layers, records = [], {}   # records: conv name -> its entry of layers
     new_params, shared = {}, {}
     made = {}             # converted conv name -> (inputs, attributes) of its xnor_conv2d
     readers = consumer_counts(symbol)
@@ -233,9 +233,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
             name = node.input_names[mine]
             if name in made and readers[name] == 1 and inputs[mine].name == name:
                 args, attrs = made.pop(name)
-                for record in layers:
-                    if record['layer'] == name:
-                        record['residual_add_fused'] = node.name
+                records[name]['residual_add_fused'] = node.name
                 with mx.AttrScope(**{REQUIRES_ATTR: REQUIRES_HINT}):
                     return mx.sym.xnor_conv2d(*args, inputs[other], residual=True, name=name,
                                               **attrs)
@@ -294,6 +292,7 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
                        'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': stripped,
                        'batchnorm_folded': folded[3] if folded is not None else None,
                        'residual_add_fused': None})
+        records[node.name] = layers[-1]
         attrs = dict(conv, kernel=kernel, num_filter=o, no_bias=no_bias,
                      input_threshold=folded is not None)
         made[node.name] = (args, attrs)
