@@ -90,6 +90,8 @@ MAX_GRAPH_JSON_BYTES = 32 << 20
 _HEADER = struct.Struct('<8sHII')
 #: gap widths tried by ``gap_bits_*='auto'``
 AUTO_GAP_BITS = tuple(range(2, 13))
+#: weights compared per pass when deciding whether a codebook is exact (bounds the copy)
+_COMPARE_BLOCK = 1 << 20
 _DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8}
 _DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _TOC_ENTRY_MIN = 2 + 8 + 4           # name length, length, crc (an empty name)
@@ -161,7 +163,7 @@ def _write_sections(sections, version=VERSION):
     toc += struct.pack('<I', _crc(toc))
     head = _HEADER.pack(MAGIC, version, len(sections), len(toc))
     head += struct.pack('<I', _crc(head))
-    return head + toc + b''.join(p for _, p in sections), len(head), len(toc)
+    return b''.join([head, toc] + [p for _, p in sections]), len(head), len(toc)  # one copy
 
 
 def _parse_header(head, where):
@@ -332,13 +334,16 @@ def _plan_layer(layer, values, bits, quantize):
     Returns
     -------
     entry : dict
-        ``layer``, ``op``, ``bits``, ``codebook``, ``index`` (uint8 / uint16: 1/4 the memory
-        of int32).
+        ``layer``, ``op``, ``bits``, ``codebook``, ``index`` (uint8 / uint16, as
+        :func:`~mxcompress.quantization.scalar.scalar_quantize` gives it).
     lossy : bool
         Whether the codebook approximates the weight (k-means).
     """
     codebook, index = scalar_quantize(values, bits, layer=layer.name)
-    lossy = not np.array_equal(codebook[index], values)
+    flat_index, flat_values = index.ravel(), values.ravel()
+    lossy = any(not np.array_equal(codebook[flat_index[lo:lo + _COMPARE_BLOCK]],
+                                   flat_values[lo:lo + _COMPARE_BLOCK])
+                for lo in range(0, flat_index.size, _COMPARE_BLOCK))   # no full-size copy
     if lossy and quantize == 'never':
         raise ValueError('layer %s has %d distinct nonzero values, more than the %d a '
                          '%d-bit codebook holds; quantise it first (mxcompress '
@@ -346,7 +351,7 @@ def _plan_layer(layer, values, bits, quantize):
                          % (layer.name, len(np.unique(values[values != 0])),
                             (1 << bits) - 1, bits))
     return {'layer': layer.name, 'op': layer.op, 'bits': bits, 'codebook': codebook,
-            'index': index.astype(np.uint8 if bits <= 8 else np.uint16)}, lossy
+            'index': index.astype(np.uint8 if bits <= 8 else np.uint16, copy=False)}, lossy
 
 
 def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits=5,

@@ -18,7 +18,7 @@ import heapq
 import numpy as np
 
 __all__ = ['MAX_CODE_LEN', 'pack_bits', 'unpack_bits', 'huffman_lengths', 'canonical_codes',
-           'huffman_encode', 'huffman_decode', 'HuffmanError']
+           'huffman_encode', 'huffman_decode', 'HuffmanError', 'symbol_counts', 'symbol_dtype']
 
 MAX_CODE_LEN = 20
 
@@ -27,8 +27,70 @@ class HuffmanError(ValueError):
     """A stream that cannot be decoded with its code table."""
 
 
-#: symbols written per pass of :func:`_emit` (bounds its working memory)
-_EMIT_BLOCK = 1 << 18
+#: symbols written per pass of :func:`_emit` (bounds its working memory: a dozen arrays of
+#: this many 8-byte elements, 6 MiB)
+_EMIT_BLOCK = 1 << 16
+#: elements per pass of the block-wise counts and searches (:func:`symbol_counts`,
+#: :func:`_flatnonzero`): numpy widens a whole array to 8-byte integers otherwise
+_SCAN_BLOCK = 1 << 18
+
+
+#: most walkers :func:`_code_starts` follows at once (each costs about 50 bytes per step)
+_MAX_WALKERS = 1 << 16
+
+
+def symbol_dtype(alphabet_size):
+    """The narrowest unsigned dtype holding the symbols ``0 .. alphabet_size - 1``."""
+    if alphabet_size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if alphabet_size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int64)
+
+
+def symbol_counts(symbols, minlength=0):
+    """``np.bincount(symbols, minlength=minlength)``, block by block.
+
+    ``np.bincount`` first converts its whole input to 8-byte integers; counting blocks of
+    :data:`_SCAN_BLOCK` keeps that copy small for a uint8 / uint16 stream (counts add up
+    exactly, so the result is identical).
+
+    Parameters
+    ----------
+    symbols : array of non-negative int, any shape
+    minlength : int
+
+    Returns
+    -------
+    numpy.ndarray, int64, shape (max(minlength, symbols.max() + 1),)
+    """
+    flat = np.asarray(symbols).ravel()
+    if flat.dtype.kind not in 'iu':
+        flat = flat.astype(np.int64)
+    counts = np.zeros(minlength, np.int64)
+    for lo in range(0, len(flat), _SCAN_BLOCK):
+        part = np.bincount(flat[lo:lo + _SCAN_BLOCK], minlength=minlength)
+        if len(part) > len(counts):
+            part[:len(counts)] += counts
+            counts = part
+        else:
+            counts[:len(part)] += part
+    return counts
+
+
+def _flatnonzero(mask):
+    """``np.flatnonzero(mask)`` as int32 when the positions fit (half the memory), built
+    block by block."""
+    mask = np.asarray(mask).ravel()
+    dtype = np.int32 if len(mask) < 2 ** 31 else np.int64
+    out = np.empty(int(np.count_nonzero(mask)), dtype)
+    at = 0
+    for lo in range(0, len(mask), _SCAN_BLOCK):
+        part = np.flatnonzero(mask[lo:lo + _SCAN_BLOCK])
+        part += lo
+        out[at:at + len(part)] = part
+        at += len(part)
+    return out
 
 
 def _emit(codes, lengths, total=None):
@@ -96,7 +158,9 @@ def pack_bits(values, bits):
     bytes
         ``ceil(n * bits / 8)`` bytes.
     """
-    values = np.asarray(values, dtype=np.int64).ravel()
+    values = np.asarray(values).ravel()       # any integer dtype: no widened copy
+    if values.dtype.kind not in 'iu':
+        values = values.astype(np.int64)
     if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
         raise ValueError('values must be in 0..%d to pack into %d bits, got %d..%d'
                          % ((1 << bits) - 1, bits, values.min(), values.max()))
@@ -171,7 +235,7 @@ def huffman_lengths(symbols, alphabet_size, max_len=MAX_CODE_LEN):
     -------
     numpy.ndarray, uint8, shape (alphabet_size,)
     """
-    counts = np.bincount(np.asarray(symbols, np.int64).ravel(), minlength=alphabet_size)
+    counts = symbol_counts(symbols, alphabet_size)
     if len(counts) > alphabet_size:
         raise ValueError('symbol %d outside the alphabet 0..%d' % (len(counts) - 1,
                                                                   alphabet_size - 1))
@@ -211,14 +275,17 @@ def canonical_codes(lengths):
 
 
 def huffman_encode(symbols, lengths):
-    """Encode ``symbols`` with the canonical code of ``lengths``. Returns (bytes, nbits)."""
-    symbols = np.asarray(symbols, np.int64).ravel()
+    """Encode ``symbols`` (any integer dtype, not widened) with the canonical code of
+    ``lengths``. Returns (bytes, nbits)."""
+    symbols = np.asarray(symbols).ravel()
+    if symbols.dtype.kind not in 'iu':
+        symbols = symbols.astype(np.int64)
     lengths = np.asarray(lengths, np.int64)
-    if symbols.size and (lengths[symbols] == 0).any():
+    counts = symbol_counts(symbols, len(lengths))
+    if len(counts) > len(lengths) or (counts[lengths == 0] > 0).any():
         raise ValueError('a symbol has no code (length 0) in the table')
     codes = canonical_codes(lengths)
-    total = int(np.dot(np.bincount(symbols, minlength=len(lengths))[:len(lengths)], lengths)) \
-        if symbols.size else 0
+    total = int(np.dot(counts, lengths))
     return _emit(lambda lo, hi: codes[symbols[lo:hi]], lambda lo, hi: lengths[symbols[lo:hi]],
                  (symbols.size, total))
 
@@ -231,8 +298,11 @@ def _code_lengths_at(raw, nbits, max_len, len_tab):
     padded = np.zeros(nbytes + 4, np.uint32)
     have = min(len(raw), nbytes + 4)
     padded[:have] = raw[:have]
-    words = (padded[:nbytes] << 24) | (padded[1:nbytes + 1] << 16) | \
-        (padded[2:nbytes + 2] << 8) | padded[3:nbytes + 3]
+    words = padded[:nbytes] << 24            # in place from here: one temporary at a time
+    words |= padded[1:nbytes + 1] << 16
+    words |= padded[2:nbytes + 2] << 8
+    words |= padded[3:nbytes + 3]
+    del padded
     mask = np.uint32((1 << max_len) - 1)
     lens = np.empty((nbytes, 8), np.uint8)
     for o in range(8):
@@ -296,7 +366,8 @@ def _code_starts(lens, nbits, max_len):
     parallel walk from the true entries marks every code start. The broken position (a bit
     pattern that is no code) ends the chain and is included.
     """
-    chunk = int(min(8192, max(64, np.sqrt(nbits) / 4)))   # steps vs. walkers per step
+    chunk = int(min(8192, max(64, np.sqrt(nbits) / 4,         # steps vs. walkers per step,
+                              nbits * max_len / _MAX_WALKERS)))   # walkers capped (memory)
     chunks = -(-nbits // chunk)
     offsets = np.arange(max_len, dtype=np.int64)
     base = np.arange(chunks, dtype=np.int64) * chunk
@@ -314,10 +385,10 @@ def _code_starts(lens, nbits, max_len):
     entries = np.array(entries, np.int64)
     is_start = np.zeros(nbits, bool)
     _walk(lens, nbits, entries, base[:len(entries)] + chunk, is_start)
-    return np.flatnonzero(is_start)
+    return _flatnonzero(is_start)
 
 
-def huffman_decode(data, count, lengths, exact=False):
+def huffman_decode(data, count, lengths, exact=False, dtype=np.int64):
     """Decode ``count`` symbols from ``data`` with the canonical code of ``lengths``.
 
     A table of 2^L entries (L = longest code, at most :data:`MAX_CODE_LEN`) maps every L-bit
@@ -336,10 +407,13 @@ def huffman_decode(data, count, lengths, exact=False):
     exact : bool
         The stream must end with the last symbol: at most 7 padding bits, all zero (as
         :func:`huffman_encode` writes it).
+    dtype : numpy dtype
+        Of the result; one that holds every symbol of ``lengths`` (e.g.
+        ``symbol_dtype(len(lengths))``: a uint8 stream takes 1/8 the memory of int64).
 
     Returns
     -------
-    numpy.ndarray, int64, shape (count,)
+    numpy.ndarray, ``dtype``, shape (count,)
 
     Raises
     ------
@@ -349,6 +423,9 @@ def huffman_decode(data, count, lengths, exact=False):
     """
     lengths = np.asarray(lengths, np.int64)
     count = int(count)
+    if np.dtype(dtype).kind not in 'iu' or len(lengths) > np.iinfo(dtype).max + 1:
+        raise ValueError('dtype %s cannot hold the %d symbols of the table'
+                         % (np.dtype(dtype).name, len(lengths)))
     longest = int(lengths.max()) if len(lengths) else 0
     if count < 0 or (len(lengths) and lengths.min() < 0):
         raise HuffmanError('negative symbol count or code length')
@@ -359,7 +436,7 @@ def huffman_decode(data, count, lengths, exact=False):
     if count == 0:
         if exact and len(data):
             raise HuffmanError('Huffman stream of 0 symbols holds %d bytes' % len(data))
-        return np.zeros(0, np.int64)
+        return np.zeros(0, dtype)
     if longest == 0:
         raise HuffmanError('code table has no usable codes (longest %d bits)' % longest)
     if count > nbits:
@@ -389,7 +466,8 @@ def huffman_decode(data, count, lengths, exact=False):
     p = int(starts[-1]) + int(lens[starts[-1]])
     if p > nbits:
         raise HuffmanError('Huffman stream is %d bits short' % (p - nbits))
-    out = np.empty(count, np.int64)
+    del lens
+    out = np.empty(count, dtype)
     for lo in range(0, count, _EMIT_BLOCK):   # the symbols at the starts, in blocks
         at = starts[lo:lo + _EMIT_BLOCK]
         shift = (32 - max_len - (at & 7)).astype(np.uint32)

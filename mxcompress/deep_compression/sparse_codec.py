@@ -34,8 +34,8 @@ import struct
 
 import numpy as np
 
-from .huffman import (MAX_CODE_LEN, huffman_decode, huffman_encode, huffman_lengths, pack_bits,
-                      unpack_bits)
+from .huffman import (MAX_CODE_LEN, _flatnonzero, huffman_decode, huffman_encode,
+                      huffman_lengths, pack_bits, symbol_counts, symbol_dtype, unpack_bits)
 from ..quantization.scalar import check_bits
 
 __all__ = ['sparse_entries', 'sparse_positions', 'encode_layer', 'parse_layer', 'decode_layer',
@@ -46,6 +46,8 @@ _HEAD = struct.Struct('<BBBBBII')
 MAX_NDIM = 32
 #: widest index / gap the format stores (bits)
 MAX_WIDTH = 16
+#: entries placed per pass when a weight is rebuilt (bounds the int64 positions in memory)
+_SCATTER_BLOCK = 1 << 18
 
 
 def sparse_entries(flat_nonzero_positions, gap_bits):
@@ -58,26 +60,34 @@ def sparse_entries(flat_nonzero_positions, gap_bits):
 
     Returns
     -------
-    gaps : int64 (m,), each in 0 .. 2^gap_bits - 1
-    real : int64 (n,), where the real entries sit among the m (the rest are fillers)
+    gaps : (m,) of the narrowest unsigned dtype holding ``gap_bits`` bits, each in
+        0 .. 2^gap_bits - 1
+    real : int (n,) (int32 when the positions are, else int64), where the real entries sit
+        among the m (the rest are fillers)
     """
-    p = np.asarray(flat_nonzero_positions, np.int64)
+    p = np.asarray(flat_nonzero_positions)
+    if p.dtype not in (np.int32, np.int64):
+        p = p.astype(np.int64)
     span = 1 << gap_bits
-    gap = np.diff(p, prepend=-1)     # in place from here: a few arrays of len(p) at most
+    gap = np.diff(p, prepend=p.dtype.type(-1))  # in place from here: two arrays of len(p)
     gap -= 1
     real = gap >> gap_bits           # fillers before each entry
     real += 1
     np.cumsum(real, out=real)
     real -= 1
     gap &= span - 1                  # what is left after the fillers
-    gaps = np.full(int(real[-1]) + 1 if len(real) else 0, span - 1, np.int64)
+    gaps = np.full(int(real[-1]) + 1 if len(real) else 0, span - 1, symbol_dtype(span))
     gaps[real] = gap
     return gaps, real
 
 
 def sparse_positions(gaps):
-    """Positions of all entries (fillers included) from their gaps."""
-    return np.cumsum(np.asarray(gaps, np.int64) + 1) - 1
+    """Positions of all entries (fillers included) from their gaps: int64 (m,)."""
+    positions = np.asarray(gaps).astype(np.int64)   # one array, updated in place
+    positions += 1
+    np.cumsum(positions, out=positions)
+    positions -= 1
+    return positions
 
 
 def _stream(values, bits, huffman):
@@ -91,11 +101,15 @@ def _stream(values, bits, huffman):
 
 
 def _unstream(blob, bits, count, huffman):
+    """``(values, table_bytes)``: the ``count`` values of a stream, as the narrowest unsigned
+    dtype holding ``bits`` bits."""
+    dtype = symbol_dtype(1 << bits)
     if huffman:
         (used,) = struct.unpack_from('<I', blob)
         lengths = np.frombuffer(blob, np.uint8, count=used, offset=4)
-        return huffman_decode(blob[4 + used:], count, lengths, exact=True), 4 + used
-    return unpack_bits(blob, bits, count, exact=True), 0
+        return huffman_decode(blob[4 + used:], count, lengths, exact=True,
+                              dtype=dtype), 4 + used
+    return unpack_bits(blob, bits, count, exact=True).astype(dtype), 0
 
 
 def _check_stream(blob, bits, count, huffman, what):
@@ -154,7 +168,7 @@ def encode_layer(array, index_bits, gap_bits, huffman=True, codebook=None, name=
     gap_bits = check_bits(gap_bits, '%s: gap_bits' % name)
     arr = np.asarray(array)
     flat = arr.ravel()
-    positions = np.flatnonzero(flat)
+    positions = _flatnonzero(flat)          # int32 when it fits, built block by block
     gaps, real = sparse_entries(positions, gap_bits)
     flags = (1 | 2) if huffman else 0
     if codebook is not None:
@@ -165,7 +179,7 @@ def encode_layer(array, index_bits, gap_bits, huffman=True, codebook=None, name=
                              % (name, index_bits, len(codebook)))
         if flat.size and (flat.min() < 0 or flat.max() >= len(codebook)):
             raise ValueError('%s: index out of range 0..%d' % (name, len(codebook) - 1))
-        idx = np.zeros(len(gaps), np.int64)
+        idx = np.zeros(len(gaps), symbol_dtype(1 << index_bits))   # checked in range above
         idx[real] = flat[positions]
         first = _component(codebook[1:].tobytes())
         index_stream = _component(_stream(idx, index_bits, huffman)[0])
@@ -295,9 +309,9 @@ def decode_layer(payload, max_weights=None, dense=True):
     index_bits, gap_bits, flags = head['index_bits'], head['gap_bits'], head['flags']
     huffman_idx, huffman_gap = bool(flags & 1), bool(flags & 2)
     gaps, gap_table = _unstream(parts[-1], gap_bits, entries, huffman_gap)
-    positions = sparse_positions(gaps)
-    if entries and positions[-1] >= size:
-        raise ValueError('sparse position %d beyond the weight size %d' % (positions[-1], size))
+    last = int(gaps.sum(dtype=np.int64)) + int(entries) - 1    # the last entry's position
+    if entries and last >= size:
+        raise ValueError('sparse position %d beyond the weight size %d' % (last, size))
     meta = {'weights': size, 'shape': list(shape), 'entries': int(entries),
             'gap_bits': gap_bits, 'layer_header': _HEAD.size + 4 * ndim + 4 * len(parts),
             'gaps': len(parts[-1]) - gap_table, 'huffman_tables': gap_table,
@@ -309,10 +323,11 @@ def decode_layer(payload, max_weights=None, dense=True):
         if not np.isfinite(codebook).all():
             raise ValueError('codebook holds non-finite values (NaN or inf)')
         idx, idx_table = _unstream(parts[1], index_bits, entries, huffman_idx)
-        if entries and idx.max() >= k:
-            raise ValueError('codebook index %d out of range 0..%d' % (idx.max(), k - 1))
-        values = codebook[idx]
-        fillers = idx == 0
+        counts = symbol_counts(idx, k)
+        if len(counts) > k:
+            raise ValueError('codebook index %d out of range 0..%d' % (len(counts) - 1, k - 1))
+        stored, fillers = idx, idx == 0
+        nonzeros = int(counts[codebook != 0].sum())
         meta.update(storage='codebook', bits=index_bits, k=k, codebook=len(parts[0]),
                     indices=len(parts[1]) - idx_table, values=0,
                     huffman_tables=gap_table + idx_table)
@@ -323,14 +338,16 @@ def decode_layer(payload, max_weights=None, dense=True):
             raise ValueError('%d values for %d entries' % (len(values), entries))
         if not np.isfinite(values).all():
             raise ValueError('values hold non-finite numbers (NaN or inf)')
-        fillers = values == 0
+        codebook, stored, fillers = None, values, values == 0
+        nonzeros = int(np.count_nonzero(values))
         meta.update(storage='float', bits=32, k=0, codebook=0, indices=0, values=len(parts[0]))
     span = 1 << gap_bits
     if (gaps[fillers] != span - 1).any():
         bad = int(np.flatnonzero(fillers & (gaps != span - 1))[0])
         raise ValueError('entry %d is zero but not a filler (gap %d, a filler has gap %d)'
                          % (bad, gaps[bad], span - 1))
-    meta['nonzeros'] = int(np.count_nonzero(values))
+    del fillers
+    meta['nonzeros'] = nonzeros
     meta['fillers'] = int(entries) - meta['nonzeros']
     total = len(payload)
     meta['real_bits_per_weight'] = 8.0 * total / size if size else 0.0
@@ -339,5 +356,11 @@ def decode_layer(payload, max_weights=None, dense=True):
     if not dense:
         return None, meta
     flat = np.zeros(size, np.float32)
-    flat[positions] = values
+    start = 0      # the position after the previous block's last entry
+    for lo in range(0, len(gaps), _SCATTER_BLOCK):   # int64 positions of one block at a time
+        positions = sparse_positions(gaps[lo:lo + _SCATTER_BLOCK])
+        positions += start
+        part = stored[lo:lo + _SCATTER_BLOCK]
+        flat[positions] = part if codebook is None else codebook[part]
+        start = int(positions[-1]) + 1
     return flat.reshape(shape), meta

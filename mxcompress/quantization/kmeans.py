@@ -107,17 +107,36 @@ class _Sorted1D:
     result equals :func:`assign_1d` exactly (a value equal to a midpoint goes to the lower
     centroid in both), so every Lloyd iteration -- the sums accumulate in the original order,
     as ``np.bincount`` does -- gives the same centroids to the last bit.
+
+    Memory (n values): the float32 values of a layer are sorted as float32 and searched with
+    each float64 midpoint rounded *down* to float32 (for a float32 ``x``, ``x <= m`` exactly
+    when ``x <= m'``, ``m'`` the largest float32 not above ``m``), so the sorted copy takes 4
+    bytes per value; the ranks 4 (int32), the labels 1 (uint8, k <= 256).
     """
 
-    def __init__(self, values):
+    def __init__(self, values, sort_values=None):
+        """``values``: float64 (n,); ``sort_values``: the same values as float32 when they
+        are exactly float32 (then sorted as such), or None."""
         self.values = values
-        order = np.argsort(values)     # equal values share a run: their order is immaterial
-        self.sorted = values[order]
-        # the position of each value when sorted
+        keys = values if sort_values is None else sort_values
+        order = np.argsort(keys)       # equal values share a run: their order is immaterial
+        self.sorted = keys[order]
+        # the position of each value when sorted, filled block by block (no full arange)
         dtype = np.int32 if len(values) < 2 ** 31 else np.int64
         self.rank = np.empty(len(values), dtype)
-        self.rank[order] = np.arange(len(values), dtype=dtype)
+        for lo in range(0, len(values), 1 << 20):
+            part = order[lo:lo + (1 << 20)]
+            self.rank[part] = np.arange(lo, lo + len(part), dtype=dtype)
+        del order
         self._key = None
+
+    def _search_keys(self, mids):
+        if self.sorted.dtype != np.float32:
+            return mids
+        down = mids.astype(np.float32)
+        above = down > mids
+        down[above] = np.nextafter(down[above], np.float32(-np.inf))
+        return down
 
     def assign(self, centroids):
         """``(labels, counts)`` of :func:`assign_1d` (counts per centroid index; the labels
@@ -126,11 +145,12 @@ class _Sorted1D:
         order = np.argsort(centroids, kind='stable')
         sorted_c = centroids[order]
         mids = (sorted_c[1:] + sorted_c[:-1]) / 2.0
-        bounds = np.searchsorted(self.sorted, mids, side='right')
+        bounds = np.searchsorted(self.sorted, self._search_keys(mids), side='right')
         runs = np.diff(np.concatenate([[0], bounds, [len(self.values)]]))
         key = (order.tobytes(), bounds.tobytes())
         if key != self._key:   # the same runs give the same labels: reuse them
             dtype = np.uint8 if k <= 256 else np.int32
+            self._labels = None
             if k <= 4096:       # one fill per run (np.repeat copies element by element)
                 by_rank = np.empty(len(self.values), dtype)
                 edges = [0] + bounds.tolist() + [len(self.values)]
@@ -143,6 +163,29 @@ class _Sorted1D:
         counts = np.zeros(k, np.int64)
         counts[order] = runs
         return self._labels, counts
+
+
+def _kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
+    """:func:`kmeans_1d` with its labels as uint8 (k <= 256) or int32: 1/8 or 1/2 the memory
+    of int64 for a large layer."""
+    values = np.asarray(values)
+    v = np.asarray(values, dtype=np.float64).ravel()
+    exact32 = values.dtype == np.float32
+    c = init_centroids(v, k, init, np.random.RandomState(seed)).astype(np.float64)
+    data = _Sorted1D(v, values.ravel() if exact32 else None)
+    labels, counts = data.assign(c)
+    sums_key = None
+    for _ in range(iters):
+        if sums_key is not data._key:   # new labels: new sums (in the original order)
+            sums = np.bincount(labels, weights=v, minlength=k)
+            sums_key = data._key
+        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        moved = np.abs(new - c).max()
+        c = new
+        labels, counts = data.assign(c)
+        if moved <= tol:
+            break
+    return c, labels
 
 
 def kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
@@ -171,21 +214,7 @@ def kmeans_1d(values, k, init='linear', iters=50, seed=0, tol=0.0):
         An empty cluster keeps its previous centroid.
     labels : numpy.ndarray, int64, shape (n,)
     """
-    v = np.asarray(values, dtype=np.float64).ravel()
-    c = init_centroids(v, k, init, np.random.RandomState(seed)).astype(np.float64)
-    data = _Sorted1D(v)
-    labels, counts = data.assign(c)
-    sums_key = None
-    for _ in range(iters):
-        if sums_key is not data._key:   # new labels: new sums (in the original order)
-            sums = np.bincount(labels, weights=v, minlength=k)
-            sums_key = data._key
-        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
-        moved = np.abs(new - c).max()
-        c = new
-        labels, counts = data.assign(c)
-        if moved <= tol:
-            break
+    c, labels = _kmeans_1d(values, k, init, iters, seed, tol)
     return c, labels.astype(np.int64)
 
 

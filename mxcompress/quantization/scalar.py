@@ -16,7 +16,7 @@ Edge cases (documented fallbacks, never silently wrong):
 """
 import numpy as np
 
-from .kmeans import kmeans_1d
+from .kmeans import _kmeans_1d
 
 __all__ = ['MIN_BITS', 'MAX_BITS', 'check_bits', 'scalar_quantize', 'dequantize',
            'default_bits']
@@ -58,14 +58,14 @@ def scalar_quantize(weight, bits, init='linear', iters=50, seed=0, layer='layer'
     -------
     codebook : numpy.ndarray, float32, shape (k,), k <= 2^bits
         ``codebook[0] == 0``; the rest sorted ascending.
-    index : numpy.ndarray, int32, same shape as ``weight``
+    index : numpy.ndarray, uint8 (bits <= 8) or uint16, same shape as ``weight``
         0 exactly where ``weight == 0``; ``codebook[index]`` is the quantised weight.
     """
     bits = check_bits(bits, layer)
     w = np.asarray(weight, dtype=np.float32)
     nonzero = w != 0
     values = w[nonzero]
-    index = np.zeros(w.shape, dtype=np.int32)
+    index = np.zeros(w.shape, dtype=np.uint8 if bits <= 8 else np.uint16)
     if values.size == 0:
         return np.zeros(1, np.float32), index
     clusters = (1 << bits) - 1
@@ -74,17 +74,19 @@ def scalar_quantize(weight, bits, init='linear', iters=50, seed=0, layer='layer'
         codebook = np.concatenate([[0.0], distinct]).astype(np.float32)
         index[nonzero] = 1 + np.searchsorted(distinct, values)
         return codebook, index
-    centroids, labels = kmeans_1d(values, clusters, init=init, iters=iters, seed=seed)
+    del distinct
+    centroids, labels = _kmeans_1d(values, clusters, init=init, iters=iters, seed=seed)
     order = np.argsort(centroids, kind='stable')
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    code = np.empty(len(order), index.dtype)    # centroid -> index (1 + its rank)
+    code[order] = np.arange(1, len(order) + 1)
     codebook = np.concatenate([[0.0], centroids[order]]).astype(np.float32)
-    index[nonzero] = 1 + rank[labels]
+    index[nonzero] = code[labels]
+    del labels
     # a centroid can round to 0 in float32 only if all its members were ~0; keep them nonzero
     zero_codes = np.flatnonzero(codebook[1:] == 0) + 1
-    for code in zero_codes:
-        members = values[index[nonzero] == code]
-        codebook[code] = members[np.argmax(np.abs(members))]
+    for zero_code in zero_codes:
+        members = values[index[nonzero] == zero_code]
+        codebook[zero_code] = members[np.argmax(np.abs(members))]
     return codebook, index
 
 
