@@ -27,7 +27,10 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   sign folded into the op's thresholds), against its full-precision twin (``num_bits=32``:
   the same topology, float convs, BatchNorm -> ReLU, no sign) at ``--batches``; targets
   >= 3x at batch 1 and >= 4x at batch 8 on 1 thread. The converted graph's predictions are
-  checked against the binary training graph on random images first.
+  checked against the binary training graph on random images first. With
+  ``--packed-output-ablation`` the same conversion without bit-packed activations between
+  binary convs (``convert(..., packed_output=False)``) is timed in the same interleaved runs
+  (its outputs checked equal to the packed form's first).
 
 Timing holds the timing lock of ``mxcompress.measure`` (one timing run at a time).
 
@@ -36,6 +39,9 @@ Example::
     python scripts/bench_xnor.py --model benchmarks/models/bnn-resnet   # everything
     python scripts/bench_xnor.py --repeats 5 --threads 1 --skip-e2e   # a quick look
     python scripts/bench_xnor.py --skip-layers --skip-e2e --resnet18 --output xnor_resnet18.json
+    # ResNet-18 only, four separate runs per configuration, the median of their ratios:
+    python scripts/bench_xnor.py --skip-layers --skip-e2e --resnet18 --rounds 4 --threads 1 \
+        --kernels avx2 --output benchmarks/results/xnor_resnet18_repeat.json
     # another kernel, with its own JSON and PNG:
     MXCOMPRESS_XNOR_KERNEL=avx2 python scripts/bench_xnor.py --skip-e2e --output xnor_avx2.json
 """
@@ -255,9 +261,14 @@ def random_params(symbol, data_shape, seed=0):
     return args, aux
 
 
-def resnet18_models():
+def resnet18_models(packed_output=True):
     """The binary ResNet-18 at 3x224x224 (random weights and BatchNorm statistics), its
     conversion and its fp32 twin.
+
+    Parameters
+    ----------
+    packed_output : bool
+        The converter's ``packed_output`` (bit-packed activations between binary convs).
 
     Returns
     -------
@@ -274,7 +285,7 @@ def resnet18_models():
     binary = symbols.get_symbol('bnn-resnet', num_bits=1, **spec)
     twin = symbols.get_symbol('bnn-resnet', num_bits=32, **spec)
     b_args, b_aux = random_params(binary, shape)
-    converted = convert(binary, b_args, b_aux)
+    converted = convert(binary, b_args, b_aux, packed_output=packed_output)
     return ((binary, b_args, b_aux), converted[:3], (twin,) + random_params(twin, shape, seed=1),
             converted[3])
 
@@ -284,25 +295,44 @@ def resnet18_worker(args):
     import numpy as np
     import mxcompress.ops as ops
     from mxcompress.measure import predict, time_inference
+    from mxcompress.binary.convert import convert
     (binary, b_args, b_aux), (x_sym, x_args, x_aux), twin, layers = resnet18_models()
     images = np.random.RandomState(2).randn(4, 3, 224, 224).astype(np.float32)
     want = predict(binary, b_args, b_aux, images, batch_size=4)
     got = predict(x_sym, x_args, x_aux, images, batch_size=4)
+    float_between = None
+    if args.packed_output_ablation:
+        float_between = convert(binary, b_args, b_aux, packed_output=False)[:3]
+        same = predict(*float_between, images, batch_size=4)
+        if not np.array_equal(same, got):
+            sys.exit('error: packed_output=False gives other outputs than the packed form')
     record = {'model': "symbols.get_symbol('bnn-resnet', num_layers=18, image_shape="
                        "'3,224,224', num_classes=1000, num_bits=1), random weights",
               'fp32_twin': 'the same with num_bits=32', 'kernel': ops.kernel_name(),
               'engine': _engine_name(), 'threads': os.environ.get('OMP_NUM_THREADS'),
               'binary_layers_converted': len(layers),
               'batchnorms_folded': sum(r['batchnorm_folded'] is not None for r in layers),
+              'packed_outputs': sum(r['packed_output'] is not None for r in layers),
               'check_images': len(images),
               'predictions_equal': bool(np.all(got.argmax(1) == want.argmax(1))),
               'max_abs_prob_diff': float(np.abs(got - want).max()),
               'targets': {'batch_1': 3.0, 'batch_8': 4.0}, 'timing': {}}
     models = {'xnor': (x_sym, x_args, x_aux), 'fp32_twin': twin}
+    if float_between is not None:
+        models['xnor_float_between'] = float_between
+        record['xnor_float_between'] = ('the same conversion with packed_output=False (float '
+                                        'activations between binary convs); outputs equal')
     for batch in args.batches:
         timing = time_inference(models, batch, repeats=args.repeats, warmup=args.warmup)
         timing['speedup_vs_fp32_twin'] = (timing['fp32_twin']['median_ms'] /
                                           timing['xnor']['median_ms'])
+        if float_between is not None:
+            timing['speedup_packed_vs_float_between'] = (
+                timing['xnor_float_between']['median_ms'] / timing['xnor']['median_ms'])
+            print('ResNet-18 batch %d: packed %.1f ms, float between %.1f ms, %.3fx'
+                  % (batch, timing['xnor']['median_ms'],
+                     timing['xnor_float_between']['median_ms'],
+                     timing['speedup_packed_vs_float_between']), file=sys.stderr)
         target = record['targets'].get('batch_%d' % batch)
         timing['target_met'] = None if target is None else bool(
             timing['speedup_vs_fp32_twin'] >= target)
@@ -312,6 +342,37 @@ def resnet18_worker(args):
                          timing['xnor']['median_ms'], timing['fp32_twin']['median_ms'],
                          timing['speedup_vs_fp32_twin']), file=sys.stderr)
     print(json.dumps(record))
+
+
+def merge_rounds(records):
+    """One ResNet-18 record from the records of ``--rounds`` separate runs of a worker.
+
+    A single run is returned as it is. Otherwise the first run's record keeps its fields,
+    ``rounds`` holds every run's ``timing``, and ``timing`` per batch the median over the runs
+    of the speed-up vs the fp32 twin (each run's own interleaved-median ratio), its range, and
+    whether that median meets the target.
+    """
+    if len(records) == 1:
+        return records[0]
+    import numpy as np
+    merged = dict(records[0], rounds=[r['timing'] for r in records], timing={})
+    for batch in records[0]['timing']:
+        ratios = [r['timing'][batch]['speedup_vs_fp32_twin'] for r in records]
+        row = {'speedup_vs_fp32_twin': float(np.median(ratios)),
+               'speedup_each_round': ratios, 'speedup_min': min(ratios),
+               'speedup_max': max(ratios),
+               'xnor_median_ms_each_round': [r['timing'][batch]['xnor']['median_ms']
+                                             for r in records],
+               'fp32_twin_median_ms_each_round': [r['timing'][batch]['fp32_twin']['median_ms']
+                                                  for r in records]}
+        packed = [r['timing'][batch].get('speedup_packed_vs_float_between') for r in records]
+        if None not in packed:
+            row['speedup_packed_vs_float_between'] = float(np.median(packed))
+        target = records[0]['targets'].get(batch)
+        row['target_met'] = None if target is None else bool(row['speedup_vs_fp32_twin'] >=
+                                                             target)
+        merged['timing'][batch] = row
+    return merged
 
 
 def available_kernels_of_this_cpu():
@@ -342,6 +403,8 @@ def run_worker(mode, threads, args, engine='threaded', kernel=None):
         cmd += ['--model', args.model]
     if args.data_dir:
         cmd += ['--data-dir', args.data_dir]
+    if args.packed_output_ablation:
+        cmd += ['--packed-output-ablation']
     if (args.save_converted and mode == 'e2e' and threads == args.threads[0]
             and engine == args.engines[0]):
         cmd += ['--save-converted', args.save_converted]
@@ -425,9 +488,19 @@ def main(argv=None):
     parser.add_argument('--resnet18', action='store_true',
                         help='also time the binary ResNet-18 at 3x224x224 against its fp32 twin '
                              '(--batches, --threads, --engines, every --kernels)')
+    parser.add_argument('--packed-output-ablation', action='store_true',
+                        help='with --resnet18: also time the conversion without bit-packed '
+                             'activations between binary convs (packed_output=False) in the '
+                             'same interleaved runs, and report the ratio')
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='with --resnet18: separate runs of every configuration, '
+                             'round-robin; the speed-up reported is the median of the runs\' '
+                             'ratios, each run\'s in "rounds" (default: %(default)s)')
     parser.add_argument('--worker', choices=['layers', 'e2e', 'resnet18'],
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error('--rounds must be at least 1, got %d' % args.rounds)
     if args.worker == 'layers':
         return layer_worker(args)
     if args.worker == 'e2e':
@@ -482,10 +555,15 @@ def main(argv=None):
                                      run_worker('e2e', t, args, engine)
                                      for engine in args.engines for t in args.threads}
         if args.resnet18:
-            entries['resnet18_end_to_end'] = {
-                '%s_%s_engine_threads_%d' % (kernel, engine, t):
-                run_worker('resnet18', t, args, engine, kernel)
-                for kernel in args.kernels for engine in args.engines for t in args.threads}
+            configs = [(kernel, engine, t) for kernel in args.kernels
+                       for engine in args.engines for t in args.threads]
+            runs = {c: [] for c in configs}
+            for _ in range(args.rounds):     # round-robin: drift of the machine hits all alike
+                for kernel, engine, t in configs:
+                    runs[kernel, engine, t].append(run_worker('resnet18', t, args, engine,
+                                                              kernel))
+            entries['resnet18_end_to_end'] = {'%s_%s_engine_threads_%d' % c: merge_rounds(r)
+                                              for c, r in runs.items()}
         load_after = os.getloadavg()
     machine = machine_info()
     machine['load_average_before_after'] = [load_before, load_after]

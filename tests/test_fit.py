@@ -57,7 +57,6 @@ def test_resume_continues_from_saved_epoch(mnist_dir, tmp_path):
     prefix = str(tmp_path / 'net')
     train(mnist_dir, num_epochs=1, num_examples=500, model_prefix=prefix)
     first = checkpoint.load_checkpoint(prefix, 1)[1]
-    epochs = []
     _, module = train(mnist_dir, num_epochs=2, num_examples=500, model_prefix=prefix,
                       load_epoch=1)
     assert os.path.exists(prefix + '-0002.params')

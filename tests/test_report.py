@@ -1,6 +1,5 @@
 """The report: points collected from result files, Pareto front, figures written."""
 import json
-import os
 
 import pytest
 

@@ -91,3 +91,29 @@ print('minimal OK', ' '.join(kernels))
 @needs_compiler
 def test_sanitized_minimal_pad_beyond_kernel():
     _assert_clean(*_run_sanitized(['-c', _MINIMAL_SCRIPT]), done='minimal OK')
+
+
+# The bit-packed forms: packed output (tile masks, then the transpose into the output),
+# packed input (copied into the kernel layout), both at once and chained, on the border edge
+# cases (pad beyond kernel, 1-pixel sides, strides and dilations 3) and odd channel counts,
+# on every kernel variant (the selfcheck runs them on its families too).
+_PACKED_SCRIPT = """
+import mxcompress.ops as ops
+from mxcompress.ops.selfcheck import (CHAINS, EDGE_CASES, check_chain, check_packed,
+                                      kernel_env, kernel_variants, set_env)
+ops.load(build=False)
+variants = kernel_variants()
+for variant in variants:
+    set_env(kernel_env(variant))
+    for i, case in enumerate(EDGE_CASES):
+        check_packed(case, seed=i, with_bias=bool(i % 2), thresholds=bool(i % 3 == 0),
+                     residual=bool(i % 4 == 1))
+    for i, chain in enumerate(CHAINS):
+        check_chain(chain, seed=i)
+print('packed OK', ' '.join(variants))
+"""
+
+
+@needs_compiler
+def test_sanitized_packed_input_and_output():
+    _assert_clean(*_run_sanitized(['-c', _PACKED_SCRIPT]), done='packed OK')

@@ -140,9 +140,15 @@ def test_cli_converts_and_checks_on_mnist(model, mnist_dir, tmp_path, capsys):
     report = capsys.readouterr().out
     assert '"predictions_equal_count": 10000' in report
     assert json.loads(report)['batchnorms_folded'] == ['bn0', 'bn1']
+    assert json.loads(report)['packed_outputs'] == {'bconv1': 'bconv2'}
     assert main(['xnor-convert', prefix, out + '-plain', '--no-fold-bn', '--no-fuse-add']) == 0
     plain = json.loads(capsys.readouterr().out)
     assert plain['batchnorms_folded'] == [] and plain['residual_adds_fused'] == []
+    assert plain['packed_outputs'] == {}  # nothing to pack without folded thresholds
+    assert main(['xnor-convert', prefix, out + '-float', '--no-packed-output', '--check']) == 0
+    floats = json.loads(capsys.readouterr().out)
+    assert floats['packed_outputs'] == {} and floats['batchnorms_folded'] == ['bn0', 'bn1']
+    assert floats['predictions_equal_count'] == 10000
     sym, _, _ = load_checkpoint(out, 0, data_shapes={'data': (1, 1, 28, 28)})
     assert 'xnor_conv2d' in sym.tojson()
 
@@ -257,9 +263,103 @@ def test_residual_add_fused_into_the_op():
     fused_sym, fused_args, fused_aux, layers = convert(net, args, aux)
     plain = convert(net, args, aux, fuse_add=False)
     assert [r['residual_add_fused'] for r in layers] == ['sum', None]
+    # b1's sum and z are read by several nodes: their float values stay
+    assert [r['packed_output'] for r in layers] == [None, None]
     names = {n['name'] for n in graph_nodes(fused_sym)}
     assert 'sum' not in names and 'sum2' in names
     images = np.random.RandomState(0).rand(16, 1, 28, 28).astype(np.float32)
     got = predict(fused_sym, fused_args, fused_aux, images, batch_size=8)
+    np.testing.assert_array_equal(got, predict(*plain[:3], images, batch_size=8))
+    np.testing.assert_array_equal(got.argmax(1), predict(net, args, aux, images).argmax(1))
+
+
+def _small_bnn_resnet(filter_list=(12, 20, 36)):
+    """symbols.bnn_resnet (8 layers: conv -> BN -> sign -> conv -> + shortcut units, binary
+    shortcut convs where the shape changes) with channel counts off the multiples of 8."""
+    from symbols import bnn_resnet
+    net = bnn_resnet.get_symbol(num_classes=10, num_layers=8, filter_list=filter_list)
+    args, aux = _random_params(net, seed=4)
+    return net, _with_zero_and_negative_gammas_everywhere(args), aux
+
+
+def _with_zero_and_negative_gammas_everywhere(args):
+    args = dict(args)
+    for name in args:
+        if name.endswith('_gamma'):
+            gamma = args[name].asnumpy()
+            gamma[0], gamma[1] = 0.0, -abs(gamma[1])
+            args[name] = mx.nd.array(gamma)
+    return args
+
+
+def test_packed_output_between_binary_convs(mnist_dir):
+    """In each residual unit conv1's only reader is BN -> sign -> conv2: conv1 emits conv2's
+    binarisation as packed bits (output_threshold with the folded BatchNorm's thresholds)
+    and conv2 reads them (packed_input). Convs whose output feeds a residual add or has
+    several readers keep float outputs. The outputs equal the float-between conversion
+    exactly and the training graph's predictions (gamma < 0 and gamma = 0 channels
+    included)."""
+    net, args, aux = _small_bnn_resnet()
+    packed_sym, packed_args, packed_aux, layers = convert(net, args, aux)
+    plain = convert(net, args, aux, packed_output=False)
+    pairs = {r['layer']: r['packed_output'] for r in layers if r['packed_output']}
+    assert len(pairs) == 3  # one per residual unit
+    for producer, consumer in pairs.items():
+        assert producer.endswith('_conv0_fwd') and consumer == producer.replace('0_fwd', '1_fwd')
+        assert next(r for r in layers if r['layer'] == consumer)['packed_input'] == producer
+    nodes = {n['name']: n for n in graph_nodes(packed_sym)}
+    for producer, consumer in pairs.items():
+        assert nodes[producer]['attrs']['output_threshold'] == 'True'
+        assert nodes[consumer]['attrs']['packed_input'] == 'True'
+        assert nodes[consumer]['attrs']['input_threshold'] == 'False'
+        assert int(nodes[consumer]['attrs']['in_channels']) == int(
+            nodes[producer]['attrs']['num_filter'])
+    for r in layers:  # shortcuts and the convs that feed an add keep float outputs
+        if r['layer'] not in pairs:
+            assert nodes[r['layer']]['attrs'].get('output_threshold', 'False') == 'False'
+    assert sorted(packed_args) == sorted(plain[1])  # same params, thresholds moved
+    assert all(r['packed_output'] is None for r in plain[3])
+    images, _ = load_mnist('test', mnist_dir)
+    images = images[:200]
+    got = predict(packed_sym, packed_args, packed_aux, images, batch_size=50)
+    np.testing.assert_array_equal(got, predict(*plain[:3], images, batch_size=50))
+    np.testing.assert_array_equal(got.argmax(1), predict(net, args, aux, images).argmax(1))
+
+
+def test_packed_output_needs_the_folded_batchnorm():
+    """Without folding (--no-fold-bn) no conv reads thresholds, so nothing is packed; a conv
+    read by two binary convs (the unit's first activation: conv1 and the shortcut) is not
+    packed either."""
+    net, args, aux = _small_bnn_resnet()
+    _, _, _, layers = convert(net, args, aux, fold_bn=False)
+    assert all(r['packed_output'] is None and r['packed_input'] is None for r in layers)
+
+
+def test_packed_output_with_a_fused_residual_add():
+    """A conv whose residual add is fused and whose sum is read only by the next binary conv
+    (through a folded BatchNorm): the op adds the residual, then binarises the sum into
+    packed bits (out thresholds before the residual input); outputs equal the float form."""
+    from mxcompress.binary.quantizers import ste_sign
+    x = mx.sym.BatchNorm(mx.sym.Convolution(mx.sym.var('data'), num_filter=12, kernel=(3, 3),
+                                            pad=(1, 1), name='c0'), fix_gamma=False, name='bn')
+    y = _binary_conv(ste_sign(mx.sym, x), 'b1', 12, True, True, kernel=(3, 3), pad=(1, 1))
+    summed = mx.sym.elemwise_add(y, x, name='sum')
+    bn2 = mx.sym.BatchNorm(summed, fix_gamma=False, name='bn2')
+    z = _binary_conv(ste_sign(mx.sym, bn2), 'b2', 20, True, True, kernel=(3, 3), pad=(1, 1),
+                     stride=(2, 2))
+    head = mx.sym.FullyConnected(mx.sym.flatten(mx.sym.Pooling(
+        z, global_pool=True, pool_type='avg', kernel=(1, 1))), num_hidden=10, name='fc')
+    net = mx.sym.SoftmaxOutput(head, name='softmax')
+    args, aux = _random_params(net)
+    args = _with_zero_and_negative_gammas_everywhere(args)
+    packed_sym, packed_args, packed_aux, layers = convert(net, args, aux)
+    plain = convert(net, args, aux, packed_output=False)
+    by_name = {r['layer']: r for r in layers}
+    assert by_name['b1']['residual_add_fused'] == 'sum'
+    assert by_name['b1']['packed_output'] == 'b2' and by_name['b2']['packed_input'] == 'b1'
+    node = {n['name']: n for n in graph_nodes(packed_sym)}['b1']
+    assert node['attrs']['residual'] == 'True' and node['attrs']['output_threshold'] == 'True'
+    images = np.random.RandomState(1).rand(16, 1, 28, 28).astype(np.float32)
+    got = predict(packed_sym, packed_args, packed_aux, images, batch_size=8)
     np.testing.assert_array_equal(got, predict(*plain[:3], images, batch_size=8))
     np.testing.assert_array_equal(got.argmax(1), predict(net, args, aux, images).argmax(1))

@@ -34,6 +34,17 @@ def _call(data_shape=(1, 3, 5, 5), weight=None, alpha_len=7, **attrs):
     (dict(no_bias='maybe'), "attribute 'no_bias' must be True or False"),
     (dict(groups=2), "unknown attribute 'groups'"),
     (dict(dilate=(1, 1), dilation=(1, 1)), "not both"),
+    (dict(output_threshold='yes'), "attribute 'output_threshold' must be True or False"),
+    (dict(packed_input='1x'), "attribute 'packed_input' must be True or False"),
+    (dict(in_channels=3), "attribute 'in_channels' is only valid with packed_input=True"),
+    (dict(packed_input=True), "attribute 'in_channels' (the input channels C) is required "
+                              "with packed_input=True"),
+    (dict(packed_input=True, in_channels=0), "attribute 'in_channels' must be a positive "
+                                             "integer, got '0'"),
+    (dict(packed_input=True, in_channels='three'), "attribute 'in_channels' must be a "
+                                                   "positive integer"),
+    (dict(packed_input=True, in_channels=3, input_threshold=True),
+     "attributes 'packed_input' and 'input_threshold' cannot both be True"),
 ])
 def test_bad_attributes(attrs, message):
     with pytest.raises(mx.base.MXNetError, match=message.replace('(', r'\(').replace(')', r'\)')):
@@ -81,6 +92,48 @@ def test_padding_bits_must_be_zero():
 def test_bias_needs_four_inputs():
     with pytest.raises(mx.base.MXNetError):
         _call(no_bias=False)
+
+
+def _packed_call(data, in_channels=3, **attrs):
+    out = mx.nd.xnor_conv2d(data, mx.nd.zeros((7, 3, 3, 1), dtype='uint8'), mx.nd.ones(7),
+                            kernel=(3, 3), num_filter=7, packed_input=True,
+                            in_channels=in_channels, **attrs)
+    out.wait_to_read()
+    return out
+
+
+def test_packed_input_shape_and_dtype():
+    """A packed input must be uint8 (N, H, W, ceil(in_channels / 8)); a float tensor with
+    packed_input, or packed bits without it, are rejected naming the dtypes."""
+    assert _packed_call(mx.nd.zeros((2, 5, 6, 1), dtype='uint8')).shape == (2, 7, 3, 4)
+    with pytest.raises(mx.base.MXNetError,
+                       match=r"packed_input=True must have shape \(N, H, W, 2\) for "
+                             r"in_channels=9 .* got \(1, 5, 5, 1\)"):
+        _packed_call(mx.nd.zeros((1, 5, 5, 1), dtype='uint8'), in_channels=9)
+    with pytest.raises(mx.base.MXNetError, match=r"input 'data' must be 4-D \(N, H, W, "
+                                                 r"ceil\(in_channels / 8\)\)"):
+        _packed_call(mx.nd.zeros((5, 5, 1), dtype='uint8'))
+    with pytest.raises(mx.base.MXNetError, match="input 'data' must be uint8.*packed_input"):
+        _packed_call(mx.nd.zeros((1, 5, 5, 1)))
+    with pytest.raises(mx.base.MXNetError,
+                       match="input 'data' must be float32.*need packed_input=True"):
+        mx.nd.xnor_conv2d(mx.nd.zeros((1, 3, 5, 5), dtype='uint8'),
+                          mx.nd.zeros((7, 3, 3, 1), dtype='uint8'), mx.nd.ones(7),
+                          kernel=(3, 3), num_filter=7).wait_to_read()
+
+
+def test_output_threshold_needs_its_inputs_and_shapes():
+    x, w, a = mx.nd.ones((1, 3, 5, 5)), mx.nd.zeros((7, 3, 3, 1), dtype='uint8'), mx.nd.ones(7)
+    out = mx.nd.xnor_conv2d(x, w, a, mx.nd.ones(7), mx.nd.zeros(7), kernel=(3, 3),
+                            num_filter=7, output_threshold=True)
+    assert out.dtype == np.uint8 and out.shape == (1, 3, 3, 1)
+    with pytest.raises(mx.base.MXNetError, match=r"input 'out_threshold' must have shape "
+                                                 r"\(7,\)"):
+        mx.nd.xnor_conv2d(x, w, a, mx.nd.ones(7), mx.nd.zeros(3), kernel=(3, 3),
+                          num_filter=7, output_threshold=True).wait_to_read()
+    with pytest.raises(mx.base.MXNetError):  # the two threshold inputs are missing
+        mx.nd.xnor_conv2d(x, w, a, kernel=(3, 3), num_filter=7,
+                          output_threshold=True).wait_to_read()
 
 
 def test_pack_weights_rejects_non_4d():

@@ -15,7 +15,7 @@ import pytest
 import mxcompress.ops as ops
 from mxcompress.ops.reference import random_case, reference_numpy, run_op
 from mxcompress.ops.selfcheck import (EDGE_CASES, EMPTY_CASES, EMPTY_MESSAGE, check_case,
-                                      kernel_env, kernel_variants, random_cases)
+                                      check_packed, kernel_env, kernel_variants, random_cases)
 
 ops.load()
 
@@ -66,6 +66,15 @@ def test_minimal_case_is_exact(kernel, with_bias):
                                                          range(len(PAD_BEYOND_KERNEL))])
 def test_pad_beyond_kernel_is_exact(case, kernel):
     check_case(case, seed=11, with_bias=True)
+
+
+@pytest.mark.parametrize('case', PAD_BEYOND_KERNEL, ids=[str(i) for i in
+                                                         range(len(PAD_BEYOND_KERNEL))])
+def test_pad_beyond_kernel_packed_forms_are_exact(case, kernel):
+    """The same geometries with a bit-packed output (whole output rows of border windows)
+    and a bit-packed input (copied between the zero borders)."""
+    check_packed(case, seed=12, with_bias=True, thresholds=False, residual=True)
+    check_packed(case, seed=13, with_bias=False, thresholds=True, residual=False)
 
 
 def test_edge_cases_are_exact(kernel):

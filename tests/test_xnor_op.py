@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 import mxcompress.ops as ops
-from mxcompress.ops.reference import random_case, reference_numpy, run_op
-from mxcompress.ops.selfcheck import CASES, check_case, kernel_env, kernel_variants, set_env
+from mxcompress.ops.reference import pack_bits, random_case, reference_numpy, run_op
+from mxcompress.ops.selfcheck import (CASES, CHAINS, check_case, check_chain, check_packed,
+                                      kernel_env, kernel_variants, set_env)
 
 ops.load()
 
@@ -69,16 +70,19 @@ def test_sign_rule_zero_is_plus_one():
        kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 3), sw=st.integers(1, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
        bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16),
-       thresholds=st.booleans(), residual=st.booleans())
+       thresholds=st.booleans(), residual=st.booleans(), packed=st.booleans())
 def test_fuzz(n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, bias, kernel_choice, seed,
-              thresholds, residual):
+              thresholds, residual, packed):
     """Pads up to 3 with kernels 1..7 (pad > kernel included), strides and dilations up to 3,
     1-pixel sides, with and without per-channel input thresholds; an empty output must be
-    rejected with the op's message (check_case)."""
+    rejected with the op's message (check_case); ``packed``: the bit-packed forms too
+    (check_packed)."""
     saved = set_env(kernel_env(kernel_choice))
+    case = (n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
     try:
-        check_case((n, c, h, w, o, (kh, kw), (sh, sw), (ph, pw), (dh, dw)), seed, bias,
-                   thresholds=thresholds, residual=residual)
+        check_case(case, seed, bias, thresholds=thresholds, residual=residual)
+        if packed:
+            check_packed(case, seed, bias, thresholds=thresholds, residual=residual)
     finally:
         set_env(saved)
 
@@ -213,3 +217,129 @@ def test_kernels_agree_bit_for_bit():
     first = next(iter(outputs.values()))
     for name, out in outputs.items():
         np.testing.assert_array_equal(out, first, err_msg=name)
+
+
+# ---- bit-packed input and output ---------------------------------------------------------
+
+@pytest.mark.parametrize('case', CASES, ids=[str(i) for i in range(len(CASES))])
+def test_packed_output_and_input_match_the_float_op(case, kernel):
+    """output_threshold == the float output binarised and packed in numpy; packed_input ==
+    the float input with the same binarisation; both at once (odd C and O, strides,
+    padding, dilation, batch > 1; NaN inputs, +-inf / NaN / attained thresholds), bit for
+    bit, with and without bias, input thresholds and residual."""
+    check_packed(case, 31, with_bias=True, thresholds=False, residual=False)
+    check_packed(case, 32, with_bias=False, thresholds=True, residual=True)
+
+
+@pytest.mark.parametrize('chain', CHAINS, ids=[str(i) for i in range(len(CHAINS))])
+def test_packed_chain_equals_the_float_chain(chain, kernel):
+    """conv1(output_threshold) -> conv2(packed_input) == conv1 -> conv2(input_threshold)."""
+    check_chain(chain, seed=41)
+
+
+def test_packed_output_layout_and_round_trip():
+    """The packed output is uint8 (N, OH, OW, ceil(O / 8)), channel o at bit o % 8 of byte
+    o // 8, the unused high bits 0; unpacked it is the +-1 binarisation of the float output,
+    and packed again it is unchanged."""
+    rng = np.random.RandomState(7)
+    x, weight, alpha, bias = random_case(rng, 2, 9, 7, 6, 13, (3, 3))
+    conv = dict(stride=(2, 2), pad=(1, 1))
+    y = run_op(x, weight, alpha, bias, **conv)
+    scale = np.where(np.arange(13) % 2, -1.0, 1.0).astype(np.float32)
+    threshold = (0.3 * rng.randn(13)).astype(np.float32)
+    bits = run_op(x, weight, alpha, bias, out_scale=scale, out_threshold=threshold, **conv)
+    assert bits.dtype == np.uint8 and bits.shape == (2, 4, 3, 2)
+    assert not np.any(bits[..., 1] & 0xE0)  # channels 13..15 do not exist
+    signs = ops.unpack_activations(bits, 13)
+    want = np.where(y * scale[None, :, None, None] < threshold[None, :, None, None], -1, 1)
+    np.testing.assert_array_equal(signs, want)
+    np.testing.assert_array_equal(pack_bits(signs), bits)
+    # bit c % 8 of byte c // 8: channel 10 of pixel (0, 0, 0) is bit 2 of byte 1
+    assert ((bits[0, 0, 0, 1] >> 2) & 1) == (want[0, 10, 0, 0] == -1)
+
+
+def test_packed_input_ignores_bits_beyond_the_channels():
+    """Bits set beyond in_channels in a packed input's last byte do not count."""
+    rng = np.random.RandomState(8)
+    x, weight, alpha, bias = random_case(rng, 1, 5, 6, 6, 4, (3, 3))
+    bits = pack_bits(x)
+    dirty = bits | np.uint8(0xE0)
+    np.testing.assert_array_equal(run_op(dirty, weight, alpha, bias, pad=(1, 1)),
+                                  run_op(bits, weight, alpha, bias, pad=(1, 1)))
+
+
+def test_batchnorm_thresholds_carry_over_exactly():
+    """The converter's case: a BatchNorm with gamma > 0, < 0 and = 0 (both signs of beta)
+    folded into thresholds (batchnorm_threshold); the producer's packed output equals the
+    float output binarised by the consumer, including NaN outputs (+1)."""
+    from mxcompress.binary.convert import batchnorm_threshold
+    rng = np.random.RandomState(9)
+    x, weight, alpha, bias = random_case(rng, 2, 12, 6, 5, 6, (3, 3))
+    residual = rng.randn(2, 6, 6, 5).astype(np.float32)
+    residual[0, :, 0, 0] = np.nan
+    gamma = np.array([1.5, -0.7, 0.0, 0.0, 2.0, -3.0], np.float32)
+    beta = np.array([0.3, -0.4, -0.5, 0.6, 0.0, 1.0], np.float32)
+    scale, threshold = batchnorm_threshold(gamma, beta, rng.randn(6), rng.rand(6) + 0.5, 1e-5)
+    y = run_op(x, weight, alpha, bias, pad=(1, 1), residual=residual)
+    bits = run_op(x, weight, alpha, bias, pad=(1, 1), residual=residual, out_scale=scale,
+                  out_threshold=threshold)
+    np.testing.assert_array_equal(bits, pack_bits(y, scale, threshold))
+    signs = ops.unpack_activations(bits, 6)
+    assert np.all(signs[0, :, 0, 0] == 1)            # NaN outputs: +1, whatever the threshold
+    finite = np.isfinite(y[:, 2])                    # gamma = 0: the constant sign(beta)
+    assert np.all(signs[:, 2][finite] == -1) and np.all(signs[:, 3] == 1)
+
+
+def test_packed_symbol_shape_and_type_inference():
+    """packed_input: data uint8 (N, H, W, ceil(C / 8)); output_threshold: the output is
+    uint8 (N, OH, OW, ceil(O / 8)); a chain of the two infers end to end."""
+    first = mx.sym.xnor_conv2d(mx.sym.var('data', shape=(2, 65, 9, 11)),
+                               mx.sym.var('w1', shape=(13, 3, 3, 9), dtype='uint8'),
+                               mx.sym.var('a1', shape=(13,)), mx.sym.var('s', shape=(13,)),
+                               mx.sym.var('t', shape=(13,)), kernel=(3, 3), num_filter=13,
+                               pad=(1, 1), stride=(2, 2), output_threshold=True, name='c1')
+    second = mx.sym.xnor_conv2d(first, mx.sym.var('w2', shape=(7, 3, 3, 2), dtype='uint8'),
+                                mx.sym.var('a2', shape=(7,)), kernel=(3, 3), num_filter=7,
+                                pad=(1, 1), packed_input=True, in_channels=13, name='c2')
+    _, outs, _ = first.infer_shape()
+    assert outs == [(2, 5, 6, 2)]
+    _, out_types, _ = first.infer_type(data='float32')
+    assert out_types == [np.uint8]
+    _, outs, _ = second.infer_shape()
+    assert outs == [(2, 7, 5, 6)]
+    types, out_types, _ = second.infer_type(data='float32')
+    assert out_types == [np.float32] and types[1] == np.uint8
+    packed_in = mx.sym.xnor_conv2d(mx.sym.var('bits', shape=(1, 4, 4, 2)),
+                                   mx.sym.var('w', shape=(3, 1, 1, 2), dtype='uint8'),
+                                   mx.sym.var('a', shape=(3,)), kernel=(1, 1), num_filter=3,
+                                   packed_input=True, in_channels=9)
+    types, _, _ = packed_in.infer_type()
+    assert types[0] == np.uint8
+    assert packed_in.infer_shape()[1] == [(1, 3, 4, 4)]
+
+
+def test_kernels_agree_bit_for_bit_on_packed_forms():
+    """Every kernel gives the same packed output from the same packed input."""
+    rng = np.random.RandomState(10)
+    x, weight, alpha, bias = random_case(rng, 2, 130, 9, 11, 37, (3, 3))
+    bits = pack_bits(x)
+    scale = np.ones(37, np.float32)
+    threshold = (3.0 * rng.randn(37)).astype(np.float32)
+    outputs = {}
+    for name in VARIANTS:
+        saved = set_env(kernel_env(name))
+        try:
+            outputs[name] = run_op(bits, weight, alpha, bias, pad=(1, 1), out_scale=scale,
+                                   out_threshold=threshold)
+        finally:
+            set_env(saved)
+    first = next(iter(outputs.values()))
+    for name, out in outputs.items():
+        np.testing.assert_array_equal(out, first, err_msg=name)
+
+
+def test_workspace_bytes_counts_output_masks():
+    """A bit-packed output adds one mask byte per 8 output pixels of a row and channel."""
+    plain = ops.workspace_bytes((2, 16, 9, 13), 24, (3, 3), 1, 1, 1)
+    packed = ops.workspace_bytes((2, 16, 9, 13), 24, (3, 3), 1, 1, 1, packed_output=True)
+    assert packed - plain == 2 * 9 * 2 * 24       # N * OH * ceil(OW / 8) * O

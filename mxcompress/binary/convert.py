@@ -14,9 +14,14 @@ binarises its input itself (sign(x) = +1 for x >= 0, -1 for x < 0, as the traini
 straight-through sign does), the converter also skips the straight-through sign in front of
 the convolution (both graph forms, see :func:`_strip_ste_sign`) when it finds it. Fused
 forms, on by default: an inference BatchNorm before the sign becomes per-channel thresholds
-of the op's binarisation (:func:`batchnorm_threshold`, ``input_threshold=True``), and an
+of the op's binarisation (:func:`batchnorm_threshold`, ``input_threshold=True``), an
 element-wise add that is the only reader of a converted conv is done in the op's epilogue
-(``residual=True``). Zero padding is reproduced exactly by the op (border correction), so the converted graph
+(``residual=True``), and a converted conv whose only reader is another converted conv with
+input thresholds (conv -> BatchNorm -> sign -> conv, the BatchNorm folded) emits the
+consumer's binarisation bit-packed (``output_threshold=True`` with the consumer's
+thresholds) which the consumer reads as is (``packed_input=True``): no float activations
+between the two (:func:`pack_between`). Zero padding is reproduced exactly by the op
+(border correction), so the converted graph
 computes ``alpha * Convolution(sign(x), sign(W))``: the training graph's value up to float
 rounding of its ``+-alpha`` products (the predictions are checked on MNIST by
 ``scripts/bench_xnor.py`` / ``mxcompress xnor-convert --check``).
@@ -31,11 +36,11 @@ import mxnet as mx
 import numpy as np
 
 from .. import ops
-from ..graph import parse_tuple, rewrite
+from ..graph import Node, build_op, parse_tuple, rewrite
 from .contract import BINARY_INPUT, BINARY_WEIGHT, LATENT_WEIGHT, check_attrs
 from .quantizers import bwn_alpha
 
-__all__ = ['convert', 'float_graph', 'size_report']
+__all__ = ['convert', 'pack_between', 'float_graph', 'size_report']
 
 _ADD_OPS = ('elemwise_add', '_plus', '_Plus', 'broadcast_add', '_add')
 #: node attribute of every converted layer telling a reader of the saved graph what plain
@@ -190,7 +195,90 @@ def consumer_counts(symbol):
 _SAME_SHAPE_ADDS = ('elemwise_add', '_plus', '_Plus', '_add')
 
 
-def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_add=True):
+def _input_threshold_at(attrs):
+    """Index of ``in_scale`` among an xnor_conv2d's inputs (data, weight, alpha[, bias])."""
+    return 3 if _true(attrs.get('no_bias', 'True')) else 4
+
+
+def pack_between(symbol, records=None):
+    """Let consecutive xnor convolutions pass bit-packed activations (a graph pass).
+
+    An edge ``producer -> consumer`` qualifies when both are ``xnor_conv2d``, the consumer
+    binarises its data with thresholds (``input_threshold=True``: a folded BatchNorm + sign)
+    and the producer's output has no other reader (no residual add, pooling, second conv or
+    graph output; its float value is needed nowhere else). The consumer's ``in_scale`` /
+    ``in_threshold`` move to the producer as ``out_scale`` / ``out_threshold``
+    (``output_threshold=True``): the producer compares its float result ``y`` in registers,
+    bit 1 (-1) where ``y * out_scale[c] < out_threshold[c]`` (NaN: +1), exactly the rule the
+    consumer applied to the float ``y``, and writes uint8 (N, OH, OW, ceil(O / 8)) bits; the
+    consumer reads them (``packed_input=True``, ``in_channels`` = the producer's
+    ``num_filter``). The computed values are bit-identical to the float chain; the float
+    activation between the two (written, then read and binarised) disappears.
+
+    Parameters
+    ----------
+    symbol : mx.sym.Symbol
+        A converted graph (:func:`convert` with ``packed_output=False``).
+    records : dict of str -> dict, or None
+        The converter's records by layer name; ``'packed_output'`` (the consumer's name) is
+        set on each producer and ``'packed_input'`` (the producer's name) on each consumer.
+
+    Returns
+    -------
+    mx.sym.Symbol
+        The same graph with the fused edges (the same params: the threshold variables keep
+        their names and now feed the producers).
+    """
+    graph = json.loads(symbol.tojson())
+    nodes = graph['nodes']
+    by_name = {n['name']: n for n in nodes}
+    readers = consumer_counts(symbol)
+    producers = {}  # producer name -> (consumer name, its scale and threshold variable nodes)
+    consumers = {}  # consumer name -> producer name
+    for node in nodes:
+        attrs = node.get('attrs', {})
+        if node['op'] != 'xnor_conv2d' or not _true(attrs.get('input_threshold', 'False')):
+            continue
+        source, index = node['inputs'][0][:2]
+        producer = nodes[source]
+        if (producer['op'] != 'xnor_conv2d' or index != 0 or readers[producer['name']] != 1 or
+                _true(producer.get('attrs', {}).get('output_threshold', 'False'))):
+            continue
+        at = _input_threshold_at(attrs)
+        scale, threshold = (nodes[i] for i, *_ in node['inputs'][at:at + 2])
+        if scale['op'] != 'null' or threshold['op'] != 'null' or any(
+                readers[v['name']] != 1 for v in (scale, threshold)):
+            continue  # shared with another reader: the variables cannot move
+        producers[producer['name']] = (node['name'], scale, threshold)
+        consumers[node['name']] = producer['name']
+
+    def replace(node, inputs):
+        if node.name not in producers and node.name not in consumers:
+            return None
+        args, attrs = list(inputs), dict(node.attrs)
+        if node.name in consumers:
+            producer = consumers[node.name]
+            at = _input_threshold_at(attrs)
+            del args[at:at + 2]
+            attrs.update(input_threshold='False', packed_input='True',
+                         in_channels=by_name[producer]['attrs']['num_filter'])
+            if records is not None:
+                records[node.name]['packed_input'] = producer
+        if node.name in producers:
+            consumer, scale, threshold = producers[node.name]
+            at = len(args) - 1 if _true(attrs.get('residual', 'False')) else len(args)
+            args[at:at] = [mx.sym.Variable(v['name'], attr=v.get('attrs') or None)
+                           for v in (scale, threshold)]
+            attrs['output_threshold'] = 'True'
+            if records is not None:
+                records[node.name]['packed_output'] = consumer
+        return build_op(Node(node.op, node.name, attrs, node.input_names), args)
+
+    return rewrite(symbol, replace) if producers else symbol
+
+
+def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_add=True,
+            packed_output=True):
     """Replace the binary-input binary convolutions of a training graph by ``xnor_conv2d``.
 
     Parameters
@@ -210,6 +298,11 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
         residual block's sum), the op adds the other operand in its epilogue
         (``residual=True``) and the add leaves the graph: the same sum, one pass over the
         output less.
+    packed_output : bool
+        When a converted convolution's output is read only by another converted convolution
+        through a folded BatchNorm + sign (``fold_bn``), the first emits the second's
+        binarisation as packed bits and the second reads them (:func:`pack_between`): the
+        float activation between them is never written.
 
     Returns
     -------
@@ -291,7 +384,8 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
                        'packed_bytes': int(packed.nbytes), 'alpha_bytes': 4 * o,
                        'fp32_bytes': 4 * o * c * kh * kw, 'sign_stripped': stripped,
                        'batchnorm_folded': folded[3] if folded is not None else None,
-                       'residual_add_fused': None})
+                       'residual_add_fused': None, 'packed_output': None,
+                       'packed_input': None})
         records[node.name] = layers[-1]
         attrs = dict(conv, kernel=kernel, num_filter=o, no_bias=no_bias,
                      input_threshold=folded is not None)
@@ -300,12 +394,15 @@ def convert(symbol, arg_params, aux_params, strip_sign=True, fold_bn=True, fuse_
             return mx.sym.xnor_conv2d(*args, name=node.name, **attrs)
 
     converted = rewrite(symbol, replace)
+    if packed_output:
+        converted = pack_between(converted, records)
     names = set(converted.list_arguments())
     arg_out = {k: v for k, v in arg_params.items() if k in names}
     arg_out.update(new_params)
     aux_names = set(converted.list_auxiliary_states())
     aux_out = {k: v for k, v in aux_params.items() if k in aux_names}
-    log.info('converted %d binary convolutions to xnor_conv2d', len(layers))
+    log.info('converted %d binary convolutions to xnor_conv2d (%d with bit-packed outputs)',
+             len(layers), sum(r['packed_output'] is not None for r in layers))
     return converted, arg_out, aux_out, layers
 
 

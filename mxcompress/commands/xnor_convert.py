@@ -21,7 +21,10 @@ def add_parser(sub):
         'dropped (the op binarises its input) and an inference BatchNorm before it is folded '
         'into per-channel thresholds of that binarisation (input_threshold), so no float '
         'BatchNorm or sign pass runs between binary layers; a residual add that is the only '
-        'reader of a converted conv is done in the op\'s epilogue (residual). The result '
+        'reader of a converted conv is done in the op\'s epilogue (residual); a converted conv '
+        'whose only reader is the next binary conv (through that folded BatchNorm) emits its '
+        'binarisation as packed bits the next one reads (output_threshold, packed_input), so '
+        'no float activation passes between them. The result '
         'loads after `import mxcompress.ops; mxcompress.ops.load()`.')
     parser.add_argument('prefix', help='training checkpoint prefix (PREFIX-symbol.json)')
     parser.add_argument('output', help='prefix of the converted checkpoint')
@@ -35,6 +38,10 @@ def add_parser(sub):
     parser.add_argument('--no-fuse-add', dest='fuse_add', action='store_false',
                         help='keep residual adds as separate float ops (default: added in the '
                              'epilogue of the binary convolution that feeds them)')
+    parser.add_argument('--no-packed-output', dest='packed_output', action='store_false',
+                        help='keep float activations between consecutive binary convolutions '
+                             '(default: a conv read only by the next binary conv emits bit-packed '
+                             'activations, binarised with that conv\'s folded thresholds)')
     add_data_args(parser)
     parser.set_defaults(func=run)
 
@@ -45,7 +52,8 @@ def run(args):
     conv_sym, conv_args, conv_aux, layers = binary_convert.convert(symbol, arg_params,
                                                                    aux_params,
                                                                    fold_bn=args.fold_bn,
-                                                                   fuse_add=args.fuse_add)
+                                                                   fuse_add=args.fuse_add,
+                                                                   packed_output=args.packed_output)
     if not layers:
         raise ValueError('%s: no binary convolution with a binary input (__binary_input__ = '
                          'true) to convert' % args.prefix)
@@ -54,6 +62,8 @@ def run(args):
                                           if r['batchnorm_folded']})
     report['residual_adds_fused'] = sorted(r['residual_add_fused'] for r in layers
                                            if r['residual_add_fused'])
+    report['packed_outputs'] = {r['layer']: r['packed_output'] for r in layers
+                                if r['packed_output']}
     if args.check:
         images, labels = data_split(args, 'test')
         want = predict(symbol, arg_params, aux_params, images).argmax(1)

@@ -25,7 +25,19 @@ With ``input_threshold=True`` two more inputs follow, ``in_scale`` and ``in_thre
 sign folds into them (:func:`mxcompress.binary.convert.batchnorm_threshold`), so the
 converter feeds the op the BatchNorm's input and the BatchNorm pass over the activations
 disappears. With ``residual=True`` a last input ``residual`` (float32, the output's shape)
-is added to the output in the epilogue (a residual block's shortcut). Give the param
+is added to the output in the epilogue (a residual block's shortcut).
+
+Bit-packed activations between binary layers: with ``output_threshold=True`` two more inputs
+``out_scale``, ``out_threshold`` (float32, (O,)) follow and the op returns, instead of its
+float output ``y`` (N, O, OH, OW), the binarisation of ``y`` a following conv would apply,
+bit-packed: uint8 (N, OH, OW, ceil(O / 8)), bit 1 (-1) where
+``y * out_scale[o] < out_threshold[o]`` (NaN: 0), channel o at bit o % 8 of byte o // 8 of
+a pixel (the weights' tap layout), unused high bits 0. With ``packed_input=True`` and
+``in_channels=C`` the op reads such bits, ``data`` uint8 (N, H, W, ceil(C / 8)), instead of a
+float input (no ``input_threshold`` then: the bits are already binarised). A conv emitting
+bits into a conv reading them equals the float chain conv -> conv(input_threshold) exactly,
+with no float activations in between (:func:`pack_activations` /
+:func:`unpack_activations` convert in numpy). Give the param
 variables their shapes (``mx.sym.var(name, shape=...)``) when
 building a graph by hand: MXNet 1.9 sizes a library op's shape buffer by the sum of its
 inputs' known dimensions, and several inputs of unknown shape overrun it.
@@ -40,8 +52,8 @@ from ..graph import pair
 from .build import LIBRARY_NAME, OpsBuildError, build_library, source_files
 
 __all__ = ['load', 'is_loaded', 'library_path', 'kernel_name', 'pack_weights',
-           'unpack_weights', 'packed_channels_bytes', 'workspace_bytes',
-           'OpsBuildError']
+           'unpack_weights', 'pack_activations', 'unpack_activations',
+           'packed_channels_bytes', 'workspace_bytes', 'OpsBuildError']
 
 _LOCK = threading.Lock()
 _LOADED = {}
@@ -157,14 +169,18 @@ def _geometry_args(shape, kernel, stride, pad, dilate):
     return [ctypes.c_longlong(v) for v in tuple(shape) + (kh, kw, sh, sw, ph, pw, dh, dw)]
 
 
-def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1):
+def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1,
+                    packed_output=False):
     """Peak extra bytes of one call: the workspace the op allocates (bit-packed input,
-    border table, offsets) plus the private buffers of its OpenMP threads."""
+    border table, offsets) plus the private buffers of its OpenMP threads and, with
+    ``packed_output``, the pixel masks of a bit-packed output (N * OH * ceil(OW / 8) * O
+    bytes)."""
     lib = _lib()
     lib.mxcompress_xnor_workspace_bytes.restype = ctypes.c_longlong
     args = _geometry_args(data_shape, kernel, stride, pad, dilate)
     return int(lib.mxcompress_xnor_workspace_bytes(*(args[:4] + [ctypes.c_longlong(num_filter)]
-                                                     + args[4:])))
+                                                     + args[4:]
+                                                     + [ctypes.c_int(bool(packed_output))])))
 
 
 def packed_channels_bytes(channels):
@@ -205,6 +221,57 @@ def unpack_weights(packed, channels):
         raise ValueError('unpack_weights: packed must be uint8 (O, KH, KW, %d) for %d channels,'
                          ' got %s %s' % (packed_channels_bytes(channels), channels, p.dtype,
                                          p.shape))
+    bits = np.unpackbits(p, axis=-1, bitorder='little')[..., :channels]
+    return np.transpose(np.where(bits, -1.0, 1.0).astype(np.float32), (0, 3, 1, 2))
+
+
+def pack_activations(x, scale=None, threshold=None):
+    """Binarise float activations and bit-pack them: the input of ``xnor_conv2d(...,
+    packed_input=True)`` and the layout of its ``output_threshold`` output (numpy reference).
+
+    Parameters
+    ----------
+    x : array-like, float32, shape (N, C, H, W)
+    scale, threshold : array-like, float32, shape (C,), or None
+        Per-channel binarisation: -1 where ``x * scale[c] < threshold[c]`` (the op's
+        ``input_threshold`` / ``output_threshold`` rule, in float32; NaN gives +1); without
+        them -1 where ``x < 0`` (sign, zero is +1).
+
+    Returns
+    -------
+    numpy.ndarray, uint8, shape (N, H, W, ceil(C / 8))
+        Per pixel, channel c is bit c % 8 of byte c // 8, 1 for -1 (the weights' tap layout);
+        the unused high bits of the last byte are zero.
+    """
+    x = np.asarray(_asnumpy(x), np.float32)
+    if x.ndim != 4:
+        raise ValueError('pack_activations: x must be 4-D (N, C, H, W), got shape %s'
+                         % (x.shape,))
+    n, c, h, w = x.shape
+    if scale is None and threshold is None:
+        below = x < 0
+    elif scale is None or threshold is None:
+        raise ValueError('pack_activations: give both scale and threshold, or neither')
+    else:
+        shape = (1, c, 1, 1)
+        scale = np.asarray(_asnumpy(scale), np.float32).reshape(shape)
+        threshold = np.asarray(_asnumpy(threshold), np.float32).reshape(shape)
+        with np.errstate(invalid='ignore'):
+            below = (x * scale) < threshold
+    bits = np.zeros((n, h, w, 8 * packed_channels_bytes(c)), dtype=bool)
+    bits[..., :c] = np.transpose(below, (0, 2, 3, 1))
+    return np.packbits(bits, axis=-1, bitorder='little')
+
+
+def unpack_activations(packed, channels):
+    """Inverse of :func:`pack_activations` (up to the binarisation): +-1 float32 activations
+    of shape (N, C, H, W) from uint8 (N, H, W, ceil(C / 8)); bits beyond ``channels`` are
+    ignored, as the op ignores them."""
+    p = _asnumpy(packed)
+    if p.ndim != 4 or p.dtype != np.uint8 or p.shape[-1] != packed_channels_bytes(channels):
+        raise ValueError('unpack_activations: packed must be uint8 (N, H, W, %d) for %d '
+                         'channels, got %s %s' % (packed_channels_bytes(channels), channels,
+                                                  p.dtype, p.shape))
     bits = np.unpackbits(p, axis=-1, bitorder='little')[..., :channels]
     return np.transpose(np.where(bits, -1.0, 1.0).astype(np.float32), (0, 3, 1, 2))
 

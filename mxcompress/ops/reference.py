@@ -4,15 +4,21 @@ Used by the tests, the sanitizer check and the benchmark's correctness check: th
 equal ``Convolution(sign(x), sign(W)) * alpha (+ bias)`` with the same kernel, stride, zero
 padding and dilation; with ``input_threshold`` the input is binarised per channel instead,
 -1 where ``x * in_scale[c] < in_threshold[c]``; with ``residual`` a float tensor of the
-output's shape is added to the result.
+output's shape is added to the result. The bit-packed forms (``output_threshold``,
+``packed_input``) are checked against the float op followed by :func:`pack_bits`, the numpy
+packer (:func:`mxcompress.ops.pack_activations`).
 """
 import mxnet as mx
 import numpy as np
 
-from . import pack_weights
+from . import pack_activations, pack_weights
 
 __all__ = ['sign', 'threshold_sign', 'reference_conv', 'random_case', 'random_thresholds',
-           'run_op']
+           'run_op', 'pack_bits']
+
+#: the numpy reference packer: float (N, C, H, W) [, scale, threshold (C,)] -> uint8
+#: (N, H, W, ceil(C / 8)), bit 1 (-1) where x * scale < threshold (x < 0 without them)
+pack_bits = pack_activations
 
 
 def sign(x):
@@ -71,20 +77,31 @@ def random_thresholds(rng, c):
 
 
 def run_op(x, weight, alpha, bias=None, kernel=(3, 3), stride=(1, 1), pad=(0, 0),
-           dilate=(1, 1), in_scale=None, in_threshold=None, residual=None):
-    """``mx.nd.xnor_conv2d`` on numpy inputs (weights packed here); returns numpy."""
-    args = [mx.nd.array(x), mx.nd.array(pack_weights(weight), dtype='uint8'),
-            mx.nd.array(alpha)]
+           dilate=(1, 1), in_scale=None, in_threshold=None, residual=None, out_scale=None,
+           out_threshold=None):
+    """``mx.nd.xnor_conv2d`` on numpy inputs (weights packed here); returns numpy.
+
+    ``x`` float32 (N, C, H, W), or uint8 (N, H, W, ceil(C / 8)) bit-packed activations
+    (``packed_input=True``, C = ``weight.shape[1]``). With ``out_scale`` / ``out_threshold``
+    the op's output is bit-packed (``output_threshold=True``): uint8 (N, OH, OW,
+    ceil(O / 8))."""
+    packed_input = np.asarray(x).dtype == np.uint8
+    args = [mx.nd.array(x, dtype=np.asarray(x).dtype),
+            mx.nd.array(pack_weights(weight), dtype='uint8'), mx.nd.array(alpha)]
     if bias is not None:
         args.append(mx.nd.array(bias))
     if in_scale is not None:
         args += [mx.nd.array(in_scale), mx.nd.array(in_threshold)]
+    if out_scale is not None:
+        args += [mx.nd.array(out_scale), mx.nd.array(out_threshold)]
     if residual is not None:
         args.append(mx.nd.array(residual))
+    extra = dict(packed_input=True, in_channels=weight.shape[1]) if packed_input else {}
     out = mx.nd.xnor_conv2d(*args, kernel=kernel, stride=stride, pad=pad, dilate=dilate,
                             num_filter=weight.shape[0], no_bias=bias is None,
                             input_threshold=in_scale is not None,
-                            residual=residual is not None)
+                            output_threshold=out_scale is not None,
+                            residual=residual is not None, **extra)
     return out.asnumpy()
 
 

@@ -4,8 +4,10 @@
 default), runs every case in :data:`CASES` and :data:`EDGE_CASES` plus random geometries
 (:func:`random_cases`) with each kernel the CPU runs (``MXCOMPRESS_XNOR_KERNEL``), requires
 bit-exact agreement with the float reference (or, for an empty output, the op's error) and
-exits non-zero on a mismatch. The sanitizer test runs it against the AddressSanitizer/UBSan
-build.
+exits non-zero on a mismatch. The bit-packed forms (``output_threshold``, ``packed_input``)
+are checked against the float op on the same cases (:func:`check_packed`), and chains of a
+conv emitting bits into a conv reading them against the float chain (:func:`check_chain`).
+The sanitizer test runs it against the AddressSanitizer/UBSan build.
 """
 import argparse
 import os
@@ -140,6 +142,95 @@ def check_case(case, seed, with_bias=True, exact=True, thresholds=False, residua
     return float(np.abs(got - want).max())
 
 
+def output_thresholds(rng, y):
+    """Per-channel ``(out_scale, out_threshold)`` for a float output ``y`` (N, O, OH, OW):
+    scales +-1, thresholds taken from ``y`` itself (so some outputs equal their threshold:
+    the strict ``<`` is tested), and on the first channels the gamma = 0 constants +inf /
+    -inf of :func:`mxcompress.binary.convert.batchnorm_threshold` and a NaN threshold (no
+    output is below it: all +1). float32 (O,) each."""
+    o = y.shape[1]
+    scale = rng.choice([-1.0, 1.0], size=o).astype(np.float32)
+    per_channel = np.moveaxis(y, 1, 0).reshape(o, -1)
+    picks = per_channel[np.arange(o), rng.randint(0, per_channel.shape[1], size=o)]
+    threshold = (scale * picks).astype(np.float32)
+    threshold[:min(o, 3)] = np.array([np.inf, -np.inf, np.nan], np.float32)[:min(o, 3)]
+    return scale, threshold
+
+
+def check_packed(case, seed, with_bias=True, thresholds=False, residual=False):
+    """The bit-packed forms of one case equal the float op bit for bit (the empty cases are
+    skipped: :func:`check_case` covers them):
+
+    * ``output_threshold``: the op's packed output == :func:`~.reference.pack_bits` of its
+      float output ``y`` with the same ``out_scale`` / ``out_threshold``;
+    * ``packed_input``: the op on the input binarised and packed in numpy (sign, or the
+      ``in_scale`` / ``in_threshold`` rule) == the op on the float input;
+    * both at once.
+
+    The input holds NaNs (binarised to +1 by both paths) and, with ``residual``, so does
+    the residual (a NaN output: bit 0)."""
+    from .reference import pack_bits, random_case, random_thresholds, run_op
+    if is_empty(case):
+        return
+    n, c, h, w, o, k, s, p, d = case
+    rng = np.random.RandomState(seed)
+    x, weight, alpha, bias = random_case(rng, n, c, h, w, o, k, with_bias)
+    x.flat[rng.randint(0, x.size, size=max(1, x.size // 50))] = np.nan
+    conv = dict(kernel=k, stride=s, pad=p, dilate=d)
+    in_scale = in_threshold = None
+    if thresholds:
+        in_scale, in_threshold = random_thresholds(rng, c)
+    if residual:
+        oh = output_size(h, k[0], s[0], p[0], d[0])
+        ow = output_size(w, k[1], s[1], p[1], d[1])
+        conv['residual'] = rng.randn(n, o, oh, ow).astype(np.float32)
+        conv['residual'].flat[0] = np.nan
+    y = run_op(x, weight, alpha, bias, in_scale=in_scale, in_threshold=in_threshold, **conv)
+    out_scale, out_threshold = output_thresholds(rng, y)
+    want = pack_bits(y, out_scale, out_threshold)
+    got = run_op(x, weight, alpha, bias, in_scale=in_scale, in_threshold=in_threshold,
+                 out_scale=out_scale, out_threshold=out_threshold, **conv)
+    assert got.dtype == np.uint8 and got.shape == want.shape, (case, got.dtype, got.shape)
+    np.testing.assert_array_equal(got, want, err_msg='output_threshold %s' % (case,))
+    bits = pack_bits(x, in_scale, in_threshold)
+    np.testing.assert_array_equal(run_op(bits, weight, alpha, bias, **conv), y,
+                                  err_msg='packed_input %s' % (case,))
+    np.testing.assert_array_equal(run_op(bits, weight, alpha, bias, out_scale=out_scale,
+                                         out_threshold=out_threshold, **conv), want,
+                                  err_msg='packed_input + output_threshold %s' % (case,))
+
+
+#: Chains conv1 -> conv2 of :func:`check_chain`: (batch, C, H, W, O1, O2, kernel, stride,
+#: pad) of conv1 (conv2: 3x3, stride 1, pad 1 on conv1's output); odd channel counts on both
+#: sides of 8 and 64, stride 2, no padding.
+CHAINS = [
+    (2, 13, 9, 11, 37, 5, (3, 3), (2, 2), (1, 1)),
+    (1, 64, 8, 8, 64, 64, (3, 3), (1, 1), (1, 1)),
+    (3, 3, 7, 6, 70, 9, (3, 3), (1, 1), (0, 0)),
+    (1, 130, 6, 5, 8, 129, (1, 1), (2, 1), (0, 0)),
+]
+
+
+def check_chain(chain, seed):
+    """conv1 emitting packed bits (``output_threshold`` with conv2's thresholds) into
+    conv2 reading them (``packed_input``) == the float chain conv1 -> conv2
+    (``input_threshold``), bit for bit, on conv2's float output."""
+    from .reference import random_case, random_thresholds, run_op
+    n, c, h, w, o1, o2, k, s, p = chain
+    rng = np.random.RandomState(seed)
+    x, w1, a1, b1 = random_case(rng, n, c, h, w, o1, k, True)
+    conv1 = dict(kernel=k, stride=s, pad=p)
+    conv2 = dict(kernel=(3, 3), pad=(1, 1))
+    y1 = run_op(x, w1, a1, b1, **conv1)
+    _, w2, a2, b2 = random_case(rng, 1, o1, 1, 1, o2, (3, 3), True)
+    scale, threshold = output_thresholds(rng, y1)
+    scale[3:] = random_thresholds(rng, o1)[0][3:]
+    want = run_op(y1, w2, a2, b2, in_scale=scale, in_threshold=threshold, **conv2)
+    bits = run_op(x, w1, a1, b1, out_scale=scale, out_threshold=threshold, **conv1)
+    got = run_op(bits, w2, a2, b2, **conv2)
+    np.testing.assert_array_equal(got, want, err_msg='chain %s' % (chain,))
+
+
 #: What the op says when the output would be empty.
 EMPTY_MESSAGE = 'is smaller than the dilated kernel'
 
@@ -161,6 +252,7 @@ def check_errors():
     """Bad calls raise MXNetError (exercises the error paths); returns how many were tried."""
     import mxnet as mx
     data, alpha = mx.nd.ones((1, 3, 5, 5)), mx.nd.ones(2)
+    bits = mx.nd.zeros((1, 5, 5, 1), dtype='uint8')
     good = mx.nd.zeros((2, 3, 3, 1), dtype='uint8')
     bad_calls = [
         dict(weight=mx.nd.zeros((2, 3, 3, 2), dtype='uint8'), kernel=(3, 3)),
@@ -168,11 +260,18 @@ def check_errors():
              kernel=(1, 1)),                               # padding bit set
         dict(weight=good, kernel=(0, 3)),
         dict(weight=good, kernel=(7, 7)),                  # larger than the input
+        dict(weight=good, kernel=(3, 3), packed_input=True),             # no in_channels
+        dict(weight=good, kernel=(3, 3), packed_input=True, in_channels=3,
+             data=mx.nd.zeros((1, 5, 5, 2), dtype='uint8')),             # bytes per pixel
+        dict(weight=good, kernel=(3, 3), packed_input=True, in_channels=3),  # float data
+        dict(weight=good, kernel=(3, 3), data=bits),       # packed data, no packed_input
+        dict(weight=good, kernel=(3, 3), output_threshold=True),         # no thresholds
     ]
     for call in bad_calls:
         weight = call.pop('weight')
         try:
-            mx.nd.xnor_conv2d(data, weight, alpha, num_filter=2, **call).wait_to_read()
+            mx.nd.xnor_conv2d(call.pop('data', data), weight, alpha, num_filter=2,
+                              **call).wait_to_read()
         except mx.base.MXNetError:
             continue
         raise AssertionError('xnor_conv2d accepted a bad call: %s' % call)
@@ -229,11 +328,19 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
                     check_case(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 0),
                                thresholds=bool((i + seed) % 3 == 1),
                                residual=bool((i + seed) % 2 == 1))
-                    count += 1
+                    check_packed(case, seed=100 * i + seed, with_bias=bool(seed % 2 == 1),
+                                 thresholds=bool((i + seed) % 2 == 0),
+                                 residual=bool((i + seed) % 3 == 2))
+                    count += 2
+            for i, chain in enumerate(CHAINS):
+                check_chain(chain, seed=300 + i)
+                count += 1
             for i, case in enumerate(EDGE_CASES):
                 check_case(case, seed=5000 + i, with_bias=bool(i % 2 == 0),
                            thresholds=bool(i % 3 == 1), residual=bool(i % 4 == 3))
-                count += 1
+                check_packed(case, seed=5500 + i, with_bias=bool(i % 2 == 1),
+                             thresholds=bool(i % 3 == 0), residual=bool(i % 4 == 1))
+                count += 2
             for i, case in enumerate(EMPTY_CASES):
                 check_case(case, seed=6000 + i)
                 count += 1
@@ -243,6 +350,10 @@ def run_all(seeds, kernels=None, fuzz_per_seed=6, log=None):
                 check_case(case, seed=7000 + i, with_bias=bool(i % 3 != 0),
                            thresholds=bool(i % 2 == 1), residual=bool(i % 3 == 1))
                 count += 1
+                if i % 2 == 0:
+                    check_packed(case, seed=7500 + i, with_bias=bool(i % 4 == 0),
+                                 thresholds=bool(i % 3 == 0), residual=bool(i % 6 == 2))
+                    count += 1
     finally:
         set_env(saved)
     return count

@@ -2,7 +2,11 @@
 // convolution for inference, usable as mx.nd.xnor_conv2d / mx.sym.xnor_conv2d / F.xnor_conv2d
 // after mx.library.load(<absolute path to this .so>).
 //
-// Inputs:  data   float32 (N, C, H, W)     binarised inside: +1 if x >= 0, -1 if x < 0
+// Inputs:  data   float32 (N, C, H, W)     binarised inside: +1 if x >= 0, -1 if x < 0;
+//                                          with packed_input, uint8 (N, H, W, ceil(C / 8)):
+//                                          already binarised, bit-packed activations (the
+//                                          weights' tap layout per pixel: channel c is bit
+//                                          c % 8 of byte c / 8, 1 = -1), C = in_channels
 //          weight uint8   (O, KH, KW, ceil(C / 8))  sign bits packed along C (1 = -1)
 //          alpha  float32 (O,)             per-output-channel scale
 //          bias   float32 (O,)             only when no_bias is false
@@ -10,12 +14,20 @@
 //                                          is binarised per channel instead, -1 where
 //                                          data * in_scale < in_threshold (an inference
 //                                          BatchNorm + sign folded in; xnor_kernel.h)
+//          out_scale, out_threshold  float32 (O,)  only when output_threshold is true
 //          residual float32 (N, O, OH, OW)  only when residual is true: added to the output
 //                                          in the epilogue (a residual block's shortcut)
-// Output:  float32 (N, O, OH, OW) = alpha * Convolution(sign(data), sign(W)) (+ bias), with
-//          the zero padding of a float Convolution (padded taps contribute 0).
+// Output:  float32 (N, O, OH, OW) y = alpha * Convolution(sign(data), sign(W)) (+ bias)
+//          (+ residual), with the zero padding of a float Convolution (padded taps
+//          contribute 0); with output_threshold, uint8 (N, OH, OW, ceil(O / 8)) instead: y
+//          binarised and bit-packed in the layout of a packed input, bit 1 (-1) where
+//          y * out_scale[o] < out_threshold[o] (NaN: 0), unused high bits 0 -- the input of a
+//          following xnor_conv2d(packed_input=True), exactly what that conv would compute
+//          from the float y with input_threshold and the same scale / threshold.
 // Attributes: kernel, num_filter (required); stride (1,1), pad (0,0), dilate (1,1) (alias
-//          dilation), no_bias (True), input_threshold (False), residual (False).
+//          dilation), no_bias (True), input_threshold (False), residual (False),
+//          output_threshold (False), packed_input (False) with in_channels (C, required
+//          with packed_input and only with it; excludes input_threshold).
 #include <cctype>
 #include <climits>
 #include <cstdint>
@@ -39,6 +51,9 @@ struct Params {
   bool no_bias;
   bool input_threshold;
   bool residual;
+  bool output_threshold;
+  bool packed_input;
+  int64_t in_channels;  // C of a packed input (0 otherwise)
 };
 
 std::string trim(const std::string& s) {
@@ -95,14 +110,16 @@ bool parse_bool(const char* name, const std::string& text, bool* out) {
 
 bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Params* p) {
   static const char* known[] = {"kernel", "stride", "pad", "dilate", "dilation", "num_filter",
-                                "no_bias", "input_threshold", "residual"};
+                                "no_bias", "input_threshold", "residual", "output_threshold",
+                                "packed_input", "in_channels"};
   for (const auto& kv : attrs) {
     if (kv.first.size() >= 2 && kv.first.compare(0, 2, "__") == 0) continue;  // hidden attrs
     bool ok = false;
     for (const char* k : known) ok = ok || kv.first == k;
     if (!ok) {
       MX_ERROR_MSG << kOp << ": unknown attribute '" << kv.first << "' (valid: kernel, "
-                   << "num_filter, stride, pad, dilate, no_bias, input_threshold, residual)";
+                   << "num_filter, stride, pad, dilate, no_bias, input_threshold, residual, "
+                   << "output_threshold, packed_input, in_channels)";
       return false;
     }
   }
@@ -140,6 +157,38 @@ bool parse_params(const std::unordered_map<std::string, std::string>& attrs, Par
   if (get("input_threshold") &&
       !parse_bool("input_threshold", *get("input_threshold"), &p->input_threshold))
     return false;
+  p->output_threshold = false;
+  p->packed_input = false;
+  p->in_channels = 0;
+  if (get("output_threshold") &&
+      !parse_bool("output_threshold", *get("output_threshold"), &p->output_threshold))
+    return false;
+  if (get("packed_input") && !parse_bool("packed_input", *get("packed_input"), &p->packed_input))
+    return false;
+  if (get("in_channels")) {
+    if (!p->packed_input) {
+      MX_ERROR_MSG << kOp << ": attribute 'in_channels' is only valid with packed_input=True "
+                   << "(a float input's channels come from its shape)";
+      return false;
+    }
+    if (!parse_int(*get("in_channels"), &p->in_channels) || p->in_channels < 1 ||
+        p->in_channels > (1 << 24)) {
+      MX_ERROR_MSG << kOp << ": attribute 'in_channels' must be a positive integer, got '"
+                   << *get("in_channels") << "'";
+      return false;
+    }
+  }
+  if (p->packed_input && p->in_channels == 0) {
+    MX_ERROR_MSG << kOp << ": attribute 'in_channels' (the input channels C) is required with "
+                 << "packed_input=True (the packed data holds ceil(C / 8) bytes per pixel)";
+    return false;
+  }
+  if (p->packed_input && p->input_threshold) {
+    MX_ERROR_MSG << kOp << ": attributes 'packed_input' and 'input_threshold' cannot both be "
+                 << "True: a packed input is already binarised (move the thresholds to the "
+                 << "producer's output_threshold)";
+    return false;
+  }
   return true;
 }
 
@@ -152,10 +201,13 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // Geometry from params and the data shape; false (with a message) if the output is empty.
+// A packed input's shape is (N, H, W, ceil(in_channels / 8)).
 bool make_geometry(const Params& p, const std::vector<int64_t>& data, xnor::ConvGeom* g) {
   if (data.size() != 4) {
-    MX_ERROR_MSG << kOp << ": input 'data' must be 4-D (N, C, H, W), got shape "
-                 << shape_str(data);
+    MX_ERROR_MSG << kOp << ": input 'data' must be 4-D "
+                 << (p.packed_input ? "(N, H, W, ceil(in_channels / 8)) with packed_input=True"
+                                    : "(N, C, H, W)")
+                 << ", got shape " << shape_str(data);
     return false;
   }
   for (int64_t d : data) {
@@ -164,7 +216,18 @@ bool make_geometry(const Params& p, const std::vector<int64_t>& data, xnor::Conv
       return false;
     }
   }
-  g->N = data[0], g->C = data[1], g->H = data[2], g->W = data[3];
+  if (p.packed_input) {
+    const int64_t cb = (p.in_channels + 7) / 8;
+    if (data[3] != cb) {
+      MX_ERROR_MSG << kOp << ": input 'data' with packed_input=True must have shape (N, H, W, "
+                   << cb << ") for in_channels=" << p.in_channels << " (ceil(C / 8) bytes per "
+                   << "pixel), got " << shape_str(data);
+      return false;
+    }
+    g->N = data[0], g->C = p.in_channels, g->H = data[1], g->W = data[2];
+  } else {
+    g->N = data[0], g->C = data[1], g->H = data[2], g->W = data[3];
+  }
   g->O = p.num_filter, g->KH = p.kernel[0], g->KW = p.kernel[1];
   g->SH = p.stride[0], g->SW = p.stride[1], g->PH = p.pad[0], g->PW = p.pad[1];
   g->DH = p.dilate[0], g->DW = p.dilate[1];
@@ -183,7 +246,8 @@ std::vector<int64_t> weight_shape(const xnor::ConvGeom& g) {
   return {g.O, g.KH, g.KW, g.Cb};
 }
 
-// The op's inputs in order: data, weight, alpha[, bias][, in_scale, in_threshold][, residual].
+// The op's inputs in order: data, weight, alpha[, bias][, in_scale, in_threshold]
+// [, out_scale, out_threshold][, residual].
 std::vector<std::string> input_names(const Params& p) {
   std::vector<std::string> names = {"data", "weight", "alpha"};
   if (!p.no_bias) names.push_back("bias");
@@ -191,8 +255,26 @@ std::vector<std::string> input_names(const Params& p) {
     names.push_back("in_scale");
     names.push_back("in_threshold");
   }
+  if (p.output_threshold) {
+    names.push_back("out_scale");
+    names.push_back("out_threshold");
+  }
   if (p.residual) names.push_back("residual");
   return names;
+}
+
+// dtype of input i (the order of input_names): uint8 for the packed weight and a packed data.
+int input_dtype(const Params& p, size_t i) {
+  return (i == 1 || (i == 0 && p.packed_input)) ? kUint8 : kFloat32;
+}
+
+std::string input_dtype_hint(const Params& p, size_t i) {
+  if (i == 1) return " (pack the weights with mxcompress.ops.pack_weights)";
+  if (i == 0 && p.packed_input)
+    return " (packed_input=True: bit-packed activations, e.g. the output of an xnor_conv2d "
+           "with output_threshold=True or mxcompress.ops.pack_activations)";
+  if (i == 0) return " (uint8 bit-packed activations need packed_input=True)";
+  return "";
 }
 
 // Shapes of the inputs after data, in the order of input_names.
@@ -203,8 +285,18 @@ std::vector<std::vector<int64_t> > param_shapes(const Params& p, const xnor::Con
     shapes.push_back({g.C});
     shapes.push_back({g.C});
   }
+  if (p.output_threshold) {
+    shapes.push_back({g.O});
+    shapes.push_back({g.O});
+  }
   if (p.residual) shapes.push_back({g.N, g.O, g.OH, g.OW});
   return shapes;
+}
+
+// The output's shape: float (N, O, OH, OW) or, with output_threshold, packed (N, OH, OW, Ob).
+std::vector<int64_t> output_shape(const Params& p, const xnor::ConvGeom& g) {
+  if (p.output_threshold) return {g.N, g.OH, g.OW, g.Ob};
+  return {g.N, g.O, g.OH, g.OW};
 }
 
 MXReturnValue parseAttrs(const std::unordered_map<std::string, std::string>& attrs,
@@ -222,17 +314,17 @@ MXReturnValue inferType(const std::unordered_map<std::string, std::string>& attr
   if (!parse_params(attrs, &p)) return MX_FAIL;
   const std::vector<std::string> names = input_names(p);
   for (size_t i = 0; i < in_types->size() && i < names.size(); ++i) {
-    const int want = i == 1 ? kUint8 : kFloat32;
+    const int want = input_dtype(p, i);
     int& t = (*in_types)[i];
     if (t == -1 || t == kUNSET) t = want;
     if (t != want) {
       MX_ERROR_MSG << kOp << ": input '" << names[i] << "' must be "
-                   << (i == 1 ? "uint8" : "float32") << ", got dtype code " << t
-                   << (i == 1 ? " (pack the weights with mxcompress.ops.pack_weights)" : "");
+                   << (want == kUint8 ? "uint8" : "float32") << ", got dtype code " << t
+                   << input_dtype_hint(p, i);
       return MX_FAIL;
     }
   }
-  (*out_types)[0] = kFloat32;
+  (*out_types)[0] = p.output_threshold ? kUint8 : kFloat32;
   return MX_SUCCESS;
 }
 
@@ -250,7 +342,8 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
   if (!parse_params(attrs, &p)) return MX_FAIL;
   const std::vector<unsigned int>& ds = (*in_shapes)[0];
   if (!known(ds)) {
-    MX_ERROR_MSG << kOp << ": the shape of input 'data' must be known (N, C, H, W)";
+    MX_ERROR_MSG << kOp << ": the shape of input 'data' must be known "
+                 << (p.packed_input ? "(N, H, W, ceil(in_channels / 8))" : "(N, C, H, W)");
     return MX_FAIL;
   }
   xnor::ConvGeom g;
@@ -266,15 +359,15 @@ MXReturnValue inferShape(const std::unordered_map<std::string, std::string>& att
     }
     if (std::vector<int64_t>(s.begin(), s.end()) != w) {
       MX_ERROR_MSG << kOp << ": input '" << names[i] << "' must have shape "
-                   << shape_str(w) << " for data " << shape_str({g.N, g.C, g.H, g.W})
-                   << " and num_filter " << g.O << ", got "
+                   << shape_str(w) << " for data (N, C, H, W) = "
+                   << shape_str({g.N, g.C, g.H, g.W}) << " and num_filter " << g.O << ", got "
                    << shape_str(std::vector<int64_t>(s.begin(), s.end()))
                    << (i == 1 ? " (weights are packed along C into ceil(C / 8) bytes)" : "");
       return MX_FAIL;
     }
   }
-  (*out_shapes)[0] = {static_cast<unsigned>(g.N), static_cast<unsigned>(g.O),
-                      static_cast<unsigned>(g.OH), static_cast<unsigned>(g.OW)};
+  const std::vector<int64_t> out = output_shape(p, g);
+  (*out_shapes)[0].assign(out.begin(), out.end());
   return MX_SUCCESS;
 }
 
@@ -290,9 +383,11 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
     return MX_FAIL;
   }
   for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i].dtype != (i == 1 ? kUint8 : kFloat32)) {
+    if (in[i].dtype != input_dtype(p, i)) {
       MX_ERROR_MSG << kOp << ": input '" << names[i] << "' has the wrong dtype (code "
-                   << in[i].dtype << ")";
+                   << in[i].dtype << ", must be "
+                   << (input_dtype(p, i) == kUint8 ? "uint8" : "float32") << ")"
+                   << input_dtype_hint(p, i);
       return MX_FAIL;
     }
     if (in[i].ctx.dev_type != "cpu") {
@@ -317,7 +412,14 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
                  << " (padding bits must be 0; use mxcompress.ops.pack_weights)";
     return MX_FAIL;
   }
-  const size_t ws_bytes = xnor::workspace_bytes(g);
+  MXTensor& out = (*outputs)[0];
+  if (out.dtype != (p.output_threshold ? kUint8 : kFloat32) || out.shape != output_shape(p, g)) {
+    MX_ERROR_MSG << kOp << ": the output must be "
+                 << (p.output_threshold ? "uint8 " : "float32 ") << shape_str(output_shape(p, g))
+                 << ", got dtype code " << out.dtype << " shape " << shape_str(out.shape);
+    return MX_FAIL;
+  }
+  const size_t ws_bytes = xnor::workspace_bytes(g, p.output_threshold);
   if (ws_bytes > static_cast<size_t>(INT_MAX)) {
     MX_ERROR_MSG << kOp << ": workspace of " << ws_bytes << " bytes exceeds 2 GiB; use a "
                  << "smaller batch";
@@ -328,12 +430,24 @@ MXReturnValue forward(const std::unordered_map<std::string, std::string>& attrs,
     MX_ERROR_MSG << kOp << ": cannot allocate " << ws_bytes << " bytes of workspace";
     return MX_FAIL;
   }
-  const size_t thr = p.no_bias ? 3 : 4;  // index of in_scale when input_threshold
-  xnor::conv_forward(g, in[0].data<float>(), w, in[2].data<float>(),
-                     p.no_bias ? nullptr : in[3].data<float>(), (*outputs)[0].data<float>(), ws,
-                     0, p.input_threshold ? in[thr].data<float>() : nullptr,
-                     p.input_threshold ? in[thr + 1].data<float>() : nullptr,
-                     p.residual ? in.back().data<float>() : nullptr);
+  xnor::ConvIO io;
+  size_t next = p.no_bias ? 3 : 4;  // the optional inputs follow in the order of input_names
+  if (p.input_threshold) {
+    io.in_scale = in[next].data<float>();
+    io.in_threshold = in[next + 1].data<float>();
+    next += 2;
+  }
+  if (p.output_threshold) {
+    io.out_scale = in[next].data<float>();
+    io.out_threshold = in[next + 1].data<float>();
+    io.packed_out = out.data<uint8_t>();
+    next += 2;
+  }
+  if (p.residual) io.residual = in[next].data<float>();
+  if (p.packed_input) io.packed_in = in[0].data<uint8_t>();
+  xnor::conv_forward(g, p.packed_input ? nullptr : in[0].data<float>(), w, in[2].data<float>(),
+                     p.no_bias ? nullptr : in[3].data<float>(),
+                     p.output_threshold ? nullptr : out.data<float>(), ws, 0, io);
   return MX_SUCCESS;
 }
 
@@ -367,13 +481,15 @@ extern "C" {
 // The kernel that runs (MXCOMPRESS_XNOR_KERNEL honoured): 3 AVX-512, 2 AVX2, 1 portable.
 int mxcompress_xnor_kernel() { return xnor::resolve_kernel(0); }
 // Peak extra bytes of the op for a layer: the workspace it allocates from MXNet (packed
-// input, border table, offsets and the private buffers of omp_get_max_threads() threads).
+// input, border table, offsets, the private buffers of omp_get_max_threads() threads and,
+// with packed_output != 0, the pixel masks of a bit-packed output).
 long long mxcompress_xnor_workspace_bytes(long long n, long long c, long long h, long long w,
                                           long long o, long long kh, long long kw,
                                           long long sh, long long sw, long long ph,
-                                          long long pw, long long dh, long long dw) {
-  xnor::ConvGeom g = {n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0};
+                                          long long pw, long long dh, long long dw,
+                                          int packed_output) {
+  xnor::ConvGeom g = {n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, 0, 0, 0, 0, 0, 0, 0, 0};
   xnor::finish_geometry(&g);
-  return static_cast<long long>(xnor::workspace_bytes(g));
+  return static_cast<long long>(xnor::workspace_bytes(g, packed_output != 0));
 }
 }

@@ -11,13 +11,16 @@
 // unused). For an output pixel (oh, ow) and tap (kh, kw) the word cw sits at
 // j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH, so neighbouring
 // output pixels read consecutive words for any stride: one vector load for 4 (AVX2) or 8
-// (AVX-512) pixels. Activations are packed once, before any patch is formed (no im2col).
+// (AVX-512) pixels. Activations are packed once, before any patch is formed (no im2col);
+// an input that is already bit-packed ((N, H, W, Cb) bytes) is copied into this layout.
 //
 // Register-blocked micro-kernels (xnor_tiles.h, where the schemes are described): a tile is
 // 8 output pixels of one row x Q output channels (AVX2 Q = 4, AVX-512 Q = 16, portable
 // Q = 4), its weights in a per-thread buffer in the order the micro-kernel reads them. Each
 // micro-kernel applies the float epilogue (C*KH*KW - 2 * count + border correction, times
-// alpha, plus bias) from registers and stores the outputs itself.
+// alpha, plus bias) from registers and stores the outputs itself; for a bit-packed output it
+// stores each channel's 8-pixel mask of (y * out_scale < out_threshold) instead, and a last
+// pass transposes the masks into per-pixel channel bits (xnor_pack.h).
 #include "xnor_kernel.h"
 
 #include <immintrin.h>
@@ -104,9 +107,10 @@ struct Workspace {
   int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
   int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
   char* threads;       // omp_get_max_threads() private buffers of thread_buffer_bytes(g)
+  uint8_t* masks;      // bit-packed output: (N, OH, OWr / 8, O) pixel masks, or null
 };
 
-Workspace carve(const ConvGeom& g, void* ws) {
+Workspace carve(const ConvGeom& g, void* ws, bool packed_output) {
   Workspace w;
   char* p = static_cast<char*>(ws);
   w.packed = reinterpret_cast<uint64_t*>(p);
@@ -118,6 +122,8 @@ Workspace carve(const ConvGeom& g, void* ws) {
   w.row_class = reinterpret_cast<int32_t*>(p);
   p += align64(sizeof(int32_t) * g.OH);
   w.threads = p;
+  p += static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
+  w.masks = packed_output ? reinterpret_cast<uint8_t*>(p) : nullptr;
   return w;
 }
 
@@ -361,6 +367,7 @@ void finish_geometry(ConvGeom* g) {
   // every tile reads 8 words from j = ow0 + (kw * DW) / SW: keep them inside the row
   g->OWr = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
   g->Lp = std::max((wp + g->SW - 1) / g->SW, tiles_ow + ((g->KW - 1) * g->DW) / g->SW);
+  g->Ob = (g->O + 7) / 8;
 }
 
 size_t packed_input_bytes(const ConvGeom& g) {
@@ -375,11 +382,16 @@ size_t thread_buffer_bytes(const ConvGeom& g) {
   return sizeof(uint64_t) * static_cast<size_t>(2 * kQMax * g.KH * g.KW * g.Wc);
 }
 
-size_t workspace_bytes(const ConvGeom& g) {
+size_t output_mask_bytes(const ConvGeom& g) {
+  return static_cast<size_t>(g.N * g.OH * (g.OWr / kTileOW) * g.O);
+}
+
+size_t workspace_bytes(const ConvGeom& g, bool packed_output) {
   return align64(packed_input_bytes(g)) +
          align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
          align64(sizeof(int32_t) * g.OH) +
-         static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g));
+         static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g)) +
+         (packed_output ? output_mask_bytes(g) : 0);
 }
 
 // The AVX-512 kernel needs AVX512F, AVX512VL, AVX512BW and AVX512_VPOPCNTDQ (see xnor_kernel.h).
@@ -442,10 +454,11 @@ bool weight_padding_ok(const ConvGeom& g, const uint8_t* w) {
 }
 
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
-                  const float* bias, float* out, void* ws_raw, int kernel,
-                  const float* in_scale, const float* in_threshold, const float* residual) {
-  Workspace ws = carve(g, ws_raw);
-  const InputSign in = {in_scale, in_threshold};
+                  const float* bias, float* out, void* ws_raw, int kernel, const ConvIO& io) {
+  const bool packed_out = io.packed_out != nullptr;
+  Workspace ws = carve(g, ws_raw, packed_out);
+  const InputSign in = {io.in_scale, io.in_threshold};
+  const float* residual = io.residual;
   const int which = resolve_kernel(kernel);
   const bool hw_popcnt = which != kPortable || portable_uses_popcnt();
   const int64_t K = g.KH * g.KW * g.Wc;
@@ -465,12 +478,15 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   // One parallel region, three work-shared loops and two barriers: packing and the border
   // table are independent (the packing loop has no barrier of its own); the barrier after the
   // border table makes both complete before the tiles read them:
-  //  1. pack the activations, (image, block of input rows, channel word) per item;
+  //  1. pack the activations, (image, block of input rows, channel word) per item (a
+  //     bit-packed input is copied, (image, row, channel word) per item, for every kernel);
   //  2. the border table, one output channel per item;
   //  3. the tiles, (channel block, image, block of kRows output rows) per item. Each thread
   //     copies the weights of its channel block into a private buffer in the layout of its
   //     micro-kernel (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed
   //     image rows are shared in L2.
+  // With a bit-packed output the tiles store pixel masks instead of floats, and a fourth loop
+  // (after the tiles' barrier) transposes them into the output, (image, output row) per item.
   const int64_t Q = which == kAvx512 ? kQ512 : which == kAvx2 ? kQ : kQPortable;
   const WeightLayout layout = which == kAvx512 ? kWordsByChannel
                               : which == kAvx2 ? kNibblesByStep : kWordsByStep;
@@ -478,7 +494,13 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    if (which == kAvx512) {
+    if (io.packed_in != nullptr) {
+#pragma omp for collapse(3) schedule(static) nowait
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t h = 0; h < g.H; ++h)
+          for (int64_t cw = 0; cw < g.Wc; ++cw)
+            copy_packed_row(g, io.packed_in, ws.packed, n, h, cw, which == kAvx2);
+    } else if (which == kAvx512) {
 #pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
@@ -527,11 +549,16 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
               const int64_t lanes = std::min(kTileOW, g.OW - ow0);
               const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
+              uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
+                                                       ow0 / kTileOW) * g.O + o0
+                                         : nullptr;
               const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                      bias ? bias + o0 : nullptr, out + at,
+                                      bias ? bias + o0 : nullptr, packed_out ? nullptr : out + at,
                                       residual ? residual + at : nullptr, g.OH * g.OW,
                                       static_cast<int32_t>(g.C * g.KH * g.KW),
-                                      static_cast<int32_t>(lanes)};
+                                      static_cast<int32_t>(lanes), bits,
+                                      packed_out ? io.out_scale + o0 : nullptr,
+                                      packed_out ? io.out_threshold + o0 : nullptr};
               if (which == kAvx512)
                 tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
               else if (which == kAvx2)
@@ -543,6 +570,15 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             }
           }
         }
+
+    if (packed_out) {  // the tiles' barrier above: every mask is written
+#pragma omp for collapse(2) schedule(static)
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          if (which == kPortable) packed_output_row(g, ws.masks, io.packed_out, n, oh);
+          else packed_output_row_avx2(g, ws.masks, io.packed_out, n, oh);
+        }
+    }
   }
 }
 

@@ -14,6 +14,14 @@
 // out-of-image taps contribute 0. The packed input keeps zero bits there (i.e. +1), so
 // those taps add popcount(w_tap) to the raw count; the epilogue removes it:
 //   out = alpha * (C * n_valid - 2 * (raw - sum_{invalid taps} popcount(w_tap))) + bias.
+//
+// Bit-packed activations between binary layers (ConvIO): the input may come already
+// binarised in the weights' tap layout per pixel, (N, H, W, Cb) bytes, and is then only
+// copied into the kernel's word layout (no float pass); the output may leave binarised the
+// same way, (N, OH, OW, Ob) bytes, Ob = ceil(O / 8): each float result y is compared in the
+// epilogue, bit 1 where y * out_scale[o] < out_threshold[o] (the rule a following conv with
+// input thresholds applies to a float input, same float operations), so conv -> conv chains
+// never write or read float activations and equal the float chain bit for bit.
 #ifndef MXCOMPRESS_XNOR_KERNEL_H_
 #define MXCOMPRESS_XNOR_KERNEL_H_
 
@@ -31,16 +39,21 @@ struct ConvGeom {
   int64_t Wc;               // 64-bit words per tap = ceil(C / 64)
   int64_t Cb;               // bytes per tap of the packed weights = ceil(C / 8)
   int64_t Hp, Lp;           // packed input: rows (H + 2 PH) and words per stride phase row
+  int64_t Ob;               // bytes per pixel of a bit-packed output = ceil(O / 8)
 };
 
-// Fill the derived fields (OH, OW, Wc, Hp, Lp) from the others.
+// Fill the derived fields (OH, OW, OWr, Wc, Cb, Hp, Lp, Ob) from the others.
 void finish_geometry(ConvGeom* g);
 
 // Sizes of the workspace pieces, in bytes.
 size_t packed_input_bytes(const ConvGeom& g);   // packed input (two word planes per row)
 size_t corr_bytes(const ConvGeom& g);           // border correction table
 int64_t max_row_classes(const ConvGeom& g);
-size_t workspace_bytes(const ConvGeom& g);
+// Per-channel pixel masks of a bit-packed output (one byte per 8 output pixels of a row and
+// output channel), written by the tiles and transposed into the output at the end.
+size_t output_mask_bytes(const ConvGeom& g);
+// The whole workspace; `packed_output`: with the output masks (ConvIO::packed_out).
+size_t workspace_bytes(const ConvGeom& g, bool packed_output = false);
 // Private buffer per OpenMP thread (the split weights of one channel block); the workspace
 // holds omp_get_max_threads() of them.
 size_t thread_buffer_bytes(const ConvGeom& g);
@@ -61,21 +74,42 @@ bool portable_uses_popcnt();
 // Checks the padding bits of the packed weights; returns false if any bit beyond C is set.
 bool weight_padding_ok(const ConvGeom& g, const uint8_t* w);
 
-// out = alpha * conv(b(x), sign(w)) (+ bias), zero padding at the borders.
-//   x: float (N, C, H, W); w: packed bits (O, KH, KW, Cb bytes); alpha, bias: (O,)
-//   (bias may be null); out: float (N, O, OH, OW); ws: workspace_bytes(g) bytes.
-//   b(x) = -1 where x * in_scale[c] < in_threshold[c], else +1 (NaN: +1); with both null,
-//   in_scale = 1 and in_threshold = 0, i.e. b = sign. An inference BatchNorm
-//   y = gamma (x - mean) / sqrt(var + eps) + beta followed by sign folds into them: with
-//   s = sqrt(var + eps), sign(y) = -1 iff x < mean - beta s / gamma (gamma > 0), iff
-//   -x < -(mean - beta s / gamma) (gamma < 0); gamma = 0 gives the constant sign(beta)
-//   (threshold +inf: always -1 for finite x, or -inf: never).
-//   residual: float (N, O, OH, OW) added to the output in the epilogue (a residual block's
-//   shortcut), or null; out = (alpha * dot + bias) + residual, the rounding of a separate add.
+// The optional inputs and outputs of conv_forward (all null: the plain form). Bit-packed
+// activations use the weights' tap layout per pixel: (N, H, W, ceil(C / 8)) bytes, channel c
+// bit (c % 8) of byte c / 8, 1 = -1, the unused high bits of the last byte 0.
+struct ConvIO {
+  // b(x) = -1 where x * in_scale[c] < in_threshold[c], else +1 (NaN: +1); with both null,
+  // in_scale = 1 and in_threshold = 0, i.e. b = sign. An inference BatchNorm
+  // y = gamma (x - mean) / sqrt(var + eps) + beta followed by sign folds into them: with
+  // s = sqrt(var + eps), sign(y) = -1 iff x < mean - beta s / gamma (gamma > 0), iff
+  // -x < -(mean - beta s / gamma) (gamma < 0); gamma = 0 gives the constant sign(beta)
+  // (threshold +inf: always -1 for finite x, or -inf: never). (C,) each.
+  const float* in_scale = nullptr;
+  const float* in_threshold = nullptr;
+  // The input already binarised and bit-packed, (N, H, W, Cb) bytes: used instead of x (which
+  // may be null) and copied into the kernel's layout without any float work; channel bits
+  // beyond C are ignored. Excludes in_scale / in_threshold.
+  const uint8_t* packed_in = nullptr;
+  // float (N, O, OH, OW) added to the output in the epilogue (a residual block's shortcut):
+  // y = (alpha * dot + bias) + residual, the rounding of a separate add.
+  const float* residual = nullptr;
+  // Bit-packed output instead of the float `out` (which may be null): (N, OH, OW, Ob) bytes,
+  // bit 1 (-1) where y * out_scale[o] < out_threshold[o], else 0 (NaN: 0), y the float output
+  // the op would write: exactly the binarisation a following conv with input thresholds
+  // out_scale / out_threshold applies to that float output. (O,) each; needs the workspace
+  // of workspace_bytes(g, true).
+  const float* out_scale = nullptr;
+  const float* out_threshold = nullptr;
+  uint8_t* packed_out = nullptr;
+};
+
+// out = alpha * conv(b(x), sign(w)) (+ bias) (+ residual), zero padding at the borders.
+//   x: float (N, C, H, W) (or io.packed_in); w: packed bits (O, KH, KW, Cb bytes);
+//   alpha, bias: (O,) (bias may be null); out: float (N, O, OH, OW) (or io.packed_out);
+//   ws: workspace_bytes(g, io.packed_out != nullptr) bytes.
 void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const float* alpha,
                   const float* bias, float* out, void* ws, int kernel,
-                  const float* in_scale = nullptr, const float* in_threshold = nullptr,
-                  const float* residual = nullptr);
+                  const ConvIO& io = ConvIO());
 
 }  // namespace xnor
 

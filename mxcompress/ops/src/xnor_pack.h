@@ -1,6 +1,8 @@
 // Activation packing of xnor_kernel.cc (included there once, inside its anonymous namespace,
 // after the workspace helpers; not a public header): float NCHW rows -> the bit-packed
-// layouts the micro-kernels of xnor_tiles.h read. See xnor_kernel.cc for the layouts.
+// layouts the micro-kernels of xnor_tiles.h read; already bit-packed activations (N, H, W,
+// Cb bytes) -> the same layouts; and the tiles' output masks -> a bit-packed output. See
+// xnor_kernel.cc for the layouts.
 #ifndef MXCOMPRESS_XNOR_PACK_H_
 #define MXCOMPRESS_XNOR_PACK_H_
 
@@ -199,6 +201,117 @@ void pack_rows_avx512(const ConvGeom& g, const float* x, const InputSign& in, ui
       if (g.SW != 1)
         for (int64_t l = 0; l < npix; ++l) store_word(g, row, w0 + l, words[l], false);
     }
+  }
+}
+
+// ---- bit-packed activations in and out (shared scalar code, every kernel) -------------
+
+// Copies row h of image n, channel word cw, of bit-packed activations xb (N, H, W, Cb bytes
+// per pixel, the weights' tap layout) into the workspace: whole words, or nibble halves when
+// `split` (the AVX2 kernel's layout). Byte b of a pixel's word cw is bits 8 b .. 8 b + 7
+// (little-endian, as load_tap_word reads the weights); channel bits beyond C are cleared,
+// so whatever a producer left there never counts.
+void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int64_t n,
+                     int64_t h, int64_t cw, bool split) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  const int64_t nb = std::min<int64_t>(8, g.Cb - cw * 8);
+  const int64_t channels = std::min<int64_t>(64, g.C - cw * 64);
+  const uint64_t keep = channels == 64 ? ~0ULL : (1ULL << channels) - 1;
+  const uint8_t* src = xb + (n * g.H + h) * g.W * g.Cb + cw * 8;
+  const int64_t hi = g.SW * g.Lp;  // half 1 after half 0 (store_word's layout)
+  int64_t phase = g.PW % g.SW, j = g.PW / g.SW;  // column w + PW: phase (w + PW) % SW
+  for (int64_t w = 0; w < g.W; ++w, src += g.Cb) {
+    uint64_t word = 0;
+    if (nb == 8) {
+      std::memcpy(&word, src, 8);
+    } else {
+      for (int64_t b = 0; b < nb; ++b) word |= static_cast<uint64_t>(src[b]) << (8 * b);
+    }
+    word &= keep;
+    uint64_t* dst = row + phase * g.Lp + j;
+    if (split) {
+      dst[0] = word & kLowNibbles;
+      dst[hi] = (word >> 4) & kLowNibbles;
+    } else {
+      dst[0] = word;
+    }
+    if (++phase == g.SW) {
+      phase = 0;
+      ++j;
+    }
+  }
+}
+
+// Transposes an 8x8 bit matrix held in a word, byte r = row r, bit c of a byte = column c:
+// afterwards byte c holds column c (bit r = old bit c of byte r). Three rounds of
+// delta swaps (Hacker's Delight, 7-3 "transpose8").
+inline uint64_t transpose8x8(uint64_t x) {
+  uint64_t t = (x ^ (x >> 7)) & 0x00AA00AA00AA00AAULL;
+  x ^= t ^ (t << 7);
+  t = (x ^ (x >> 14)) & 0x0000CCCC0000CCCCULL;
+  x ^= t ^ (t << 14);
+  t = (x ^ (x >> 28)) & 0x00000000F0F0F0F0ULL;
+  x ^= t ^ (t << 28);
+  return x;
+}
+
+// Bit-packed output row oh of image n from the tiles' masks: masks[((n OH + oh) OWt + t) O + o]
+// is the mask of output channel o over the 8 pixels of tile t (bit l = pixel 8 t + l), and
+// the output (N, OH, OW, Ob) wants, per pixel, the channels' bits.
+//
+// Scalar form (the portable kernel): eight channels' masks of a tile are an 8x8 bit matrix
+// (byte = channel, bit = pixel); its transpose has one byte per pixel with the channels' bits,
+// i.e. byte c8 of the pixels' packed outputs. Channels beyond O read as 0, so the unused
+// high bits of the last byte are 0. Bytes [c8_begin, Ob) of the tile's pixels.
+void packed_output_bytes(const ConvGeom& g, const uint8_t* m, uint8_t* px, int64_t lanes,
+                         int64_t c8_begin) {
+  for (int64_t c8 = c8_begin; c8 < g.Ob; ++c8) {
+    const int64_t nc = std::min<int64_t>(8, g.O - 8 * c8);
+    uint64_t x = 0;
+    if (nc == 8) {
+      std::memcpy(&x, m + 8 * c8, 8);
+    } else {
+      for (int64_t c = 0; c < nc; ++c) x |= static_cast<uint64_t>(m[8 * c8 + c]) << (8 * c);
+    }
+    x = transpose8x8(x);
+    for (int64_t l = 0; l < lanes; ++l) px[l * g.Ob + c8] = static_cast<uint8_t>(x >> (8 * l));
+  }
+}
+
+void packed_output_row(const ConvGeom& g, const uint8_t* masks, uint8_t* out, int64_t n,
+                       int64_t oh) {
+  const int64_t tiles = g.OWr / 8;
+  uint8_t* row = out + (n * g.OH + oh) * g.OW * g.Ob;
+  for (int64_t t = 0; t < tiles; ++t)
+    packed_output_bytes(g, masks + ((n * g.OH + oh) * tiles + t) * g.O, row + 8 * t * g.Ob,
+                        std::min<int64_t>(8, g.OW - 8 * t), 0);
+}
+
+// AVX2 form (the AVX2 and AVX-512 kernels; every AVX-512 CPU has AVX2): 32 channels' masks
+// in a vector, pixel l's 32 bits are bit l of each byte: shifted to bit 7 (16-bit shifts
+// keep every byte's own bit there) and gathered by vpmovmskb, whose bit j is channel j's:
+// 4 output bytes per instruction pair. The channels beyond the last multiple of 32 take the
+// scalar form.
+__attribute__((target("avx2")))
+void packed_output_row_avx2(const ConvGeom& g, const uint8_t* masks, uint8_t* out, int64_t n,
+                            int64_t oh) {
+  const int64_t tiles = g.OWr / 8, groups = g.O / 32;
+  uint8_t* row = out + (n * g.OH + oh) * g.OW * g.Ob;
+  for (int64_t t = 0; t < tiles; ++t) {
+    const uint8_t* m = masks + ((n * g.OH + oh) * tiles + t) * g.O;
+    uint8_t* px = row + 8 * t * g.Ob;
+    const int64_t lanes = std::min<int64_t>(8, g.OW - 8 * t);
+    for (int64_t k = 0; k < groups; ++k) {
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(m + 32 * k));
+      for (int64_t l = 7; l >= 0; --l) {  // bit 7 = pixel 7, then one shift per pixel
+        if (l < lanes) {
+          const uint32_t bits = static_cast<uint32_t>(_mm256_movemask_epi8(v));
+          std::memcpy(px + l * g.Ob + 4 * k, &bits, 4);
+        }
+        v = _mm256_slli_epi16(v, 1);
+      }
+    }
+    packed_output_bytes(g, m, px, lanes, 4 * groups);
   }
 }
 

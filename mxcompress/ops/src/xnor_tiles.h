@@ -5,7 +5,10 @@
 //   count[q][l] = sum_k popcount(in[base + off[k] + l] ^ w[k][q])
 // and applies the epilogue from registers while the counts are hot:
 //   out = alpha * (full - 2 * count + corr) + bias
-// (multiply, then add: the same rounding as the float reference).
+// (multiply, then add: the same rounding as the float reference). With a bit-packed output
+// (TileEpilogue::bits) the float value is compared with the output threshold instead of
+// stored, y * out_scale < out_threshold (the same float multiply and compare the packing of
+// a following conv applies), and the tile stores one byte per channel: its pixel mask.
 #ifndef MXCOMPRESS_XNOR_TILES_H_
 #define MXCOMPRESS_XNOR_TILES_H_
 
@@ -21,7 +24,22 @@ struct TileEpilogue {
   int64_t out_stride;
   int32_t full;         // C * KH * KW
   int32_t lanes;        // valid pixels, 1..8
+  // Bit-packed output (null: float output): channel q's pixel mask goes to bits[q], bit l
+  // set (-1) where y_l * out_scale[q] < out_threshold[q] (NaN: clear), bits >= lanes clear;
+  // `out` is not written.
+  uint8_t* bits;
+  const float* out_scale;      // out_scale + o0
+  const float* out_threshold;  // out_threshold + o0
 };
+
+// The pixel mask of 8 float outputs (AVX compare + movemask), shared by the AVX2 and
+// AVX-512 micro-kernels: bit l = (v_l * scale < threshold), ordered, so NaN gives 0.
+__attribute__((target("avx2"), always_inline)) inline uint8_t threshold_mask8(
+    __m256 v, float scale, float threshold, int32_t lanes) {
+  const __m256 below = _mm256_cmp_ps(_mm256_mul_ps(v, _mm256_set1_ps(scale)),
+                                     _mm256_set1_ps(threshold), _CMP_LT_OQ);
+  return static_cast<uint8_t>(_mm256_movemask_ps(below) & ((1 << lanes) - 1));
+}
 
 // ---- AVX2: nibble-LUT popcount, byte accumulators ---------------------------------------
 // A tile is 4 * P pixels (P ymm vectors, one pixel per 64-bit lane) x Q output channels.
@@ -105,6 +123,10 @@ void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uin
       const float* r = e.residual + q * e.out_stride;
       v = _mm256_add_ps(v, e.lanes == 8 ? _mm256_loadu_ps(r) : _mm256_maskload_ps(r, mask));
     }
+    if (e.bits != nullptr) {
+      e.bits[q] = threshold_mask8(v, e.out_scale[q], e.out_threshold[q], e.lanes);
+      continue;
+    }
     float* dst = e.out + q * e.out_stride;
     if (e.lanes == 8) _mm256_storeu_ps(dst, v);
     else _mm256_maskstore_ps(dst, mask, v);
@@ -142,6 +164,10 @@ void tile_avx512(const uint64_t* in, const int64_t* off, const uint64_t* w, int6
     if (e.bias != nullptr) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[q]));
     if (e.residual != nullptr)
       v = _mm256_add_ps(v, _mm256_maskz_loadu_ps(lanes, e.residual + q * e.out_stride));
+    if (e.bits != nullptr) {
+      e.bits[q] = threshold_mask8(v, e.out_scale[q], e.out_threshold[q], e.lanes);
+      continue;
+    }
     _mm256_mask_storeu_ps(e.out + q * e.out_stride, lanes, v);
   }
 }
@@ -183,12 +209,21 @@ __attribute__((always_inline)) inline void tile_scalar(const uint64_t* in, const
     for (int q = 0; q < Q; ++q) {
       const float a = e.alpha[q], b = e.bias != nullptr ? e.bias[q] : 0.0f;
       const int32_t* fix = e.corr + q * e.corr_stride + l0;
-      float* dst = e.out + q * e.out_stride + l0;
       const float* r = e.residual != nullptr ? e.residual + q * e.out_stride + l0 : nullptr;
+      float y[kLanes];
       for (int l = 0; l < lanes; ++l) {
         const float v = a * static_cast<float>(e.full - 2 * acc[q][l] + fix[l]);
         const float vb = e.bias != nullptr ? v + b : v;
-        dst[l] = r != nullptr ? vb + r[l] : vb;
+        y[l] = r != nullptr ? vb + r[l] : vb;
+      }
+      if (e.bits != nullptr) {  // the pass of pixels l0 .. l0 + 3 sets their bits
+        const float s = e.out_scale[q], t = e.out_threshold[q];
+        unsigned mask = l0 == 0 ? 0u : e.bits[q];
+        for (int l = 0; l < lanes; ++l) mask |= static_cast<unsigned>(y[l] * s < t) << (l0 + l);
+        e.bits[q] = static_cast<uint8_t>(mask);
+      } else {
+        float* dst = e.out + q * e.out_stride + l0;
+        for (int l = 0; l < lanes; ++l) dst[l] = y[l];
       }
     }
   }
