@@ -548,7 +548,8 @@ def main(argv=None):
             common, records=merge(ours['resnet18'], theirs['resnet18'], ('batch', 'threads')),
             model="ours: symbols.get_symbol('bnn-resnet', num_layers=18, image_shape="
                   "'3,224,224', num_classes=1000, num_bits=1), random weights, converted "
-                  "(xnor_conv2d, BatchNorm folded into thresholds); mxnet_fp32: its "
+                  "(xnor_conv2d, BatchNorm folded into thresholds, residual adds fused, bit-"
+                  "packed activations between consecutive binary convs); mxnet_fp32: its "
                   "num_bits=32 twin; peers: the same topology in Larq / Keras (stride-2 "
                   "'same' pads bottom/right only), random weights")
     for name, entry in entries.items():
