@@ -218,8 +218,6 @@ void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int
   const int64_t channels = std::min<int64_t>(64, g.C - cw * 64);
   const uint64_t keep = channels == 64 ? ~0ULL : (1ULL << channels) - 1;
   const uint8_t* src = xb + (n * g.H + h) * g.W * g.Cb + cw * 8;
-  const int64_t hi = g.SW * g.Lp;  // half 1 after half 0 (store_word's layout)
-  int64_t phase = g.PW % g.SW, j = g.PW / g.SW;  // column w + PW: phase (w + PW) % SW
   for (int64_t w = 0; w < g.W; ++w, src += g.Cb) {
     uint64_t word = 0;
     if (nb == 8) {
@@ -227,18 +225,7 @@ void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int
     } else {
       for (int64_t b = 0; b < nb; ++b) word |= static_cast<uint64_t>(src[b]) << (8 * b);
     }
-    word &= keep;
-    uint64_t* dst = row + phase * g.Lp + j;
-    if (split) {
-      dst[0] = word & kLowNibbles;
-      dst[hi] = (word >> 4) & kLowNibbles;
-    } else {
-      dst[0] = word;
-    }
-    if (++phase == g.SW) {
-      phase = 0;
-      ++j;
-    }
+    store_word(g, row, w, word & keep, split);
   }
 }
 
