@@ -27,7 +27,10 @@ exports are never committed):
   under the machine-wide timing lock (:func:`mxcompress.measure.timing_lock`).
 
 The weights are random, so the accuracy of a thinned or packed network means nothing here:
-this table is about sizes, times and memory at real scale. Results merge into
+this table is about sizes, times and memory at real scale. A network with targets in
+:data:`mxcompress.reporting.recipes.ZOO_SCALE_TARGETS` (ResNet-50: pack <= 60 s, unpack
+<= 10 s, pack peak <= 4x the fp32 params, at every sparsity) gets ``targets`` and
+``targets_met`` in its record. Results merge into
 ``benchmarks/results/zoo_scale.json`` with the command, :func:`mxcompress.measure.machine_info`
 and the load average at start and end (the machine may be shared: other jobs slow the wall
 times; CPU seconds are this process tree's own). Runtime on 2 shared cores: about 10-20
@@ -47,6 +50,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
+
+from mxcompress.reporting.recipes import ZOO_SCALE_TARGETS  # noqa: E402
 
 RESULTS = os.path.join(ROOT, 'benchmarks', 'results', 'zoo_scale.json')
 MODELS = ('resnet18_v1', 'resnet50_v1', 'mobilenetv2_1.0')
@@ -226,6 +231,11 @@ def bench_model(name, args):
               % (100 * args.thin, info['macs'] / 1e9, 100 * info['macs_fraction'],
                  ', '.join('%s %.2fx' % (k, v['speedup'])
                            for k, v in sorted(info['speedup'].items()))), file=sys.stderr)
+    targets = ZOO_SCALE_TARGETS.get(name)
+    if targets:      # upper bounds, at every sparsity packed
+        record['targets'] = dict(targets)
+        record['targets_met'] = {key: all(row[key] <= bound for row in record['pack'])
+                                 for key, bound in targets.items()}
     record['bench_seconds'] = time.time() - started
     return record
 

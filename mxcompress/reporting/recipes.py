@@ -16,7 +16,7 @@ from .references import PUBLISHED
 
 __all__ = ['published_error', 'LENET300_ERROR', 'LENET5_ERROR', 'BASELINE', 'PRUNING', 'DEEP_COMPRESSION', 'BUDGET', 'LOWRANK',
            'LOWRANK_MAX_ERROR_INCREASE', 'BINARY_COMMON', 'BINARY', 'XNOR_LAYERS', 'XNOR_TARGETS',
-           'DISTILLATION', 'deep_compress_options']
+           'DISTILLATION', 'ZOO_SCALE_TARGETS', 'deep_compress_options']
 
 
 def published_error(method, network):
@@ -209,6 +209,12 @@ BINARY = {
 #: and the speed-up over oneDNN fp32 each must reach (None: recorded only)
 XNOR_LAYERS = [(64, 56), (128, 28), (256, 14), (512, 7)]
 XNOR_TARGETS = {64: 4.0, 128: None, 256: 7.0, 512: 7.0}   # AVX-512: aim 8x at 256 / 512
+
+#: the scale table (``bench_zoo_scale.py``, issue 15): ResNet-50 (25.6 M params) packs in at
+#: most 60 s, unpacks in at most 10 s (2-core machine), and pack's peak resident memory is at
+#: most 4x the fp32 params; checked at every sparsity packed (upper bounds)
+ZOO_SCALE_TARGETS = {'resnet50_v1': {'pack_wall_s': 60.0, 'unpack_wall_s': 10.0,
+                                     'pack_peak_over_fp32': 4.0}}
 
 #: distillation (``bench_distillation.py``): Hinton et al. (2015)'s MNIST experiment
 DISTILLATION = {
