@@ -36,7 +36,7 @@ def test_symbol_counts_and_positions_blockwise(small_blocks):
         np.testing.assert_array_equal(symbol_counts(symbols),
                                       np.bincount(symbols.astype(np.int64)))
     mask = rng.rand(1003) < 0.3
-    got = huffman._flatnonzero(mask)
+    got = huffman.nonzero_positions(mask)
     assert got.dtype == np.int32
     np.testing.assert_array_equal(got, np.flatnonzero(mask))
 

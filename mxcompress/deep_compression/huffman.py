@@ -18,7 +18,8 @@ import heapq
 import numpy as np
 
 __all__ = ['MAX_CODE_LEN', 'pack_bits', 'unpack_bits', 'huffman_lengths', 'canonical_codes',
-           'huffman_encode', 'huffman_decode', 'HuffmanError', 'symbol_counts', 'symbol_dtype']
+           'huffman_encode', 'huffman_decode', 'HuffmanError', 'symbol_counts', 'symbol_dtype',
+           'nonzero_positions']
 
 MAX_CODE_LEN = 20
 
@@ -31,7 +32,7 @@ class HuffmanError(ValueError):
 #: this many 8-byte elements, 6 MiB)
 _EMIT_BLOCK = 1 << 16
 #: elements per pass of the block-wise counts and searches (:func:`symbol_counts`,
-#: :func:`_flatnonzero`): numpy widens a whole array to 8-byte integers otherwise
+#: :func:`nonzero_positions`): numpy widens a whole array to 8-byte integers otherwise
 _SCAN_BLOCK = 1 << 18
 
 
@@ -46,6 +47,13 @@ def symbol_dtype(alphabet_size):
     if alphabet_size <= 1 << 16:
         return np.dtype(np.uint16)
     return np.dtype(np.int64)
+
+
+def _integers(values):
+    """``values`` flattened, kept in its own integer dtype (no widened copy); other dtypes
+    become int64."""
+    flat = np.asarray(values).ravel()
+    return flat if flat.dtype.kind in 'iu' else flat.astype(np.int64)
 
 
 def symbol_counts(symbols, minlength=0):
@@ -64,9 +72,7 @@ def symbol_counts(symbols, minlength=0):
     -------
     numpy.ndarray, int64, shape (max(minlength, symbols.max() + 1),)
     """
-    flat = np.asarray(symbols).ravel()
-    if flat.dtype.kind not in 'iu':
-        flat = flat.astype(np.int64)
+    flat = _integers(symbols)
     counts = np.zeros(minlength, np.int64)
     for lo in range(0, len(flat), _SCAN_BLOCK):
         part = np.bincount(flat[lo:lo + _SCAN_BLOCK], minlength=minlength)
@@ -78,9 +84,9 @@ def symbol_counts(symbols, minlength=0):
     return counts
 
 
-def _flatnonzero(mask):
+def nonzero_positions(mask):
     """``np.flatnonzero(mask)`` as int32 when the positions fit (half the memory), built
-    block by block."""
+    block by block: int (count_nonzero(mask),)."""
     mask = np.asarray(mask).ravel()
     dtype = np.int32 if len(mask) < 2 ** 31 else np.int64
     out = np.empty(int(np.count_nonzero(mask)), dtype)
@@ -158,9 +164,7 @@ def pack_bits(values, bits):
     bytes
         ``ceil(n * bits / 8)`` bytes.
     """
-    values = np.asarray(values).ravel()       # any integer dtype: no widened copy
-    if values.dtype.kind not in 'iu':
-        values = values.astype(np.int64)
+    values = _integers(values)
     if values.size and (values.min() < 0 or values.max() >= (1 << bits)):
         raise ValueError('values must be in 0..%d to pack into %d bits, got %d..%d'
                          % ((1 << bits) - 1, bits, values.min(), values.max()))
@@ -277,9 +281,7 @@ def canonical_codes(lengths):
 def huffman_encode(symbols, lengths):
     """Encode ``symbols`` (any integer dtype, not widened) with the canonical code of
     ``lengths``. Returns (bytes, nbits)."""
-    symbols = np.asarray(symbols).ravel()
-    if symbols.dtype.kind not in 'iu':
-        symbols = symbols.astype(np.int64)
+    symbols = _integers(symbols)
     lengths = np.asarray(lengths, np.int64)
     counts = symbol_counts(symbols, len(lengths))
     if len(counts) > len(lengths) or (counts[lengths == 0] > 0).any():
@@ -385,7 +387,7 @@ def _code_starts(lens, nbits, max_len):
     entries = np.array(entries, np.int64)
     is_start = np.zeros(nbits, bool)
     _walk(lens, nbits, entries, base[:len(entries)] + chunk, is_start)
-    return _flatnonzero(is_start)
+    return nonzero_positions(is_start)
 
 
 def huffman_decode(data, count, lengths, exact=False, dtype=np.int64):

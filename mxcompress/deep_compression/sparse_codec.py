@@ -34,8 +34,8 @@ import struct
 
 import numpy as np
 
-from .huffman import (MAX_CODE_LEN, _flatnonzero, huffman_decode, huffman_encode,
-                      huffman_lengths, pack_bits, symbol_counts, symbol_dtype, unpack_bits)
+from .huffman import (MAX_CODE_LEN, huffman_decode, huffman_encode, huffman_lengths,
+                      nonzero_positions, pack_bits, symbol_counts, symbol_dtype, unpack_bits)
 from ..quantization.scalar import check_bits
 
 __all__ = ['sparse_entries', 'sparse_positions', 'encode_layer', 'parse_layer', 'decode_layer',
@@ -168,7 +168,7 @@ def encode_layer(array, index_bits, gap_bits, huffman=True, codebook=None, name=
     gap_bits = check_bits(gap_bits, '%s: gap_bits' % name)
     arr = np.asarray(array)
     flat = arr.ravel()
-    positions = _flatnonzero(flat)          # int32 when it fits, built block by block
+    positions = nonzero_positions(flat)          # int32 when it fits, built block by block
     gaps, real = sparse_entries(positions, gap_bits)
     flags = (1 | 2) if huffman else 0
     if codebook is not None:
