@@ -11,7 +11,8 @@ Parts (``--parts``):
   ``baselines``, or on first use) with the validation split held out: the committed
   ``lenet300`` / ``lenet5`` were trained on all 60,000 images, validation split included.
   The run at the budget given by the rule of :data:`mxcompress.reporting.recipes.BUDGET`
-  (from the baseline's validation error, before the sweep) writes the committed
+  (what the target error leaves above the baseline's validation error, decided before
+  the sweep; :func:`commit_budget`) writes the committed
   ``benchmarks/models/NAME-auto.mxc`` and its ``.recipe.json``; the others go to
   ``out/budget/``.
 * ``distorted``: the "second data set" check on data the tool was not tuned on. MNIST with
@@ -32,6 +33,7 @@ Example (2 cores shared: one training at a time)::
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -121,7 +123,8 @@ def train_baseline(network, data_dir=None):
               'validation_error': classification_error(*model, *validation_data(options)),
               'test_error': classification_error(*model, *data_split(options, 'test')),
               'size_bytes': 4 * sum(v.size for v in model[1].values()),
-              'command': 'mxcompress ' + ' '.join(argv), 'wall_seconds': time.time() - start}
+              'command': 'mxcompress ' + ' '.join(argv).replace(ROOT + os.sep, ''),
+              'wall_seconds': time.time() - start}
     update_results(RESULTS, {'%s/baseline' % network: record},
                    machine=dict(machine_info(), shared=True))
     return record
@@ -131,15 +134,30 @@ def train_baseline(network, data_dir=None):
 BUDGETS = (0.1, 0.25, 0.5, 1.0)
 
 
-def commit_budget(network, baseline, budgets=BUDGETS):
-    """The budget whose file is committed: the largest of the sweep with baseline
-    validation error + P within the target error (the test set plays no part)."""
-    target = BUDGET[network]['target']['error']
-    fitting = [b for b in budgets if baseline['validation_error'] + b / 100.0 <= target + 1e-9]
-    return max(fitting) if fitting else min(budgets)
+#: the committed budget is a multiple of this (points)
+COMMIT_STEP = 0.05
 
 
-def run_network(network, budgets, data=None):
+def commit_budget(network, baseline):
+    """The budget whose file is committed: what the strictest target error leaves above the
+    baseline's validation error, rounded down to :data:`COMMIT_STEP` points (at least one
+    step). Decided before any run; the test set plays no part.
+
+    Parameters
+    ----------
+    network : str
+        A key of :data:`~mxcompress.reporting.recipes.BUDGET`.
+    baseline : dict
+        The baseline's record (``validation_error``, a fraction).
+    """
+    target = BUDGET[network]['target']
+    strictest = min(target['error'], target.get('file_bytes_error', target['error']))
+    headroom = 100.0 * (strictest - baseline['validation_error'])
+    steps = int(math.floor(headroom / COMMIT_STEP + 1e-6))
+    return round(max(1, steps) * COMMIT_STEP, 2)
+
+
+def run_network(network, budgets, data=None, commit_run='with'):
     spec = BUDGET[network]
     baseline = train_baseline(network, data)
     chosen = commit_budget(network, baseline)
@@ -147,6 +165,8 @@ def run_network(network, budgets, data=None):
                 network, 100 * baseline['validation_error'], chosen)
     records = {}
     os.makedirs(OUT, exist_ok=True)
+    budgets = {'only': [chosen], 'with': sorted(set(budgets) | {chosen}),
+               'without': sorted(set(budgets) - {chosen})}[commit_run]
     for budget in budgets:
         committed = abs(budget - chosen) < 1e-9
         output = (os.path.join(MODELS, network + '-auto.mxc') if committed else
@@ -277,6 +297,55 @@ def plot(results_dir=os.path.join(ROOT, 'benchmarks', 'results')):
                             'command': 'python scripts/bench_budget.py --parts plot'}}
 
 
+#: README sections (between ``<!-- budget-KEY -->`` and ``<!-- /budget-KEY -->``) and the
+#: records they show: the prefix of their names in budget.json and the row label
+README_TABLES = (('lenet300', 'lenet300/budget-', 'LeNet-300-100'),
+                 ('lenet5', 'lenet5/budget-', 'LeNet-5'),
+                 ('distorted', 'distorted-lenet300/budget-', 'LeNet-300-100, distorted MNIST'))
+
+
+def _pct(fraction):
+    return '%.2f' % (100 * fraction)
+
+
+def budget_table(records, label):
+    """Markdown rows of the budget runs ``records`` (the committed run in bold)."""
+    layers = sorted(records[0]['sparsity'])
+    short = ', '.join(name.split('_', 1)[1] for name in layers)
+    lines = ['| model | budget (pt) | validation error | test error | sparsity %s | bits | '
+             'file bytes | ratio | time |' % short, '| --- ' * 9 + '|']
+    for r in sorted(records, key=lambda r: r['budget_points']):
+        bold = (lambda text: '**%s**' % text) if r.get('committed') else (lambda text: text)
+        lines.append('| %s | %s | %s -> %s %% | %s -> %s %% (%+.2f) | %s | %s | %s | %s | %.0f s |'
+                     % (label, bold('%g' % r['budget_points']),
+                        _pct(r['validation_error_base']), _pct(r['validation_error_promised']),
+                        _pct(r['test_error_base']), bold(_pct(r['test_error'])),
+                        r['test_error_increase_points'],
+                        ', '.join('%g' % round(r['sparsity'][n], 4) for n in layers),
+                        ', '.join(str(r['bits'][n]) for n in layers),
+                        bold('{:,}'.format(r['file_bytes'])), bold('%.1fx' % r['ratio']),
+                        r['wall_seconds']))
+    return '\n'.join(lines)
+
+
+def readme_tables(readme=os.path.join(ROOT, 'README.md'), results=RESULTS):
+    """Rewrite the README's budget tables from budget.json (sections without runs are left)."""
+    runs = read_results(results)
+    with open(readme) as f:
+        text = f.read()
+    for key, prefix, label in README_TABLES:
+        records = [r for k, r in runs.items() if k.startswith(prefix)]
+        start, end = '<!-- budget-%s -->\n' % key, '<!-- /budget-%s -->' % key
+        if not records or start not in text:
+            continue
+        head, rest = text.split(start, 1)
+        text = head + start + budget_table(records, label) + '\n' + end + rest.split(end, 1)[1]
+    with atomic_path(readme) as tmp:
+        with open(tmp, 'w') as f:
+            f.write(text)
+    return readme
+
+
 def _peer_points(peer):
     """TF-MOT peer points: ``runs[KEY]['headline']`` of ``scripts/peer_tfmot.py`` (gzip -9
     bytes of the TFLite file and its test error), as ratio = fp32 bytes / file bytes (the
@@ -299,8 +368,15 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--parts', nargs='+', default=['lenet300', 'lenet5', 'distorted',
                                                         'plot'],
-                        choices=['baselines', 'lenet300', 'lenet5', 'distorted', 'plot'])
-    parser.add_argument('--budgets', nargs='+', type=float, default=list(BUDGETS))
+                        choices=['baselines', 'lenet300', 'lenet5', 'distorted', 'plot',
+                                 'readme'],
+                        help="'readme' rewrites README.md's budget tables from budget.json")
+    parser.add_argument('--budgets', nargs='+', type=float, default=list(BUDGETS),
+                        help='budgets of the sweep, points (the committed budget, from the '
+                             'commit rule, is always run too)')
+    parser.add_argument('--commit-run', choices=['with', 'only', 'without'], default='with',
+                        help='the committed budget run with the sweep (default), alone, or '
+                             'left out (e.g. to split the work between two processes)')
     parser.add_argument('--distorted-budgets', nargs='+', type=float, default=[0.5, 1.0])
     parser.add_argument('--data-dir', default=None, help='MNIST directory')
     args = parser.parse_args(argv)
@@ -312,9 +388,11 @@ def main(argv=None):
             for network in ('lenet300', 'lenet5'):
                 train_baseline(network, args.data_dir)
         elif part in ('lenet300', 'lenet5'):
-            run_network(part, args.budgets, args.data_dir)
+            run_network(part, args.budgets, args.data_dir, args.commit_run)
         elif part == 'distorted':
             run_distorted(args.distorted_budgets, args.data_dir)
+        elif part == 'readme':
+            readme_tables()
         else:
             update_results(RESULTS, plot())
     print(json.dumps({k: (v.get('ratio'), v.get('test_error'), v.get('file_bytes'))

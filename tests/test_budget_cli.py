@@ -142,3 +142,33 @@ def test_committed_budget_files_match_their_recipes(name):
     assert recipe['validation_error_increase_points'] == pytest.approx(
         100 * (recipe['validation_error_promised'] - recipe['validation_error_base']))
     assert '--sparsity-rounds' in recipe['options'] and '--bits' in recipe['options']
+
+
+@pytest.mark.parametrize('half_costs_images', [0, 1])
+def test_search_writes_dense_float16_only_when_validation_error_holds(monkeypatch,
+                                                                        half_costs_images):
+    """The last choice of the search: biases as float16 when the file's validation error is
+    no worse (judged here by a stand-in that charges the float16 file ``half_costs_images``)."""
+    import numpy as np
+    from mxcompress.checkpoint import load_checkpoint
+    from mxcompress.deep_compression import auto
+    from mxcompress.deep_compression.container import decode_model
+    sym, arg, aux = load_checkpoint(MODEL, 0)
+    rng = np.random.RandomState(0)
+    data = (rng.rand(64, 1, 28, 28).astype(np.float32), rng.randint(0, 10, 64).astype(np.float32))
+    args = cli.build_parser().parse_args(['deep-compress', MODEL, '--output', 'unused.mxc',
+                                          '--batch-size', '32'])
+    sizes = []
+
+    def error(blob, images, labels):
+        sizes.append(len(blob))
+        return 0.1 + half_costs_images / 64.0 * (len(blob) < max(sizes))
+
+    monkeypatch.setattr(auto, '_file_error', error)
+    bits = {'lenet300_fc1': 3, 'lenet300_fc2': 3, 'lenet300_fc3': 4}
+    blob, _ = auto.quantize_and_encode(args, sym, arg, aux, data, data, bits, 0)
+    assert len(sizes) == 2 and sizes[0] - sizes[1] == 2 * (300 + 100 + 10)
+    assert len(blob) == sizes[1 if half_costs_images == 0 else 0]
+    bias = decode_model(blob)[1]['lenet300_fc1_bias'].asnumpy()
+    rounded = arg['lenet300_fc1_bias'].asnumpy().astype(np.float16).astype(np.float32)
+    assert (bias == rounded).all() == (half_costs_images == 0)

@@ -115,6 +115,31 @@ def test_float_storage_is_lossless_and_plan_matches(tmp_path):
         np.testing.assert_array_equal(back[k].asnumpy(), args[k].asnumpy())
 
 
+def test_dense_float16_halves_the_dense_params_and_restores_float32():
+    sym, args, plan = quantised_model()
+    biases = sorted(k for k in args if k.endswith('bias'))
+    args['lenet5_fc2_bias'] = mx.nd.array(np.r_[np.float32(7e4), np.zeros(9, np.float32)])
+    full, _ = encode_model(sym, args, {}, plan=plan)
+    half, _ = encode_model(sym, args, {}, plan=plan, dense_float16=True)
+    _, back, _ = decode_model(half)
+    for k in args:
+        value = args[k].asnumpy()
+        assert back[k].dtype == np.float32
+        if k in biases and k != 'lenet5_fc2_bias':
+            np.testing.assert_array_equal(back[k].asnumpy(),
+                                          value.astype(np.float16).astype(np.float32))
+            assert np.abs(back[k].asnumpy() - value).max() <= 2.0 ** -11 * np.abs(value).max()
+        else:   # weights (codebooks) exact; 7e4 overflows float16: that bias stays float32
+            np.testing.assert_array_equal(back[k].asnumpy(), value)
+    halved = sum(args[k].size for k in biases if k != 'lenet5_fc2_bias')
+    assert len(full) - len(half) == 2 * halved
+    info_full, info_half = container_info(full), container_info(half)
+    assert info_full['dense']['lenet5_fc1_bias'] - info_half['dense']['lenet5_fc1_bias'] == 1000
+    # stored with dtype code 4 (float16 bytes, a float32 param)
+    entry = half.index(b'lenet5_conv1_bias') + len(b'lenet5_conv1_bias')
+    assert half[entry] == 4
+
+
 def test_unquantised_layers_auto_or_never():
     sym, args, _ = quantised_model()
     args['lenet5_fc2_weight'] = mx.nd.array(np.random.RandomState(1).randn(10, 500))
@@ -152,6 +177,22 @@ def test_every_flipped_byte_and_truncation_detected():
             decode_model(blob[:n], 'x.mxc')
     with pytest.raises(ContainerError, match='unexpected bytes'):
         decode_model(blob + b'\0', 'x.mxc')
+
+
+def test_cli_pack_dense_float16_is_smaller_and_says_lossy(tmp_path, capsys):
+    sym, args, _ = quantised_model()
+    prefix = str(tmp_path / 'q')
+    save_checkpoint(prefix, 0, sym, args, {})
+    full, half = str(tmp_path / 'full.mxc'), str(tmp_path / 'half.mxc')
+    assert cli.main(['pack', prefix, full]) == 0
+    capsys.readouterr()
+    assert cli.main(['pack', prefix, half, '--dense-float16']) == 0
+    assert 'dense params (float16)' in capsys.readouterr().err
+    biases = sum(v.size for k, v in args.items() if k.endswith('bias'))
+    assert os.path.getsize(full) - os.path.getsize(half) == 2 * biases
+    _, back, _ = unpack(half)
+    np.testing.assert_array_equal(back['lenet5_fc1_bias'].asnumpy(), args[
+        'lenet5_fc1_bias'].asnumpy().astype(np.float16).astype(np.float32))
 
 
 def test_cli_pack_info_unpack_roundtrip(tmp_path, capsys):

@@ -84,8 +84,9 @@ def add_budget_args(parser):
                             'validation split, allocation, pruning, --prune-epochs epochs)')
     group.add_argument('--round-budget', type=budget_points, default='2', metavar='POINTS',
                        help='no-retraining validation-error increase the first pruning round '
-                            'may spend (later rounds: set from what fine-tuning recovered, '
-                            'see mxcompress.deep_compression.auto)')
+                            'may spend, at most 4x --max-error-increase (later rounds: set '
+                            'from what fine-tuning recovered, see '
+                            'mxcompress.deep_compression.auto)')
     group.add_argument('--curve-examples', type=positive_int, default=3000,
                        help='validation images the per-layer sensitivity curves are measured '
                             'on (acceptance uses the whole split)')

@@ -31,6 +31,10 @@ def add_parser(sub):
     parser.add_argument('--quantize', choices=('auto', 'never'), default='auto',
                         help='what to do with a layer that has more distinct values than its '
                              'codebook holds: k-means it (auto) or stop with an error (never)')
+    parser.add_argument('--dense-float16', action='store_true',
+                        help='store biases, BatchNorm and other dense params as float16 '
+                             '(restored as float32; lossy, relative error <= 2^-11): 2 bytes '
+                             'a value instead of 4')
     parser.add_argument('--max-error-increase', type=budget_points, default=None, metavar='P',
                         help='choose each layer\'s codebook width (the smallest file) so that '
                              'the validation error of the packed model rises by at most P '
@@ -117,7 +121,9 @@ def run(args):
                        fc_bits=args.fc_bits, bits=bits,
                        gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,
                        huffman=not args.no_huffman, storage=args.storage,
-                       quantize=args.quantize)
+                       quantize=args.quantize, dense_float16=args.dense_float16)
+    if lossy or args.dense_float16:
+        lossy = lossy + (['dense params (float16)'] if args.dense_float16 else [])
     if lossy:
         print('note: k-means quantised (lossy) layers: %s' % ', '.join(lossy), file=sys.stderr)
     fp32 = 4 * (sum(v.size for v in arg_params.values()) + sum(v.size for v in

@@ -39,6 +39,7 @@ and widths (``--sparsity-rounds``, ``--bits``) writes the same file, byte for by
 Layers given explicitly (``fixed_sparsity``, ``fixed_bits``) keep those values; the search
 spends the budget on the others. The test set is not read here.
 """
+import functools
 import logging
 import math
 import time
@@ -68,6 +69,9 @@ SPARSITY_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.95, 0.9
 BITS_GRID = (2, 3, 4, 5, 6, 7, 8)
 #: the quantisation stage is seeded with ``args.seed + QUANT_SEED_OFFSET``
 QUANT_SEED_OFFSET = 1000
+#: share of a round's no-retraining error increase assumed to remain after fine-tuning
+#: before any round has measured it
+KEPT_PRIOR = 0.25
 
 
 def _np(v):
@@ -237,8 +241,10 @@ def quantize_and_encode(args, symbol, params, aux, train, val, bits, epochs, qua
 
     Centroid fine-tuning sums the gradients of every weight sharing a centroid (Han et al.
     2016), so on a layer left dense it can overshoot; the fine-tuned file is kept only when
-    its validation error is no worse than the k-means file's (a deterministic choice, so a
-    replay makes the same one).
+    its validation error is no worse than the k-means file's. The dense params (biases,
+    BatchNorm) are then written as float16 (``encode_model(dense_float16=True)``: 2 bytes a
+    value instead of 4) when that file's validation error is no worse either. Both choices
+    are deterministic, so a replay makes the same ones.
 
     Returns ``(blob, plan)``; seeded with ``args.seed + QUANT_SEED_OFFSET``.
     """
@@ -253,16 +259,24 @@ def quantize_and_encode(args, symbol, params, aux, train, val, bits, epochs, qua
         quantized, q_aux, plan, _ = quantize_stage(q_args, symbol, _copy(params), _copy(aux),
                                                    train_iter, val_iter, bits=dict(bits),
                                                    init=args.init, epochs=e, logger=logger)
-        blob, _ = encode_model(symbol, quantized, q_aux, plan=plan,
-                               gap_bits_conv=args.gap_bits_conv, gap_bits_fc=args.gap_bits_fc,
-                               quantize='never')
+        encode = functools.partial(encode_model, symbol, quantized, q_aux, plan=plan,
+                                   gap_bits_conv=args.gap_bits_conv,
+                                   gap_bits_fc=args.gap_bits_fc, quantize='never')
+        blob = encode()[0]
         err = _file_error(blob, v_images, v_labels)
         if best is None or err <= best[2]:
-            best = (blob, plan, err)
+            best = (blob, plan, err, encode)
         elif logger is not None:
             logger.info('centroid fine-tuning raised the validation error to %.2f%%: kept '
                         'the k-means codebooks', 100 * err)
-    return best[0], best[1]
+    blob, plan, err, encode = best
+    half = encode(dense_float16=True)[0]
+    half_err = _file_error(half, v_images, v_labels)
+    if logger is not None:
+        logger.info('dense params as float16: %d -> %d bytes, validation error %.2f%% -> '
+                    '%.2f%% (%s)', len(blob), len(half), 100 * err, 100 * half_err,
+                    'kept' if half_err <= err else 'float32 kept')
+    return (half if half_err <= err else blob), plan
 
 
 def _file_error(blob, images, labels):
@@ -306,8 +320,10 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
     epochs, quant_epochs : int
         Fine-tuning epochs per pruning round; centroid fine-tuning epochs.
     round_budget : float
-        No-retraining validation-error increase the first pruning round may spend (fraction).
-        Later rounds spend ``0.8 * (limit - error now) / kept``, ``kept`` the share of the
+        No-retraining validation-error increase the first pruning round may spend (fraction);
+        in budget mode at most ``max_error_increase / KEPT_PRIOR`` (what would fill the
+        budget if fine-tuning left the prior share of it: a small budget starts with a small
+        step instead of a round that is undone). Later rounds spend ``0.8 * (limit - error now) / kept``, ``kept`` the share of the
         last round's predicted increase that fine-tuning did not recover (measured; at least
         0.15 and half the previous estimate), at most
         twice ``round_budget`` and at most half the last one after a rejected round.
@@ -368,7 +384,10 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
     params, aux = _copy(arg_params), _copy(aux_params or {})
     current = {l.name: 0.0 for l in layers}
     rounds, log = [], []
-    beta, rejected, err_now, polished, kept_last = round_budget, 0, base, 0, 0.25
+    beta, rejected, err_now, polished, kept_last = round_budget, 0, base, 0, KEPT_PRIOR
+    if budget_mode:
+        # the first step spends at most what, at the prior share, would fill the whole budget
+        beta = min(round_budget, max_error_increase / KEPT_PRIOR)
     for attempt in range(max_rounds):
         k = len(rounds)
         opts = prune_options(symbol, params, aux, c_images, c_labels, free, current, nominal,

@@ -23,7 +23,12 @@ Sections:
   entries when a gap overflows), and per entry either a codebook index (``index_bits`` wide,
   index 0 = the reserved zero) plus the codebook (float32), or a float32 value (storage
   ``float``: pruned only). Index and gap streams are bit-packed or canonical-Huffman coded.
-* ``dense``: every other param (biases, BatchNorm, unquantised weights) as raw float32.
+* ``dense``: every other param (biases, BatchNorm, unquantised weights), raw, in its own
+  dtype (float32 usually); with ``dense_float16`` a float32 param is stored as IEEE half
+  precision (dtype code 4) and restored as float32: 2 bytes a value instead of 4, at a
+  relative rounding error of at most 2^-11 (a param that would overflow half precision stays
+  float32). The accuracy-budget search writes its files so when the validation error does
+  not rise (:func:`mxcompress.deep_compression.auto.quantize_and_encode`).
 
 ``param_bytes = total_bytes - graph_bytes`` counts everything but the graph (headers, TOC,
 tables included), so ``4 * params / param_bytes`` is an honest compression ratio.
@@ -92,8 +97,12 @@ _HEADER = struct.Struct('<8sHII')
 AUTO_GAP_BITS = tuple(range(2, 13))
 #: weights compared per pass when deciding whether a codebook is exact (bounds the copy)
 _COMPARE_BLOCK = 1 << 20
-_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8}
-_DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items()}
+#: dense dtype code -> the dtype its bytes are stored in
+_DTYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.float16}
+#: codes whose param is restored to another dtype: 4 = a float32 param stored as float16
+_RESTORED = {4: np.float32}
+_HALF_OF_SINGLE = 4
+_DTYPE_CODES = {np.dtype(v): k for k, v in _DTYPES.items() if k not in _RESTORED}
 _TOC_ENTRY_MIN = 2 + 8 + 4           # name length, length, crc (an empty name)
 #: largest ``.mxc`` file read (bytes)
 MAX_FILE_BYTES = 4 << 30
@@ -247,15 +256,26 @@ def _read_sections(blob, where='file'):
     return sections, hsize, toc_len, version
 
 
-def _encode_dense(params):
+def _half_of_single(arr):
+    """``arr`` (float32) as float16, or None when a value would overflow half precision."""
+    with np.errstate(over='ignore'):
+        half = arr.astype(np.float16)
+    return half if np.isfinite(half).all() else None
+
+
+def _encode_dense(params, float16=False):
     out = b''
     for (kind, name), value in params:
         arr = np.ascontiguousarray(value)
         if arr.dtype not in _DTYPE_CODES:
             arr = arr.astype(np.float32)
+        code = _DTYPE_CODES[arr.dtype]
+        half = _half_of_single(arr) if float16 and arr.dtype == np.float32 else None
+        if half is not None:
+            code, arr = _HALF_OF_SINGLE, half
         raw = name.encode('utf-8')
         out += struct.pack('<BH', kind, len(raw)) + raw
-        out += struct.pack('<BB', _DTYPE_CODES[arr.dtype], arr.ndim)
+        out += struct.pack('<BB', code, arr.ndim)
         out += struct.pack('<%dI' % arr.ndim, *arr.shape) + arr.tobytes()
     return out
 
@@ -303,6 +323,8 @@ def _decode_dense(payload):
         value = np.frombuffer(payload, dtype, count=count, offset=pos).reshape(shape)
         if dtype.kind == 'f' and not np.isfinite(value).all():
             raise ValueError('param %s holds non-finite values (NaN or inf)' % name)
+        if code in _RESTORED:
+            value = value.astype(_RESTORED[code])
         items.append((kind, name, value, 3 + n + 2 + 4 * ndim + nbytes))
         pos += nbytes
     return items
@@ -356,7 +378,7 @@ def _plan_layer(layer, values, bits, quantize):
 
 def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits=5,
                  bits=None, gap_bits_conv=8, gap_bits_fc=5, huffman=True, storage='codebook',
-                 quantize='auto', format_version=VERSION):
+                 quantize='auto', format_version=VERSION, dense_float16=False):
     """Serialise a model into ``.mxc`` bytes.
 
     Parameters
@@ -381,6 +403,9 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
     format_version : {1, 2}
         The file format: 2 (default) DEFLATE-codes the graph; 1 is what mxcompress wrote
         before (for readers that only know it).
+    dense_float16 : bool
+        Store float32 dense params (biases, BatchNorm) as float16, restored as float32
+        (lossy: relative error <= 2^-11; a param that would overflow stays float32).
 
     Returns
     -------
@@ -425,7 +450,7 @@ def encode_model(symbol, arg_params, aux_params, plan=None, conv_bits=8, fc_bits
         sections.append(('w:' + w, min(payloads, key=len)))
     dense = [((0, k), v.asnumpy()) for k, v in sorted(arg_params.items()) if k not in layers]
     dense += [((1, k), v.asnumpy()) for k, v in sorted((aux_params or {}).items())]
-    sections.append(('dense', _encode_dense(dense)))
+    sections.append(('dense', _encode_dense(dense, dense_float16)))
     return _write_sections(sections, format_version)[0], lossy
 
 
