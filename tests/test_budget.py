@@ -95,3 +95,48 @@ def test_error_count_and_bad_inputs():
         allocate({'fc1': [Option(0, 10, 0.5)]}, 3)
     with pytest.raises(ValueError, match='max_cost must be >= 0'):
         allocate({'fc1': [Option(0, 10, 0)]}, -1)
+
+
+def test_search_does_not_redo_an_undone_round(monkeypatch):
+    """A round is seeded by the accepted rounds before it, so the same targets on the same
+    model are undone again: after fc1=0.9 is undone the search asks for less (fc1=0.5), it
+    does not spend its rounds repeating 0.9 (stand-ins for the curves, fine-tuning and
+    validation error; the allocation and the acceptance logic are the real ones)."""
+    import mxnet as mx
+    import symbols
+    from mxcompress import cli
+    from mxcompress.deep_compression import auto
+    sym = symbols.get_symbol('lenet300')
+    shapes, _, _ = sym.infer_shape(data=(1, 1, 28, 28))
+    params = {k: mx.nd.ones(s) for k, s in zip(sym.list_arguments(), shapes)
+              if k not in ('data', 'softmax_label')}
+    n_val, base_errors = 1000, 10
+    increase = {0.9: 5, 0.5: 1}           # images after fine-tuning; the limit is 4.5
+
+    def options(symbol, p, aux, images, labels, layers, current, nominal, examples):
+        now = current['lenet300_fc1']
+        opts = {l.name: [Option(current[l.name], 1000, 0)] for l in layers}
+        if now == 0:
+            opts['lenet300_fc1'] += [Option(0.5, 500, 0), Option(0.9, 100, 1)]
+        return opts
+
+    tried = []
+
+    def fine_tune(args, symbol, p, aux, train, val, targets, index, epochs, lr_scale, logger):
+        tried.append(targets['lenet300_fc1'])
+        return {'fc1': targets['lenet300_fc1']}, {}
+
+    def error(symbol, p, aux, images, labels):
+        return (base_errors + increase.get(p.get('fc1'), 0)) / float(n_val)
+
+    monkeypatch.setattr(auto, 'prune_options', options)
+    monkeypatch.setattr(auto, 'prune_round', fine_tune)
+    monkeypatch.setattr(auto, 'classification_error', error)
+    args = cli.build_parser().parse_args(['deep-compress', 'unused', '--output', 'unused.mxc'])
+    val = (np.zeros((n_val, 1, 28, 28), np.float32), np.zeros(n_val, np.float32))
+    result = auto.search(args, sym, params, {}, val, val, max_error_increase=0.005,
+                         max_rounds=4, prune_only=True, max_polish=0)
+    assert tried[:3] == [0.9, 0.9, 0.5]        # the round, its extra fine-tuning, then less
+    assert tried.count(0.9) == 2
+    assert result['sparsity']['lenet300_fc1'] == 0.5
+    assert [e['accepted'] for e in result['log'] if 'targets' in e][:2] == [False, True]

@@ -284,6 +284,20 @@ def _file_error(blob, images, labels):
     return classification_error(sym, arg, aux, images, labels)
 
 
+def _round_targets(current, alloc, fixed_sparsity):
+    """Per-layer sparsity targets of a round: the current ones, the allocation's choice,
+    the explicit ones."""
+    targets = dict(current)
+    if alloc is not None:
+        targets.update({name: o.value for name, o in alloc.choice.items()})
+    targets.update(fixed_sparsity)
+    return targets
+
+
+def _key(targets):
+    return tuple(sorted(targets.items()))
+
+
 def _weight_layers(symbol, arg_params):
     return [l for l in find_layers(symbol) if l.weight in arg_params]
 
@@ -385,6 +399,7 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
     current = {l.name: 0.0 for l in layers}
     rounds, log = [], []
     beta, rejected, err_now, polished, kept_last = round_budget, 0, base, 0, KEPT_PRIOR
+    undone = set()    # targets undone since the last accepted round
     if budget_mode:
         # the first step spends at most what, at the prior share, would fill the whole budget
         beta = min(round_budget, max_error_increase / KEPT_PRIOR)
@@ -407,10 +422,16 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
             left = max(1, max_rounds - attempt - 1)
             step = max(layer_target, now_bytes * (layer_target / now_bytes) ** (1.0 / left))
             alloc = allocate_for_bytes(opts, step - fixed_est) if opts else None
-        targets = dict(current)
-        if alloc is not None:
-            targets.update({name: o.value for name, o in alloc.choice.items()})
-        targets.update(fixed_sparsity)
+        targets = _round_targets(current, alloc, fixed_sparsity)
+        # a round is seeded by the accepted rounds before it, so the same targets on the same
+        # model would be undone again: ask for less until the targets are new
+        while budget_mode and _key(targets) in undone and targets != current:
+            if error_count(beta, n_val) == 0:
+                targets = dict(current)     # nothing new within any budget: no room left
+                break
+            beta /= 2.0
+            alloc = allocate(opts, error_count(beta, n_val))
+            targets = _round_targets(current, alloc, fixed_sparsity)
         if targets == current:
             if not (budget_mode and rounds and polished < max_polish):
                 echo('round %d: nothing more to prune within the round budget: pruning done'
@@ -467,8 +488,10 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
         if ok:
             rounds.extend(taken)
             params, aux, current, err_now, rejected = new_params, new_aux, targets, err, 0
+            undone = set()
         else:
             rejected += 1
+            undone.add(_key(targets))
         if budget_mode:
             if predicted > 0:
                 # a round that cost nothing says little: at least 0.15, and at least half

@@ -133,9 +133,13 @@ BUDGET = {
         'train': ['--network', 'lenet5', '--num-epochs', '30', '--lr', '0.02',
                   '--lr-schedule', 'cosine', '--jitter', '2', '--wd', '5e-4',
                   '--batch-size', '64', '--val-split', '0.1'],
-        'options': ['--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto', '--prune-epochs', '2',
-                    '--quant-epochs', '1', '--lr', '0.005', '--quant-lr', '0.002',
-                    '--jitter', '2', '--budget-rounds', '8', '--curve-examples', '1500'],
+        # fine-tuning per round: 3 epochs, cosine from 0.02 (chosen on the validation split:
+        # conv2 85 % / fc1 95 % pruned at once, 0.58 % before -> 0.93 % after 2 epochs at a
+        # constant 0.005, 0.75 % at cosine 0.02, 0.65 % after 3 epochs at cosine 0.02)
+        'options': ['--gap-bits-fc', 'auto', '--gap-bits-conv', 'auto', '--prune-epochs', '3',
+                    '--quant-epochs', '1', '--lr', '0.02', '--lr-schedule', 'cosine',
+                    '--quant-lr', '0.002', '--jitter', '2', '--budget-rounds', '8',
+                    '--curve-examples', '1500'],
         'target': {'ratio': 100.0, 'error': LENET5_ERROR, 'aim_ratio': 150.0}},
     # the second data set (made by bench_budget.py): test increase <= budget + 0.3 point
     'distorted': {
