@@ -140,3 +140,34 @@ def test_search_does_not_redo_an_undone_round(monkeypatch):
     assert tried.count(0.9) == 2
     assert result['sparsity']['lenet300_fc1'] == 0.5
     assert [e['accepted'] for e in result['log'] if 'targets' in e][:2] == [False, True]
+
+
+def test_joint_bits_one_step_widens_the_layer_that_lowers_the_joint_error(monkeypatch):
+    """The widening of an over-budget file: one step tries each layer one width wider with
+    every layer quantised together, and keeps the lowest error (stand-in error: fc1 below
+    3 bits costs 10 images, fc2 below 3 bits costs 1)."""
+    import mxnet as mx
+    import symbols
+    from mxcompress.deep_compression import auto
+    from mxcompress.graph import find_layers
+    sym = symbols.get_symbol('lenet300')
+    shapes, _, _ = sym.infer_shape(data=(1, 1, 28, 28))
+    rng = np.random.RandomState(0)
+    params = {k: mx.nd.array(rng.randn(*s)) for k, s in zip(sym.list_arguments(), shapes)
+              if k not in ('data', 'softmax_label')}
+    layers = [l for l in find_layers(sym) if l.weight in params]
+
+    def error(symbol, p, aux, images, labels):
+        width = {w: int(np.ceil(np.log2(len(np.unique(p[w].asnumpy())))))
+                 for w in ('lenet300_fc1_weight', 'lenet300_fc2_weight')}
+        return (10 * (width['lenet300_fc1_weight'] < 3) +
+                (width['lenet300_fc2_weight'] < 3)) / 1000.0
+
+    monkeypatch.setattr(auto, 'classification_error', error)
+    options = {l.name: [Option(b, 100.0 * b, 0) for b in (2, 3, 4)] for l in layers}
+    bits = {l.name: 2 for l in layers}
+    one, err = auto.joint_bits(sym, params, {}, None, None, layers, options, bits, limit=-1.0,
+                               max_steps=1)
+    assert one == dict(bits, lenet300_fc1=3) and err == 0.001
+    every, _ = auto.joint_bits(sym, params, {}, None, None, layers, options, bits, limit=0.0)
+    assert every['lenet300_fc1'] == 3 and every['lenet300_fc2'] == 3

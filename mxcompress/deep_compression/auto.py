@@ -29,8 +29,10 @@ points), or a compression ratio (``--target-ratio``); nothing per layer. Then:
    the real bytes of each width. The widths are allocated exactly within what is left of the
    budget, ``base + P - error now`` (or within the byte target).
 3. **Quantise, fine-tune the centroids, write**: the file is decoded and its validation error
-   measured; over budget, the layer whose chosen width cost most gets the next width and the
-   stage is redone from the pruned model (at most ``quant_attempts`` times).
+   measured; over budget, the layer whose next width gives the lowest validation error with
+   every layer k-means quantised together (:func:`joint_bits`, one step) gets it and the
+   stage is redone from the pruned model (at most ``quant_attempts`` times). Last, the dense
+   params are written as float16 when that costs no validation error.
 
 Every random stream is seeded from ``args.seed`` and the number of *accepted* rounds (and a
 fixed offset for the quantisation stage), so :func:`replay` with the chosen per-round targets
@@ -179,13 +181,14 @@ def bits_options(symbol, params, aux, images, labels, layers, examples, gap_bits
 
 
 def joint_bits(symbol, params, aux, images, labels, layers, options, bits, limit,
-               init='linear'):
+               init='linear', max_steps=None):
     """Widen codebooks until the layers quantised *together* keep the validation error
     within ``limit`` (the per-layer costs of :func:`bits_options` need not add up).
 
     Each step tries every layer one width wider (the next of its options) and keeps the
     change with the lowest joint error (then the fewest bytes). Returns ``(bits, error)``;
-    the error may still exceed ``limit`` when every layer is at its widest option.
+    the error may still exceed ``limit`` when every layer is at its widest option or after
+    ``max_steps`` steps.
     """
     bits = dict(bits)
     cache = {}
@@ -204,7 +207,9 @@ def joint_bits(symbol, params, aux, images, labels, layers, options, bits, limit
         return classification_error(symbol, _as_nd(trial), aux, images, labels)
 
     err = error(bits)
-    while err > limit + 1e-12:
+    steps = 0
+    while err > limit + 1e-12 and (max_steps is None or steps < max_steps):
+        steps += 1
         trials = []
         for layer in layers:
             wider = [o for o in options[layer.name] if o.value > bits[layer.name]]
@@ -535,15 +540,13 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
         if not budget_mode or err <= limit + 1e-12:
             best = (blob, err, dict(bits))
             break
-        # over budget: widen the searched layer whose width cost most on the curves
-        costs = {name: o.cost for name, o in balloc.choice.items()
-                 if name not in fixed_bits and o.value < max(BITS_GRID)}
-        if not costs:
+        # over budget: widen the layer whose next width gives the lowest validation error
+        # with every layer quantised together (the per-layer curves need not add up)
+        wider, _ = joint_bits(symbol, params, aux, v_images, v_labels, layers, bopts, bits,
+                              limit=-1.0, init=args.init, max_steps=1)
+        if wider == bits:
             break
-        name = max(sorted(costs), key=lambda n: costs[n])
-        wider = [o for o in bopts[name] if o.value > bits[name]]
-        bits[name] = wider[0].value
-        balloc.choice[name] = wider[0]
+        bits = wider
     if budget_mode and best[1] > limit + 1e-12:
         logger.warning('budget not met on the validation split: %.2f%% > %.2f%% after %d '
                        'quantisation attempts; writing the best attempt', 100 * best[1],
