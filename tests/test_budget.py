@@ -97,11 +97,13 @@ def test_error_count_and_bad_inputs():
         allocate({'fc1': [Option(0, 10, 0)]}, -1)
 
 
-def test_search_does_not_redo_an_undone_round(monkeypatch):
+@pytest.mark.parametrize('curve_cost', [0, 1])
+def test_search_does_not_redo_an_undone_round(monkeypatch, curve_cost):
     """A round is seeded by the accepted rounds before it, so the same targets on the same
     model are undone again: after fc1=0.9 is undone the search asks for less (fc1=0.5), it
-    does not spend its rounds repeating 0.9 (stand-ins for the curves, fine-tuning and
-    validation error; the allocation and the acceptance logic are the real ones)."""
+    does not spend its rounds repeating 0.9, even when the curves say 0.9 costs nothing
+    (stand-ins for the curves, fine-tuning and validation error; the allocation and the
+    acceptance logic are the real ones)."""
     import mxnet as mx
     import symbols
     from mxcompress import cli
@@ -117,7 +119,7 @@ def test_search_does_not_redo_an_undone_round(monkeypatch):
         now = current['lenet300_fc1']
         opts = {l.name: [Option(current[l.name], 1000, 0)] for l in layers}
         if now == 0:
-            opts['lenet300_fc1'] += [Option(0.5, 500, 0), Option(0.9, 100, 1)]
+            opts['lenet300_fc1'] += [Option(0.5, 500, 0), Option(0.9, 100, curve_cost)]
         return opts
 
     tried = []

@@ -299,10 +299,6 @@ def _round_targets(current, alloc, fixed_sparsity):
     return targets
 
 
-def _key(targets):
-    return tuple(sorted(targets.items()))
-
-
 def _weight_layers(symbol, arg_params):
     return [l for l in find_layers(symbol) if l.weight in arg_params]
 
@@ -404,7 +400,7 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
     current = {l.name: 0.0 for l in layers}
     rounds, log = [], []
     beta, rejected, err_now, polished, kept_last = round_budget, 0, base, 0, KEPT_PRIOR
-    undone = set()    # targets undone since the last accepted round
+    caps = {}    # layer -> sparsity an undone round asked for (since the last accepted one)
     if budget_mode:
         # the first step spends at most what, at the prior share, would fill the whole budget
         beta = min(round_budget, max_error_increase / KEPT_PRIOR)
@@ -412,6 +408,10 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
         k = len(rounds)
         opts = prune_options(symbol, params, aux, c_images, c_labels, free, current, nominal,
                              n_val)
+        # a round is seeded by the accepted rounds before it, so targets once undone would be
+        # undone again: every layer an undone round raised stays below what it asked for
+        opts = {name: [o for o in layer_opts if o.value < caps.get(name, 2.0) - 1e-9]
+                for name, layer_opts in opts.items()}
         fixed_est = sum(estimate_layer_bytes(
             _np(arg_params[l.weight]).size,
             round((1 - fixed_sparsity[l.name]) * _np(arg_params[l.weight]).size),
@@ -428,15 +428,6 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
             step = max(layer_target, now_bytes * (layer_target / now_bytes) ** (1.0 / left))
             alloc = allocate_for_bytes(opts, step - fixed_est) if opts else None
         targets = _round_targets(current, alloc, fixed_sparsity)
-        # a round is seeded by the accepted rounds before it, so the same targets on the same
-        # model would be undone again: ask for less until the targets are new
-        while budget_mode and _key(targets) in undone and targets != current:
-            if error_count(beta, n_val) == 0:
-                targets = dict(current)     # nothing new within any budget: no room left
-                break
-            beta /= 2.0
-            alloc = allocate(opts, error_count(beta, n_val))
-            targets = _round_targets(current, alloc, fixed_sparsity)
         if targets == current:
             if not (budget_mode and rounds and polished < max_polish):
                 echo('round %d: nothing more to prune within the round budget: pruning done'
@@ -493,10 +484,12 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
         if ok:
             rounds.extend(taken)
             params, aux, current, err_now, rejected = new_params, new_aux, targets, err, 0
-            undone = set()
+            caps = {}
         else:
             rejected += 1
-            undone.add(_key(targets))
+            for name, value in targets.items():
+                if value > current[name] + 1e-9:
+                    caps[name] = min(caps.get(name, value), value)
         if budget_mode:
             if predicted > 0:
                 # a round that cost nothing says little: at least 0.15, and at least half
