@@ -289,16 +289,6 @@ def _file_error(blob, images, labels):
     return classification_error(sym, arg, aux, images, labels)
 
 
-def _round_targets(current, alloc, fixed_sparsity):
-    """Per-layer sparsity targets of a round: the current ones, the allocation's choice,
-    the explicit ones."""
-    targets = dict(current)
-    if alloc is not None:
-        targets.update({name: o.value for name, o in alloc.choice.items()})
-    targets.update(fixed_sparsity)
-    return targets
-
-
 def _weight_layers(symbol, arg_params):
     return [l for l in find_layers(symbol) if l.weight in arg_params]
 
@@ -338,10 +328,11 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
         No-retraining validation-error increase the first pruning round may spend (fraction);
         in budget mode at most ``max_error_increase / KEPT_PRIOR`` (what would fill the
         budget if fine-tuning left the prior share of it: a small budget starts with a small
-        step instead of a round that is undone). Later rounds spend ``0.8 * (limit - error now) / kept``, ``kept`` the share of the
-        last round's predicted increase that fine-tuning did not recover (measured; at least
-        0.15 and half the previous estimate), at most
-        twice ``round_budget`` and at most half the last one after a rejected round.
+        step instead of a round that is undone). Later rounds spend
+        ``0.8 * (limit - error now) / kept``, ``kept`` the share of the last round's predicted
+        increase that fine-tuning did not recover (measured; at least 0.15 and half the
+        previous estimate), at most twice ``round_budget`` and at most half the last one after
+        a rejected round.
     recovery : bool
         A round over the limit gets one more fine-tuning round at the same targets before it
         is undone.
@@ -427,7 +418,10 @@ def search(args, symbol, arg_params, aux_params, train, val, max_error_increase=
             left = max(1, max_rounds - attempt - 1)
             step = max(layer_target, now_bytes * (layer_target / now_bytes) ** (1.0 / left))
             alloc = allocate_for_bytes(opts, step - fixed_est) if opts else None
-        targets = _round_targets(current, alloc, fixed_sparsity)
+        targets = dict(current)
+        if alloc is not None:
+            targets.update({name: o.value for name, o in alloc.choice.items()})
+        targets.update(fixed_sparsity)
         if targets == current:
             if not (budget_mode and rounds and polished < max_polish):
                 echo('round %d: nothing more to prune within the round budget: pruning done'
