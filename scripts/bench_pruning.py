@@ -191,7 +191,8 @@ def run_thinning(name, cli, baseline_dir, data_dir):
 def candidate_sparsity(analysis, candidate):
     """A recipe candidate as :func:`plan_groups` sparsity: ``{'all': f}`` -> ``f``;
     ``{'shared': a, 'private': b}`` -> ``a`` for the groups several convs write (their outputs
-    meet at a residual add), ``b`` for the groups of one conv."""
+    meet at a residual add), ``b`` for the groups of one conv. A candidate's ``'fine_tune'``
+    entry (its own fine-tuning options, e.g. ``{'num_epochs': 16}``) is not sparsity."""
     if 'all' in candidate:
         return candidate['all']
     return {g.producers[0]: candidate['shared' if len(g.producers) > 1 else 'private']
@@ -203,14 +204,16 @@ def run_zoo_thinning(name, cli, baseline_dir, data_dir):
     recipe = PRUNING[name]
     network = recipe['network']
     baseline = load_checkpoint(os.path.join(baseline_dir, network), 0, DATA_SHAPE)
-    args = recipe_options(network, data_dir, num_examples=cli.num_examples,
-                          **recipe['fine_tune'])
-    val_images, val_labels = validation_data(args)
+    def candidate_options(candidate):   # the recipe's fine-tuning, or the candidate's own
+        return recipe_options(network, data_dir, num_examples=cli.num_examples,
+                              **dict(recipe['fine_tune'], **candidate.get('fine_tune', {})))
+    val_images, val_labels = validation_data(candidate_options({}))
     base_val = classification_error(*baseline, val_images, val_labels)
     analysis = analyse(baseline[0], DATA_SHAPE['data'])
     tried, best = [], None
     start = time.time()
     for candidate in recipe['candidates']:
+        args = candidate_options(candidate)
         plan = plan_groups(baseline[0], baseline[1], candidate_sparsity(analysis, candidate),
                            'l1', analysis=analysis, channel_multiple=recipe['channel_multiple'])
         thinned = thin_network(*baseline, plan)
@@ -221,6 +224,7 @@ def run_zoo_thinning(name, cli, baseline_dir, data_dir):
         row = {'candidate': candidate, 'kept': {r['group']: r['kept'] for r in plan.groups},
                'mac_reduction': 1.0 - plan.macs_after / float(plan.macs_before),
                'validation_error_before_finetune': before_ft,
+               'fine_tune_epochs': args.num_epochs, 'fine_tune_lr': args.lr,
                'validation_error': classification_error(*model, val_images, val_labels)}
         print('%s candidate %s: %.1f %% fewer MACs, validation error %.2f %% (baseline %.2f '
               '%%)' % (name, candidate, 100 * row['mac_reduction'],
@@ -228,9 +232,9 @@ def run_zoo_thinning(name, cli, baseline_dir, data_dir):
         tried.append(row)
         key = (row['validation_error'], -row['mac_reduction'])
         if best is None or key < best[0]:
-            best = (key, row, model, plan)
+            best = (key, row, model, plan, args)
     wall = time.time() - start
-    _, chosen, model, plan = best
+    _, chosen, model, plan, args = best
     base_error, error = test_error(baseline, data_dir), test_error(model, data_dir)
     before, after = summary_fields(baseline), summary_fields(model)
     reduction = 1.0 - after['dense_macs'] / float(before['dense_macs'])

@@ -75,10 +75,18 @@ PRUNING = {
                          'fine_tune': dict(num_epochs=3, lr=0.02),
                          'targets': {'mac_reduction': 0.5, 'error_increase_points': 0.15,
                                      'speedup_b64': 1.6}},
-    # a first run (all 0.3 / private 0.5, 4 epochs at lr 0.02) missed the target on the
-    # validation split (+0.78 / +0.51 points): less thinning, longer fine-tune
+    # attempt 1 (all 0.3 / private 0.5, 4 epochs at lr 0.02) missed the target on the
+    # validation split (+0.78 / +0.51 points); attempt 2 (private 0.4, 8 epochs at lr 0.05)
+    # met it on validation (1.35 % vs 1.42 %) and missed on the test set by one image (+0.21
+    # points). Attempt 3, these candidates: a longer fine-tune (the baseline itself trained only
+    # 8 epochs), with 40 % or 37 % of the private channels removed (44.9 % / 40.2 % fewer
+    # MACs). Rule fixed before the run: its choice replaces attempt 2's model only if its
+    # validation error is not above attempt 2's 1.35 %.
     'mobilenetv2-thinned': {'network': 'mobilenetv2', 'channel_multiple': 8,
-                            'candidates': ({'shared': 0.0, 'private': 0.4},),
+                            'candidates': ({'shared': 0.0, 'private': 0.4,
+                                            'fine_tune': {'num_epochs': 16}},
+                                           {'shared': 0.0, 'private': 0.37,
+                                            'fine_tune': {'num_epochs': 16}}),
                             'fine_tune': dict(num_epochs=8, lr=0.05),
                             'targets': {'mac_reduction': 0.4, 'error_increase_points': 0.20}},
 }
