@@ -59,6 +59,17 @@ __attribute__((target("avx2"), always_inline)) inline uint8_t threshold_mask8(
 // split LUT 277-384 (one core shared with other jobs).
 // Its carry-save adders cost 5 bitwise ops per 256-bit input, more than the 4 the split LUT
 // spends on counting, and need 4 registers per accumulator.
+// A per-weight LUT (the table of popcount(i xor w_nibble), i = 0..15, per weight nibble, so
+// the count is one vpshufb of the input nibbles with no xor: 2 ops per 128 binary MACs of 32
+// pixels, input stored as one nibble plane per 4 channels over the padded image flattened)
+// was measured the same way on Zen 4 (quiet, 1 core, 3x3 C -> C, batch 1): 424 / 336 / 313 /
+// 240 G useful MAC/s at 64 ch 56 px / 128 / 256 / 512 ch (28 / 14 / 7 px) against 359 / 323
+// / 346 / 350 for this loop. Counted on every lane it computes it is 0.8-1.2x this loop:
+// its flattened rows also compute the padding columns (2 of W + 2 per row, a quarter of the
+// lanes at 7 px), and its tables take 32 bytes per weight nibble (a 16-byte table broadcast
+// from memory was slower) and are read again for every tile; it was not adopted. Tile variants that keep the
+// sums of every 31 steps in memory or load one nibble half at a time (fewer live registers)
+// ran within 2 % of this loop.
 //
 // Register blocking for the 16 ymm registers: P = 2 (8 pixels), Q = 4 channels: 8 byte
 // accumulators, 4 input vectors (2 halves x 2 pixel vectors) loaded once per step, the LUT
