@@ -7,7 +7,8 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   512 @ 7x7, batch 1 and 8, with OMP_NUM_THREADS=1 and 2, under MXNet's default threaded
   engine and under NaiveEngine (``--engines``; each thread count and engine in its own
   subprocess; the threaded engine hands every call to an engine thread and back, which on a
-  VM can cost as much as a whole batch-1 xnor layer). The op and ``mx.nd.Convolution`` run on
+  VM can cost as much as a whole batch-1 xnor layer; each record carries that cost, timed on
+  a 1-element add, as ``engine_call_median_ms``). The op and ``mx.nd.Convolution`` run on
   the same input, alternating in blocks of ``--block`` runs in one process; the speed-up is
   the ratio of the medians of ``--repeats`` warm runs after warm-up (the first run of each
   block, with the other layer's data in the caches, is reported apart as cold). Also binary
@@ -51,6 +52,7 @@ import os
 import statistics
 import subprocess
 import sys
+import time
 
 from mxcompress.binary.quantizers import bwn_alpha
 from mxcompress.measure import machine_info, paired_timing, timing_lock
@@ -109,6 +111,21 @@ def time_layer_pair(x, layer, args):
     return max_err, binary, fp32
 
 
+def engine_call_ms(repeats=300, warmup=30):
+    """Median wall time (ms) of one tiny synchronous call, a 1-element ``elemwise_add`` waited
+    on: what the engine's hand-off (to its worker thread and back, or none under
+    NaiveEngine) adds to every timed call of a layer, fp32 and xnor alike."""
+    import mxnet as mx
+    a, out = mx.nd.ones((1,)), mx.nd.zeros((1,))
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        mx.nd.elemwise_add(a, a, out=out).wait_to_read()
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
 def layer_worker(args):
     """One thread count: every layer and batch, op vs fp32, printed as JSON."""
     import mxnet as mx
@@ -117,6 +134,7 @@ def layer_worker(args):
     ops.load()
     rng = np.random.RandomState(0)
     records = []
+    call_ms = engine_call_ms()
     for channels, size in XNOR_LAYERS:
         layer = layer_weights(rng, channels)
         for batch in args.batches:
@@ -152,6 +170,7 @@ def layer_worker(args):
                 'output_bytes': output,
                 'memory_ok': workspace <= bit_input + output,
                 'threads': threads, 'engine': _engine_name(),
+                'engine_call_median_ms': call_ms,
                 'repeats': len(wall_b), 'cold_runs': len(cold_b),
                 'warmup': args.warmup, 'block': args.block}
             records.append(record)
