@@ -165,6 +165,7 @@ def machine_info():
             'cpu_count': os.cpu_count(), 'python': platform.python_version(),
             'mxnet': mx.__version__, 'numpy': np.__version__,
             'omp_num_threads': os.environ.get('OMP_NUM_THREADS'),
+            'omp_wait_policy': os.environ.get('OMP_WAIT_POLICY'),
             'mxnet_features_mkldnn': mx.runtime.Features().is_enabled('MKLDNN')}
     try:
         with open('/proc/cpuinfo') as f:
