@@ -41,6 +41,32 @@ __attribute__((target("avx2"), always_inline)) inline uint8_t threshold_mask8(
   return static_cast<uint8_t>(_mm256_movemask_ps(below) & ((1 << lanes) - 1));
 }
 
+// Stores the first `lanes` (1..8) floats of v at dst: one 256-bit store for a full tile,
+// else 128-, 64- and 32-bit stores (vmaskmovps stores are slow on AMD Zen: a tile of 6 or 7
+// pixels, the last of a 14- or 7-pixel row, would spend more on its stores than on its
+// arithmetic).
+__attribute__((target("avx2"), always_inline)) inline void store_lanes(float* dst, __m256 v,
+                                                                        int32_t lanes) {
+  if (lanes == 8) {
+    _mm256_storeu_ps(dst, v);
+    return;
+  }
+  __m128 part = _mm256_castps256_ps128(v);
+  if (lanes >= 4) {
+    _mm_storeu_ps(dst, part);
+    part = _mm256_extractf128_ps(v, 1);
+    dst += 4;
+    lanes -= 4;
+  }
+  if (lanes >= 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst), part);
+    part = _mm_movehl_ps(part, part);
+    dst += 2;
+    lanes -= 2;
+  }
+  if (lanes == 1) _mm_store_ss(dst, part);
+}
+
 // ---- AVX2: nibble-LUT popcount, byte accumulators ---------------------------------------
 // A tile is 4 * P pixels (P ymm vectors, one pixel per 64-bit lane) x Q output channels.
 // The input words are stored as nibble halves (half 0 = word & 0x0f.., half 1 =
@@ -138,9 +164,7 @@ void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uin
       e.bits[q] = threshold_mask8(v, e.out_scale[q], e.out_threshold[q], e.lanes);
       continue;
     }
-    float* dst = e.out + q * e.out_stride;
-    if (e.lanes == 8) _mm256_storeu_ps(dst, v);
-    else _mm256_maskstore_ps(dst, mask, v);
+    store_lanes(e.out + q * e.out_stride, v, e.lanes);
   }
 }
 
