@@ -93,9 +93,9 @@ __attribute__((target("avx2"), always_inline)) inline void store_lanes(float* ds
 // / 346 / 350 for this loop. Counted on every lane it computes it is 0.8-1.2x this loop:
 // its flattened rows also compute the padding columns (2 of W + 2 per row, a quarter of the
 // lanes at 7 px), and its tables take 32 bytes per weight nibble (a 16-byte table broadcast
-// from memory was slower) and are read again for every tile; it was not adopted. Tile variants that keep the
-// sums of every 31 steps in memory or load one nibble half at a time (fewer live registers)
-// ran within 2 % of this loop.
+// from memory was slower) and are read again for every tile; it was not adopted. Tile
+// variants that keep the sums of every 31 steps in memory or load one nibble half at a time
+// (fewer live registers) ran within 2 % of this loop.
 //
 // Register blocking for the 16 ymm registers: P = 2 (8 pixels), Q = 4 channels: 8 byte
 // accumulators, 4 input vectors (2 halves x 2 pixel vectors) loaded once per step, the LUT
