@@ -56,6 +56,22 @@ def test_border_correction_is_needed():
     assert not np.array_equal(got, plus)
 
 
+def test_long_reduction_overflows_no_count(kernel):
+    """C * KH * KW = 65,700 binary MACs per output, more than a 16-bit count holds: the AVX2
+    kernel's 16-bit totals are added into its int32 counts every 256 chunks of 63 steps
+    (16,128 steps = 64,512 bits), and here it takes 16,560 steps; channel 0's signs are the
+    opposite of the input's, so its centre count is all 65,700."""
+    rng = np.random.RandomState(5)
+    x = rng.randn(1, 7300, 3, 3).astype(np.float32)
+    weight = rng.randn(2, 7300, 3, 3).astype(np.float32)
+    weight[0] = -np.sign(x[0]) - (x[0] == 0)  # every product -1: count = C * 9 at the centre
+    alpha = np.ones(2, np.float32)
+    got = run_op(x, weight, alpha, kernel=(3, 3), pad=(1, 1))
+    want = reference_numpy(x, weight, alpha, kernel=(3, 3), pad=(1, 1))
+    np.testing.assert_array_equal(got, want)
+    assert got[0, 0, 1, 1] == -7300 * 9
+
+
 def test_sign_rule_zero_is_plus_one():
     x = np.zeros((1, 2, 3, 3), np.float32)
     x[0, 1] = -0.0
@@ -66,7 +82,8 @@ def test_sign_rule_zero_is_plus_one():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(1, 3), c=st.sampled_from([1, 3, 63, 64, 65, 130, 513]),
-       h=st.integers(1, 12), w=st.integers(1, 12), o=st.integers(1, 20),
+       h=st.integers(1, 12), w=st.integers(1, 12),
+       o=st.one_of(st.integers(1, 20), st.sampled_from([33, 64, 70, 100, 129])),
        kh=st.integers(1, 7), kw=st.integers(1, 7), sh=st.integers(1, 3), sw=st.integers(1, 3),
        ph=st.integers(0, 3), pw=st.integers(0, 3), dh=st.integers(1, 3), dw=st.integers(1, 3),
        bias=st.booleans(), kernel_choice=st.sampled_from(VARIANTS), seed=st.integers(0, 2 ** 16),

@@ -132,7 +132,7 @@ def kernel_name():
     """``'avx512'``, ``'avx2'`` or ``'portable'``: the kernel the op runs on this CPU.
 
     ``auto`` picks AVX-512 (VPOPCNTQ) when the CPU has AVX512F, AVX512VL, AVX512BW and
-    AVX512_VPOPCNTDQ, else AVX2 (nibble-LUT popcount) when it has AVX2 and POPCNT, else the
+    AVX512_VPOPCNTDQ, else AVX2 (vpshufb table popcount) when it has AVX2 and POPCNT, else the
     portable C++ kernel.
     The environment variable ``MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512`` chooses
     another; a kernel the CPU lacks falls back to the next one down."""

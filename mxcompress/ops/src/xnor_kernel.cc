@@ -1,26 +1,31 @@
 // Bit-packed xnor-popcount 2-D convolution kernel; see xnor_kernel.h for the maths.
 //
 // Data layout of the packed input (the only large workspace, 1/16 of the float input
-// plus the zero border):  P[n][hp][cw][half][phase][j],  hp = h + PH,  column wp = w + PW is
-// stored at phase = wp % SW, j = wp / SW. For the AVX2 kernel ("split" layout) half 0 holds
-// the low nibble of every byte of the packed word (word & 0x0f..), half 1 the high nibble
-// ((word >> 4) & 0x0f..). The weights are split the same way once per call, so the popcount
-// of (a xor w) per byte is LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]: 2 xor, 2 vpshufb, 2 add
-// per 256 bits (no shifts or masks in the inner loop). The AVX-512 kernel (VPOPCNTQ) and the
-// portable kernel (POPCNT or SWAR on 64-bit words) keep whole words in half 0 (half 1
-// unused). For an output pixel (oh, ow) and tap (kh, kw) the word cw sits at
-// j = ow + (kw * DW) / SW in phase (kw * DW) % SW of row oh * SH + kh * DH, so neighbouring
-// output pixels read consecutive words for any stride: one vector load for 4 (AVX2) or 8
-// (AVX-512) pixels. Activations are packed once, before any patch is formed (no im2col);
-// an input that is already bit-packed ((N, H, W, Cb) bytes) is copied into this layout.
+// plus the zero border), portable and AVX-512 kernels:  P[n][hp][cw][phase][j] 64-bit words,
+// hp = h + PH, column wp = w + PW stored at phase = wp % SW, j = wp / SW. For an output
+// pixel (oh, ow) and tap (kh, kw) the word cw sits at j = ow + (kw * DW) / SW in phase
+// (kw * DW) % SW of row oh * SH + kh * DH, so neighbouring output pixels read consecutive
+// words for any stride: one vector load for 8 (AVX-512) pixels.
+// The AVX2 kernel's layout ("nibble bytes"): B[n][hp][wp][C4] bytes, one byte per 4 channels
+// (nibble position j = channels 4 j .. 4 j + 3) holding 4 times the nibble, C4 = 16 Wc. Its
+// micro-kernel addresses every pixel on its own: pixel (oh, ow) starts at
+// ((n Hp + oh SH) Wp + ow SW) C4 and step s = (tap, j) is at soff[s] = (kh DH Wp + kw DW) C4
+// + j from there. Its weights are transposed, per thread and channel block, to step-major
+// rows of 32 output channels' nibbles (nibble_weights_avx2), the vpshufb indices of its
+// table look-ups.
+// Activations are packed once, before any patch is formed (no im2col); an input that is
+// already bit-packed ((N, H, W, Cb) bytes) is copied into these layouts.
 //
-// Register-blocked micro-kernels (xnor_tiles.h, where the schemes are described): a tile is
-// 8 output pixels of one row x Q output channels (AVX2 Q = 4, AVX-512 Q = 16, portable
-// Q = 4), its weights in a per-thread buffer in the order the micro-kernel reads them. Each
-// micro-kernel applies the float epilogue (C*KH*KW - 2 * count + border correction, times
-// alpha, plus bias) from registers and stores the outputs itself; for a bit-packed output it
-// stores each channel's 8-pixel mask of (y * out_scale < out_threshold) instead, and a last
-// pass transposes the masks into per-pixel channel bits (xnor_pack.h).
+// Register-blocked micro-kernels (xnor_tiles.h, where the schemes are described). AVX-512
+// and portable: a tile is 8 output pixels of one row x Q output channels (AVX-512 Q = 16,
+// portable Q = 4), its weights in a per-thread buffer in the order the micro-kernel reads
+// them; each applies the float epilogue (C*KH*KW - 2 * count + border correction, times
+// alpha, plus bias) from registers and stores the outputs itself. AVX2: a tile is 3 (6)
+// output pixels anywhere in a work item of whole output rows x 128 (64, 32) output channels;
+// its counts go to per-thread int32 counts of the item, and the same epilogue runs over them
+// per output row. For a bit-packed output each epilogue stores every channel's 8-pixel mask
+// of (y * out_scale < out_threshold) instead, and a last pass transposes the masks into
+// per-pixel channel bits (xnor_pack.h).
 #include "xnor_kernel.h"
 
 #include <immintrin.h>
@@ -37,22 +42,20 @@ namespace xnor {
 
 namespace {
 
-constexpr int64_t kTileOW = 8;    // output pixels per tile (AVX2: P = 2 vectors of 4)
+constexpr int64_t kTileOW = 8;    // output pixels per tile (and per epilogue vector)
 constexpr int64_t kRows = 4;      // output rows per work item
 constexpr int64_t kPackRows = 4;  // input rows packed per work item
-#ifndef XNOR_TILE_Q
-#define XNOR_TILE_Q 4
-#endif
 #ifndef XNOR_TILE_QP
 #define XNOR_TILE_QP 4
 #endif
 #ifndef XNOR_TILE_Q512
 #define XNOR_TILE_Q512 16
 #endif
-constexpr int kQ = XNOR_TILE_Q;          // output channels per tile (AVX2: 16 ymm registers)
 constexpr int kQPortable = XNOR_TILE_QP;  // output channels per tile (portable)
 constexpr int kQ512 = XNOR_TILE_Q512;    // output channels per tile (AVX-512: 32 zmm registers)
-constexpr int kQMax = std::max({kQ, kQPortable, kQ512});
+constexpr int kQMax = std::max(kQPortable, kQ512);
+constexpr int64_t kChunkSteps = 63;      // AVX2: steps per byte-count chunk (63 * 4 < 256)
+constexpr int64_t kChunksPerTotal = 256; // AVX2: chunks per 16-bit total (256 * 252 < 65536)
 
 inline size_t align64(size_t n) { return (n + 63) & ~static_cast<size_t>(63); }
 
@@ -101,9 +104,91 @@ inline int popcount64(uint64_t v) {
 }
 
 
+// ---- AVX2 kernel geometry ---------------------------------------------------------------
+// Output channels in groups of 32 (one vector of byte counts), groups in blocks of 4 (the
+// 3x4 micro-kernel); the last groups of a layer whose group count is not a multiple of 4
+// form blocks of 2 and 1 (6x2, 6x1).
+struct Avx2Block {
+  int64_t g0, groups;  // first group, groups in the block (4, 2 or 1)
+};
+
+inline int64_t channel_groups(const ConvGeom& g) { return (g.O + 31) / 32; }
+inline int64_t avx2_steps(const ConvGeom& g) { return g.KH * g.KW * g.C4; }
+
+// The block of group gg.
+inline Avx2Block avx2_block_of(const ConvGeom& g, int64_t gg) {
+  const int64_t full = channel_groups(g) / 4 * 4, rest = channel_groups(g) - full;
+  if (gg < full) return {gg / 4 * 4, 4};
+  if (rest == 3 && gg == full + 2) return {full + 2, 1};
+  return {full, rest == 1 ? 1 : 2};
+}
+
+std::vector<Avx2Block> avx2_blocks(const ConvGeom& g) {
+  std::vector<Avx2Block> blocks;
+  for (int64_t gg = 0; gg < channel_groups(g); gg += blocks.back().groups)
+    blocks.push_back(avx2_block_of(g, gg));
+  return blocks;
+}
+
+// Bytes of one block's weights as step-major nibble rows: row s (G * 32 bytes) at s * G * 32.
+inline size_t nibble_weights_bytes(const ConvGeom& g) {
+  return static_cast<size_t>(std::min<int64_t>(4, channel_groups(g)) * 32 * avx2_steps(g));
+}
+
+// Output rows per AVX2 work item: about 32 pixels (whole rows).
+inline int64_t avx2_rows_per_item(const ConvGeom& g) {
+  return std::max<int64_t>(1, std::min<int64_t>(g.OH, 32 / std::max<int64_t>(1, g.OW)));
+}
+
+// A thread's AVX2 buffers: the nibble rows of its current channel block (nibble_weights_bytes)
+// and, for one work item of npix = rows * OW pixels, the pixels' origins,
+// 16-bit totals (128 per pixel, up to 7 padding pixels: a last tile, the 8-pixel transpose),
+// int32 counts per channel (stride npix + 8: the epilogue reads, the transpose writes 8
+// lanes) and the 12 byte-count vectors.
+struct Avx2Scratch {
+  uint8_t* wnib;
+  int64_t* base;
+  uint16_t* totals;
+  int32_t* count;
+  int64_t stride;
+  __m256i* acc;
+};
+
+inline int64_t avx2_item_pixels(const ConvGeom& g) { return avx2_rows_per_item(g) * g.OW; }
+
+inline size_t avx2_scratch_bytes(const ConvGeom& g) {
+  const int64_t npix = avx2_item_pixels(g);
+  return align64(nibble_weights_bytes(g)) + align64(sizeof(int64_t) * npix) +
+         align64(sizeof(uint16_t) * 128 * (npix + 8)) +
+         align64(sizeof(int32_t) * 128 * (npix + 8)) + sizeof(__m256i) * 12;
+}
+
+Avx2Scratch carve_avx2_scratch(const ConvGeom& g, char* p) {
+  const int64_t npix = avx2_item_pixels(g);
+  Avx2Scratch sc;
+  sc.wnib = reinterpret_cast<uint8_t*>(p);
+  p += align64(nibble_weights_bytes(g));
+  sc.base = reinterpret_cast<int64_t*>(p);
+  p += align64(sizeof(int64_t) * npix);
+  sc.totals = reinterpret_cast<uint16_t*>(p);
+  p += align64(sizeof(uint16_t) * 128 * (npix + 8));
+  sc.count = reinterpret_cast<int32_t*>(p);
+  sc.stride = npix + 8;
+  p += align64(sizeof(int32_t) * 128 * (npix + 8));
+  sc.acc = reinterpret_cast<__m256i*>(p);
+  return sc;
+}
+
+// The AVX2 kernel's int32 step offsets hold any layer whose padded input rows of one window
+// span less than 2 GiB of nibble bytes; larger ones use the portable kernel.
+inline bool avx2_offsets_fit(const ConvGeom& g) {
+  return ((g.KH - 1) * g.DH * g.Wp + (g.KW - 1) * g.DW + 1) * g.C4 < (int64_t{1} << 31);
+}
+
 struct Workspace {
-  uint64_t* packed;
+  uint64_t* packed;  // packed input, word layout; the AVX2 kernel's nibble bytes instead
   int64_t* in_off;  // (KH * KW * Wc) word offsets of each step from a tile's base
+  int32_t* soff;    // AVX2: (KH * KW * C4) byte offsets of each step from a pixel's origin
   int32_t* corr;    // (row classes, O, OWr) border correction added to C*KH*KW - 2*count
   int32_t* row_class;  // (OH,) 0 for rows whose window is inside the image, else 1, 2, ..
   char* threads;       // omp_get_max_threads() private buffers of thread_buffer_bytes(g)
@@ -117,6 +202,8 @@ Workspace carve(const ConvGeom& g, void* ws, bool packed_output) {
   p += align64(packed_input_bytes(g));
   w.in_off = reinterpret_cast<int64_t*>(p);
   p += align64(sizeof(int64_t) * g.KH * g.KW * g.Wc);
+  w.soff = reinterpret_cast<int32_t*>(p);
+  p += align64(sizeof(int32_t) * g.KH * g.KW * g.C4);
   w.corr = reinterpret_cast<int32_t*>(p);
   p += align64(corr_bytes(g));
   w.row_class = reinterpret_cast<int32_t*>(p);
@@ -129,10 +216,8 @@ Workspace carve(const ConvGeom& g, void* ws, bool packed_output) {
 
 inline uint64_t* packed_row(const ConvGeom& g, uint64_t* packed, int64_t n, int64_t hp,
                             int64_t cw) {
-  return packed + ((n * g.Hp + hp) * g.Wc + cw) * 2 * g.SW * g.Lp;
+  return packed + ((n * g.Hp + hp) * g.Wc + cw) * g.SW * g.Lp;
 }
-
-constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
 
 // ---- activation packing
 #include "xnor_pack.h"
@@ -147,37 +232,7 @@ constexpr uint64_t kLowNibbles = 0x0f0f0f0f0f0f0f0fULL;
 enum WeightLayout {
   kWordsByChannel,  // AVX-512: out[q * K + k], whole words
   kWordsByStep,     // portable: out[k * qn + q], whole words
-  kNibblesByStep,   // AVX2: out[2 * (k * qn + q) + half], nibble halves
 };
-
-// kNibblesByStep when every tap holds whole words (C % 64 == 0): a channel's K words are
-// contiguous, 4 of them split per vector and stored as (lo, hi) pairs of 16 bytes.
-__attribute__((target("avx2")))
-void block_weights_nibbles_avx2(const uint8_t* w, int64_t qn, int64_t K, uint64_t* out) {
-  const __m256i m = _mm256_set1_epi8(0x0f);
-  for (int64_t q = 0; q < qn; ++q) {
-    const uint8_t* src = w + q * K * 8;
-    int64_t k = 0;
-    for (; k + 4 <= K; k += 4) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 8 * k));
-      const __m256i lo = _mm256_and_si256(v, m);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
-      const __m256i even = _mm256_unpacklo_epi64(lo, hi);  // (lo, hi) of words 0 | 2
-      const __m256i odd = _mm256_unpackhi_epi64(lo, hi);   // (lo, hi) of words 1 | 3
-      __m128i* dst = reinterpret_cast<__m128i*>(out);
-      _mm_storeu_si128(dst + (k * qn + q), _mm256_castsi256_si128(even));
-      _mm_storeu_si128(dst + ((k + 1) * qn + q), _mm256_castsi256_si128(odd));
-      _mm_storeu_si128(dst + ((k + 2) * qn + q), _mm256_extracti128_si256(even, 1));
-      _mm_storeu_si128(dst + ((k + 3) * qn + q), _mm256_extracti128_si256(odd, 1));
-    }
-    for (; k < K; ++k) {
-      uint64_t word;
-      std::memcpy(&word, src + 8 * k, 8);
-      out[2 * (k * qn + q)] = word & kLowNibbles;
-      out[2 * (k * qn + q) + 1] = (word >> 4) & kLowNibbles;
-    }
-  }
-}
 
 // Copies the weight words of channels [o0, o0 + qn) into `out` in `layout`.
 void block_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, uint64_t* out,
@@ -187,22 +242,193 @@ void block_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, 
     std::memcpy(out, w + o0 * taps * g.Cb, static_cast<size_t>(qn * taps * g.Cb));
     return;
   }
-  if (layout == kNibblesByStep && g.Cb == 8 * wc) {
-    block_weights_nibbles_avx2(w + o0 * taps * g.Cb, qn, K, out);
-    return;
-  }
   for (int64_t q = 0; q < qn; ++q)
     for (int64_t tap = 0; tap < taps; ++tap)
       for (int64_t cw = 0; cw < wc; ++cw) {
         const uint64_t word = load_tap_word(g, w, (o0 + q) * taps + tap, cw);
         const int64_t k = tap * wc + cw;
-        if (layout == kWordsByChannel) {
-          out[q * K + k] = word;
-        } else if (layout == kWordsByStep) {
-          out[k * qn + q] = word;
-        } else {
-          out[2 * (k * qn + q)] = word & kLowNibbles;
-          out[2 * (k * qn + q) + 1] = (word >> 4) & kLowNibbles;
+        if (layout == kWordsByChannel) out[q * K + k] = word;
+        else out[k * qn + q] = word;
+      }
+}
+
+// ---- AVX2 kernel: weight rows, work items ----------------------------------------------
+
+// Byte-transposes two 16 x 16 byte matrices at once (one per 128-bit lane): y[k] holds row k,
+// afterwards y[b] holds column b. Four rounds of interleaving rows k and k + 8.
+__attribute__((target("avx2"))) inline void transpose16x16_bytes(__m256i* y) {
+  for (int round = 0; round < 4; ++round) {
+    __m256i t[16];
+    for (int k = 0; k < 8; ++k) {
+      t[2 * k] = _mm256_unpacklo_epi8(y[k], y[k + 8]);
+      t[2 * k + 1] = _mm256_unpackhi_epi8(y[k], y[k + 8]);
+    }
+    for (int k = 0; k < 16; ++k) y[k] = t[k];
+  }
+}
+
+// Bytes [b0, b0 + 16) of tap t of output channel o (zero beyond Cb or for o >= O).
+__attribute__((target("avx2"))) inline __m128i tap_bytes16(const ConvGeom& g, const uint8_t* w,
+                                                           int64_t o, int64_t t, int64_t b0) {
+  const int64_t avail = std::min<int64_t>(16, g.Cb - b0);
+  if (o >= g.O || avail <= 0) return _mm_setzero_si128();
+  const uint8_t* src = w + (o * g.KH * g.KW + t) * g.Cb + b0;
+  if (avail == 16) return _mm_loadu_si128(reinterpret_cast<const __m128i*>(src));
+  alignas(16) uint8_t part[16] = {};
+  std::memcpy(part, src, static_cast<size_t>(avail));
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(part));
+}
+
+// The weights of group gg (output channels 32 gg .. 32 gg + 31) at tap t as the AVX2
+// kernel's step rows of its block: byte i of row s = t * C4 + j is nibble j (channels
+// 4 j .. 4 j + 3) of channel 32 gg + i, 0..15, the index vpshufb looks up in the input
+// nibble's table. 32 channels x 16 bytes are transposed at a time, then split into low and
+// high nibbles (rows 2 b and 2 b + 1).
+__attribute__((target("avx2")))
+void nibble_weights_avx2(const ConvGeom& g, const uint8_t* w, int64_t gg, int64_t t,
+                         uint8_t* wnib) {
+  const Avx2Block blk = avx2_block_of(g, gg);
+  const int64_t row = blk.groups * 32;
+  uint8_t* dst = wnib + (gg - blk.g0) * 32 + t * g.C4 * row;
+  const __m256i m = _mm256_set1_epi8(0x0f);
+  for (int64_t b0 = 0; b0 < 8 * g.Wc; b0 += 16) {
+    __m256i y[16];
+    for (int k = 0; k < 16; ++k)
+      y[k] = _mm256_inserti128_si256(
+          _mm256_castsi128_si256(tap_bytes16(g, w, 32 * gg + k, t, b0)),
+          tap_bytes16(g, w, 32 * gg + 16 + k, t, b0), 1);
+    transpose16x16_bytes(y);
+    for (int64_t b = 0; b < 16 && b0 + b < 8 * g.Wc; ++b) {
+      const int64_t j = 2 * (b0 + b);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + j * row), _mm256_and_si256(y[b], m));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (j + 1) * row),
+                          _mm256_and_si256(_mm256_srli_epi16(y[b], 4), m));
+    }
+  }
+}
+
+// Adds (or, when `first`, stores) the 16-bit totals of pixels i .. i + 7, positions m0 ..
+// m0 + 15 of one group's totals, into the int32 counts: an 8 x 16 transpose (two 8 x 8 of
+// 16-bit words, one per 128-bit lane: pixel rows -> channel rows), then widened.
+__attribute__((target("avx2")))
+inline void totals_to_counts(const Avx2Scratch& sc, int64_t i, int m0, bool first) {
+  __m256i r[8];
+  for (int k = 0; k < 8; ++k)
+    r[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sc.totals + (i + k) * 128 + m0));
+  __m256i t[8], u[8];
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_epi16(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_epi16(r[2 * k], r[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h)  // pixels 0-3 (h = 0) and 4-7
+    for (int k = 0; k < 2; ++k) {
+      u[4 * h + 2 * k] = _mm256_unpacklo_epi32(t[4 * h + k], t[4 * h + k + 2]);
+      u[4 * h + 2 * k + 1] = _mm256_unpackhi_epi32(t[4 * h + k], t[4 * h + k + 2]);
+    }
+  for (int k = 0; k < 4; ++k) {
+    const __m256i cols[2] = {_mm256_unpacklo_epi64(u[k], u[k + 4]),
+                             _mm256_unpackhi_epi64(u[k], u[k + 4])};
+    for (int c = 0; c < 2; ++c)
+      for (int lane = 0; lane < 2; ++lane) {
+        const int m = m0 + 8 * lane + 2 * k + c;  // column 2 k + c of lane `lane`
+        const __m128i v = lane == 0 ? _mm256_castsi256_si128(cols[c])
+                                    : _mm256_extracti128_si256(cols[c], 1);
+        __m256i* dst = reinterpret_cast<__m256i*>(
+            sc.count + ((m & ~31) | totals_channel(m & 31)) * sc.stride + i);
+        const __m256i wide = _mm256_cvtepu16_epi32(v);
+        _mm256_storeu_si256(dst, first ? wide : _mm256_add_epi32(_mm256_loadu_si256(dst), wide));
+      }
+  }
+}
+
+typedef void (*tile_steps_fn)(const uint8_t* const*, const int32_t*, const uint8_t*, int64_t,
+                              __m256i*);
+
+// The counts of one work item: npix output pixels (origins base[i] in the nibble bytes) x
+// the G groups of one block (weight rows wblk), into sc.count[q * sc.stride + i]. Chunks of
+// 63 steps over all the item's tiles (the chunk's weight rows, 63 * G * 32 bytes, stay in
+// L1), byte counts widened into 16-bit totals after each, the totals added into the counts
+// every 256 chunks and at the end.
+template <int P, int G>
+__attribute__((target("avx2")))
+void count_item_avx2(const ConvGeom& g, const uint8_t* nib, int64_t npix, const int32_t* soff,
+                     const uint8_t* wblk, tile_steps_fn steps_fn, const Avx2Scratch& sc) {
+  const int64_t S = avx2_steps(g), tiles = (npix + P - 1) / P;
+  const size_t totals_bytes =
+      sizeof(uint16_t) * 128 * static_cast<size_t>(std::max(tiles * P, (npix + 7) / 8 * 8));
+  std::memset(sc.totals, 0, totals_bytes);
+  bool first = true;
+  for (int64_t s0 = 0, chunk = 0; s0 < S; s0 += kChunkSteps, ++chunk) {
+    const int64_t steps = std::min(kChunkSteps, S - s0);
+    for (int64_t t = 0; t < tiles; ++t) {
+      const uint8_t* src[P];
+      for (int p = 0; p < P; ++p) src[p] = nib + sc.base[std::min(t * P + p, npix - 1)];
+      steps_fn(src, soff + s0, wblk + s0 * G * 32, steps, sc.acc);
+      tile_flush_avx2<P, G>(sc.acc, sc.totals + t * P * 128);
+    }
+    const bool last = s0 + steps >= S;
+    if (!last && (chunk + 1) % kChunksPerTotal != 0) continue;
+    for (int64_t i = 0; i < npix; i += 8)
+      for (int m0 = 0; m0 < G * 32; m0 += 16) totals_to_counts(sc, i, m0, first);
+    first = false;
+    if (!last) std::memset(sc.totals, 0, totals_bytes);
+  }
+}
+
+// The AVX2 kernel's tiles and epilogue (inside the parallel region: work-shared over
+// (block, image, item of output rows)).
+__attribute__((target("avx2")))
+void tiles_avx2(const ConvGeom& g, const Workspace& ws, const std::vector<Avx2Block>& blocks,
+                const uint8_t* w, const float* alpha, const float* bias, float* out, const ConvIO& io,
+                char* thread_buffer) {
+  const Avx2Scratch sc = carve_avx2_scratch(g, thread_buffer);
+  const int64_t rows = avx2_rows_per_item(g), items = (g.OH + rows - 1) / rows;
+  const int64_t nblocks = static_cast<int64_t>(blocks.size());
+  const uint8_t* nib = reinterpret_cast<const uint8_t*>(ws.packed);
+  const bool packed_out = io.packed_out != nullptr;
+  int64_t block_for = -1;  // the block whose nibble rows sc.wnib holds
+#pragma omp for collapse(3) schedule(static)
+  for (int64_t b = 0; b < nblocks; ++b)
+    for (int64_t n = 0; n < g.N; ++n)
+      for (int64_t it = 0; it < items; ++it) {
+        const Avx2Block blk = blocks[b];
+        if (block_for != b) {  // tap-major: the block's groups fill the same rows in turn
+          for (int64_t t = 0; t < g.KH * g.KW; ++t)
+            for (int64_t gg = blk.g0; gg < blk.g0 + blk.groups; ++gg)
+              nibble_weights_avx2(g, w, gg, t, sc.wnib);
+          block_for = b;
+        }
+        const int64_t o0 = blk.g0 * 32, qn = std::min(blk.groups * 32, g.O - o0);
+        const int64_t oh0 = it * rows, oh1 = std::min(g.OH, oh0 + rows);
+        const int64_t npix = (oh1 - oh0) * g.OW;
+        for (int64_t i = 0; i < npix; ++i) {
+          const int64_t oh = oh0 + i / g.OW, ow = i % g.OW;
+          sc.base[i] = ((n * g.Hp + oh * g.SH) * g.Wp + ow * g.SW) * g.C4;
+        }
+        const uint8_t* wblk = sc.wnib;
+        if (blk.groups == 4)
+          count_item_avx2<3, 4>(g, nib, npix, ws.soff, wblk, tile_steps_3x4, sc);
+        else if (blk.groups == 2)
+          count_item_avx2<6, 2>(g, nib, npix, ws.soff, wblk, tile_steps_6x2, sc);
+        else
+          count_item_avx2<6, 1>(g, nib, npix, ws.soff, wblk, tile_steps_6x1, sc);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+          for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+            const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+            const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
+            uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
+                                                     ow0 / kTileOW) * g.O + o0
+                                       : nullptr;
+            const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
+                                    bias ? bias + o0 : nullptr, packed_out ? nullptr : out + at,
+                                    io.residual ? io.residual + at : nullptr, g.OH * g.OW,
+                                    static_cast<int32_t>(g.C * g.KH * g.KW),
+                                    static_cast<int32_t>(lanes), bits,
+                                    packed_out ? io.out_scale + o0 : nullptr,
+                                    packed_out ? io.out_threshold + o0 : nullptr};
+            epilogue_avx2(sc.count + (oh - oh0) * g.OW + ow0, sc.stride, qn, e);
+          }
         }
       }
 }
@@ -368,10 +594,14 @@ void finish_geometry(ConvGeom* g) {
   g->OWr = (g->OW + kTileOW - 1) / kTileOW * kTileOW;
   g->Lp = std::max((wp + g->SW - 1) / g->SW, tiles_ow + ((g->KW - 1) * g->DW) / g->SW);
   g->Ob = (g->O + 7) / 8;
+  g->Wp = wp;
+  g->C4 = 16 * g->Wc;
 }
 
 size_t packed_input_bytes(const ConvGeom& g) {
-  return sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * 2 * g.SW * g.Lp);
+  const size_t words = sizeof(uint64_t) * static_cast<size_t>(g.N * g.Hp * g.Wc * g.SW * g.Lp);
+  const size_t nibbles = static_cast<size_t>(g.N * g.Hp * g.Wp * g.C4);
+  return std::max(words, nibbles);
 }
 
 size_t corr_bytes(const ConvGeom& g) {
@@ -379,7 +609,8 @@ size_t corr_bytes(const ConvGeom& g) {
 }
 
 size_t thread_buffer_bytes(const ConvGeom& g) {
-  return sizeof(uint64_t) * static_cast<size_t>(2 * kQMax * g.KH * g.KW * g.Wc);
+  return std::max(sizeof(uint64_t) * static_cast<size_t>(kQMax * g.KH * g.KW * g.Wc),
+                  avx2_scratch_bytes(g));
 }
 
 size_t output_mask_bytes(const ConvGeom& g) {
@@ -388,7 +619,8 @@ size_t output_mask_bytes(const ConvGeom& g) {
 
 size_t workspace_bytes(const ConvGeom& g, bool packed_output) {
   return align64(packed_input_bytes(g)) +
-         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) + align64(corr_bytes(g)) +
+         align64(sizeof(int64_t) * g.KH * g.KW * g.Wc) +
+         align64(sizeof(int32_t) * g.KH * g.KW * g.C4) + align64(corr_bytes(g)) +
          align64(sizeof(int32_t) * g.OH) +
          static_cast<size_t>(omp_get_max_threads()) * align64(thread_buffer_bytes(g)) +
          (packed_output ? output_mask_bytes(g) : 0);
@@ -459,19 +691,30 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   Workspace ws = carve(g, ws_raw, packed_out);
   const InputSign in = {io.in_scale, io.in_threshold};
   const float* residual = io.residual;
-  const int which = resolve_kernel(kernel);
+  int which = resolve_kernel(kernel);
+  if (which == kAvx2 && !avx2_offsets_fit(g)) which = kPortable;
   const bool hw_popcnt = which != kPortable || portable_uses_popcnt();
   const int64_t K = g.KH * g.KW * g.Wc;
+  uint8_t* nib = reinterpret_cast<uint8_t*>(ws.packed);  // the AVX2 kernel's input layout
 
-  std::memset(ws.packed, 0, packed_input_bytes(g));  // zero border = +1, fixed in epilogue
+  // zero border = +1, fixed in the epilogue
+  if (which == kAvx2) std::memset(nib, 0, static_cast<size_t>(g.N * g.Hp * g.Wp * g.C4));
+  else std::memset(ws.packed, 0, packed_input_bytes(g));
   const int64_t HB = (g.H + kPackRows - 1) / kPackRows;
-  const int64_t row_words = g.Wc * 2 * g.SW * g.Lp;
-  const int64_t hi_off = g.SW * g.Lp;
+  const int64_t row_words = g.Wc * g.SW * g.Lp;
   for (int64_t kh = 0, k = 0; kh < g.KH; ++kh)
     for (int64_t kw = 0; kw < g.KW; ++kw)
       for (int64_t cw = 0; cw < g.Wc; ++cw, ++k)
-        ws.in_off[k] = kh * g.DH * row_words + cw * 2 * g.SW * g.Lp +
+        ws.in_off[k] = kh * g.DH * row_words + cw * g.SW * g.Lp +
                        ((kw * g.DW) % g.SW) * g.Lp + (kw * g.DW) / g.SW;
+  std::vector<Avx2Block> blocks;
+  if (which == kAvx2) {
+    for (int64_t kh = 0, s = 0; kh < g.KH; ++kh)
+      for (int64_t kw = 0; kw < g.KW; ++kw)
+        for (int64_t j = 0; j < g.C4; ++j, ++s)
+          ws.soff[s] = static_cast<int32_t>((kh * g.DH * g.Wp + kw * g.DW) * g.C4 + j);
+    blocks = avx2_blocks(g);
+  }
   const BorderClasses bc = border_classes(g, ws.row_class);
   const int popcnt = which == kAvx512 ? 2 : hw_popcnt ? 1 : 0;
 
@@ -481,25 +724,30 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   //  1. pack the activations, (image, block of input rows, channel word) per item (a
   //     bit-packed input is copied, (image, row, channel word) per item, for every kernel);
   //  2. the border table, one output channel per item;
-  //  3. the tiles, (channel block, image, block of kRows output rows) per item. Each thread
+  //  3. the tiles, (channel block, image, block of output rows) per item. Each thread
   //     copies the weights of its channel block into a private buffer in the layout of its
-  //     micro-kernel (Q * K * 16 bytes at most, L1-resident) and sweeps the rows; the packed
-  //     image rows are shared in L2.
-  // With a bit-packed output the tiles store pixel masks instead of floats, and a fourth loop
+  //     micro-kernel (AVX-512 and portable: Q * K * 8 bytes at most, L1-resident; AVX2: the
+  //     block's nibble rows, 128 * KH * KW * C4 / 4 bytes at most, L2-resident) and sweeps
+  //     the rows; the packed image rows are shared in L2. AVX2: see tiles_avx2.
+  // With a bit-packed output the tiles store pixel masks instead of floats, and a last loop
   // (after the tiles' barrier) transposes them into the output, (image, output row) per item.
-  const int64_t Q = which == kAvx512 ? kQ512 : which == kAvx2 ? kQ : kQPortable;
-  const WeightLayout layout = which == kAvx512 ? kWordsByChannel
-                              : which == kAvx2 ? kNibblesByStep : kWordsByStep;
+  const int64_t Q = which == kAvx512 ? kQ512 : kQPortable;
+  const WeightLayout layout = which == kAvx512 ? kWordsByChannel : kWordsByStep;
   const int64_t OB = (g.O + Q - 1) / Q;
   const int64_t RB = (g.OH + kRows - 1) / kRows;
 #pragma omp parallel
   {
-    if (io.packed_in != nullptr) {
+    if (io.packed_in != nullptr && which == kAvx2) {
 #pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t h = 0; h < g.H; ++h)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
-            copy_packed_row(g, io.packed_in, ws.packed, n, h, cw, which == kAvx2);
+            copy_packed_row_nibbles(g, io.packed_in, nib, n, h, cw);
+    } else if (io.packed_in != nullptr) {
+#pragma omp for collapse(3) schedule(static) nowait
+      for (int64_t n = 0; n < g.N; ++n)
+        for (int64_t h = 0; h < g.H; ++h)
+          for (int64_t cw = 0; cw < g.Wc; ++cw) copy_packed_row(g, io.packed_in, ws.packed, n, h, cw);
     } else if (which == kAvx512) {
 #pragma omp for collapse(3) schedule(static) nowait
       for (int64_t n = 0; n < g.N; ++n)
@@ -512,7 +760,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       for (int64_t n = 0; n < g.N; ++n)
         for (int64_t hb = 0; hb < HB; ++hb)
           for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_rows_avx2(g, x, in, ws.packed, n, hb * kPackRows,
+            pack_rows_avx2(g, x, in, nib, n, hb * kPackRows,
                            std::min(g.H, (hb + 1) * kPackRows), cw);
     } else {
 #pragma omp for collapse(3) schedule(static) nowait
@@ -529,47 +777,49 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
         border_rows(g, w, bc, o, popcnt, pre.data(), value.data(), ws.corr);
     }
 
-    uint64_t* wq = reinterpret_cast<uint64_t*>(
-        ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g)));
-    int64_t block_for = -1;
+    char* thread_buffer = ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g));
+    if (which == kAvx2) {
+      tiles_avx2(g, ws, blocks, w, alpha, bias, out, io, thread_buffer);
+    } else {
+      uint64_t* wq = reinterpret_cast<uint64_t*>(thread_buffer);
+      int64_t block_for = -1;
 #pragma omp for collapse(3) schedule(static)
-    for (int64_t ob = 0; ob < OB; ++ob)
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t rb = 0; rb < RB; ++rb) {
-          const int64_t o0 = ob * Q;
-          const int64_t qn = std::min<int64_t>(Q, g.O - o0);
-          if (block_for != ob) {
-            block_weights(g, w, o0, qn, wq, layout);
-            block_for = ob;
-          }
-          const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
-          for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
-            const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
-            const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
-            for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
-              const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-              const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
-              uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
-                                                       ow0 / kTileOW) * g.O + o0
-                                         : nullptr;
-              const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                      bias ? bias + o0 : nullptr, packed_out ? nullptr : out + at,
-                                      residual ? residual + at : nullptr, g.OH * g.OW,
-                                      static_cast<int32_t>(g.C * g.KH * g.KW),
-                                      static_cast<int32_t>(lanes), bits,
-                                      packed_out ? io.out_scale + o0 : nullptr,
-                                      packed_out ? io.out_threshold + o0 : nullptr};
-              if (which == kAvx512)
-                tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
-              else if (which == kAvx2)
-                tile_avx2_table[lanes > 4 ? 1 : 0][qn - 1](row + ow0, ws.in_off, hi_off, wq, K,
-                                                           e);
-              else
-                (hw_popcnt ? tile_popcnt_table : tile_swar_table)[qn - 1](
-                    row + ow0, ws.in_off, hi_off, wq, K, e);
+      for (int64_t ob = 0; ob < OB; ++ob)
+        for (int64_t n = 0; n < g.N; ++n)
+          for (int64_t rb = 0; rb < RB; ++rb) {
+            const int64_t o0 = ob * Q;
+            const int64_t qn = std::min<int64_t>(Q, g.O - o0);
+            if (block_for != ob) {
+              block_weights(g, w, o0, qn, wq, layout);
+              block_for = ob;
+            }
+            const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
+            for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
+              const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
+              const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+              for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+                const int64_t lanes = std::min(kTileOW, g.OW - ow0);
+                const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
+                uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
+                                                         ow0 / kTileOW) * g.O + o0
+                                           : nullptr;
+                const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
+                                        bias ? bias + o0 : nullptr,
+                                        packed_out ? nullptr : out + at,
+                                        residual ? residual + at : nullptr, g.OH * g.OW,
+                                        static_cast<int32_t>(g.C * g.KH * g.KW),
+                                        static_cast<int32_t>(lanes), bits,
+                                        packed_out ? io.out_scale + o0 : nullptr,
+                                        packed_out ? io.out_threshold + o0 : nullptr};
+                if (which == kAvx512)
+                  tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
+                else
+                  (hw_popcnt ? tile_popcnt_table : tile_swar_table)[qn - 1](
+                      row + ow0, ws.in_off, wq, K, e);
+              }
             }
           }
-        }
+    }
 
     if (packed_out) {  // the tiles' barrier above: every mask is written
 #pragma omp for collapse(2) schedule(static)

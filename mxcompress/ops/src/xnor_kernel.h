@@ -40,13 +40,15 @@ struct ConvGeom {
   int64_t Cb;               // bytes per tap of the packed weights = ceil(C / 8)
   int64_t Hp, Lp;           // packed input: rows (H + 2 PH) and words per stride phase row
   int64_t Ob;               // bytes per pixel of a bit-packed output = ceil(O / 8)
+  int64_t Wp;               // padded input width W + 2 PW
+  int64_t C4;               // AVX2 nibble bytes per input pixel = 16 * Wc (one per 4 channels)
 };
 
-// Fill the derived fields (OH, OW, OWr, Wc, Cb, Hp, Lp, Ob) from the others.
+// Fill the derived fields (OH, OW, OWr, Wc, Cb, Hp, Lp, Ob, Wp, C4) from the others.
 void finish_geometry(ConvGeom* g);
 
 // Sizes of the workspace pieces, in bytes.
-size_t packed_input_bytes(const ConvGeom& g);   // packed input (two word planes per row)
+size_t packed_input_bytes(const ConvGeom& g);   // packed input (either kernel layout)
 size_t corr_bytes(const ConvGeom& g);           // border correction table
 int64_t max_row_classes(const ConvGeom& g);
 // Per-channel pixel masks of a bit-packed output (one byte per 8 output pixels of a row and
@@ -54,12 +56,12 @@ int64_t max_row_classes(const ConvGeom& g);
 size_t output_mask_bytes(const ConvGeom& g);
 // The whole workspace; `packed_output`: with the output masks (ConvIO::packed_out).
 size_t workspace_bytes(const ConvGeom& g, bool packed_output = false);
-// Private buffer per OpenMP thread (the split weights of one channel block); the workspace
-// holds omp_get_max_threads() of them.
+// Private buffer per OpenMP thread (the weights of one channel block, or the AVX2 kernel's
+// counts of one work item); the workspace holds omp_get_max_threads() of them.
 size_t thread_buffer_bytes(const ConvGeom& g);
 
 // Kernel selection: 0 = auto (the fastest the CPU runs), 1 = portable (64-bit words, POPCNT
-// when the CPU has it), 2 = AVX2 (nibble-LUT popcount, needs AVX2 and POPCNT), 3 = AVX-512
+// when the CPU has it), 2 = AVX2 (vpshufb table popcount, needs AVX2 and POPCNT), 3 = AVX-512
 // (VPOPCNTQ, needs AVX512F, AVX512VL, AVX512BW and AVX512_VPOPCNTDQ).
 // The environment variable MXCOMPRESS_XNOR_KERNEL=auto|portable|avx2|avx512 overrides
 // `choice`; a kernel the CPU lacks falls back to the next one down.

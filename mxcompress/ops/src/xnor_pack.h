@@ -18,16 +18,24 @@ struct InputSign {
   float threshold(int64_t c) const { return thresholds ? thresholds[c] : 0.0f; }
 };
 
-// Stores the packed word of column w: nibble halves (split) or the whole word in half 0.
-void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word, bool split) {
+// Stores the packed word of column w (whole words, the portable and AVX-512 layout).
+void store_word(const ConvGeom& g, uint64_t* row, int64_t w, uint64_t word) {
   const int64_t wp = w + g.PW;
-  const int64_t at = (wp % g.SW) * g.Lp + wp / g.SW;
-  if (!split) {
-    row[at] = word;
-    return;
-  }
-  row[at] = word & kLowNibbles;
-  row[at + g.SW * g.Lp] = (word >> 4) & kLowNibbles;
+  row[(wp % g.SW) * g.Lp + wp / g.SW] = word;
+}
+
+// The AVX2 kernel's layout (nibble bytes, see xnor_kernel.cc): the packed word cw of input
+// pixel (h, w) of image n becomes 16 bytes, byte 2 b = 4 * (byte b & 0x0f) and byte 2 b + 1
+// = 4 * (byte b >> 4), i.e. one byte per 4 channels holding 4 times their nibble (the byte
+// offset of the nibble's table row / 8).
+__attribute__((target("avx2")))
+inline void store_nibbles(const ConvGeom& g, uint8_t* nib, int64_t n, int64_t h, int64_t w,
+                          int64_t cw, uint64_t word) {
+  const __m128i v = _mm_cvtsi64_si128(static_cast<long long>(word));
+  const __m128i m = _mm_set1_epi8(0x0f);
+  const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+  uint8_t* dst = nib + ((n * g.Hp + h + g.PH) * g.Wp + w + g.PW) * g.C4 + cw * 16;
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_slli_epi16(_mm_unpacklo_epi8(lo, hi), 2));
 }
 
 // Packs row h of image n, channel word cw, as whole words (the portable kernel's layout),
@@ -58,15 +66,15 @@ void pack_row_portable(const ConvGeom& g, const float* x, const InputSign& in,
       }
     }
     for (int l = 0; l < npix; ++l)
-      store_word(g, row, w0 + l, acc[0][l] | static_cast<uint64_t>(acc[1][l]) << 32, false);
+      store_word(g, row, w0 + l, acc[0][l] | static_cast<uint64_t>(acc[1][l]) << 32);
   }
 }
 
-// Nibble-split packing with AVX2 (the AVX2 kernel's layout), up to 8 * NB pixels of a row at
-// once: the sign masks of 8 pixels come from one compare (vcmpps) per channel; channel c
+// Packing with AVX2 (for the AVX2 kernel's nibble-byte layout), up to 8 * NB pixels of a row
+// at once: the sign masks of 8 pixels come from one compare (vcmpps) per channel; channel c
 // sets bit c % 32 of the 32-bit lanes of acc[c / 32][b] (and + or), so the 2 * NB
 // accumulators stay in registers while the channel planes are read. The two 32-bit halves
-// are then interleaved into the 8 words of each block and split into nibbles.
+// are then interleaved into the 8 words of each block.
 template <int NB>
 __attribute__((target("avx2")))
 void pack_chunk_avx2(const float* src, const InputSign& in, int64_t c0, int64_t plane,
@@ -106,18 +114,15 @@ void pack_chunk_avx2(const float* src, const InputSign& in, int64_t c0, int64_t 
   }
 }
 
-// Packs rows [h0, h1) of image n, channel word cw, 32 pixels of a row per chunk; with
-// stride 1 the nibble halves of full 4-word groups go straight into the packed row,
-// otherwise word by word to each phase.
+// Packs rows [h0, h1) of image n, channel word cw, 32 pixels of a row per chunk, into the
+// nibble bytes `nib` (store_nibbles).
 __attribute__((target("avx2")))
-void pack_rows_avx2(const ConvGeom& g, const float* x, const InputSign& in, uint64_t* packed,
+void pack_rows_avx2(const ConvGeom& g, const float* x, const InputSign& in, uint8_t* nib,
                     int64_t n, int64_t h0, int64_t h1, int64_t cw) {
   const int64_t c0 = cw * 64, channels = std::min<int64_t>(64, g.C - c0);
   const int64_t plane = g.H * g.W;
-  const __m256i m = _mm256_set1_epi8(0x0f);
   alignas(32) uint64_t words[32];
   for (int64_t h = h0; h < h1; ++h) {
-    uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
     const float* src = x + ((n * g.C + c0) * g.H + h) * g.W;
     for (int64_t w0 = 0; w0 < g.W; w0 += 32) {
       const int64_t npix = std::min<int64_t>(32, g.W - w0);
@@ -127,17 +132,7 @@ void pack_rows_avx2(const ConvGeom& g, const float* x, const InputSign& in, uint
         case 3: pack_chunk_avx2<3>(src + w0, in, c0, plane, channels, npix, words); break;
         default: pack_chunk_avx2<4>(src + w0, in, c0, plane, channels, npix, words); break;
       }
-      int64_t l = 0;
-      if (g.SW == 1) {
-        uint64_t* dst = row + g.PW + w0;
-        for (; l + 4 <= npix; l += 4) {
-          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(words + l));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + l), _mm256_and_si256(v, m));
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + g.Lp + l),
-                              _mm256_and_si256(_mm256_srli_epi16(v, 4), m));
-        }
-      }
-      for (; l < npix; ++l) store_word(g, row, w0 + l, words[l], true);
+      for (int64_t l = 0; l < npix; ++l) store_nibbles(g, nib, n, h, w0 + l, cw, words[l]);
     }
   }
 }
@@ -199,21 +194,22 @@ void pack_rows_avx512(const ConvGeom& g, const float* x, const InputSign& in, ui
         default: pack_chunk_avx512<4>(g, src + w0, in, c0, plane, channels, npix, dst); break;
       }
       if (g.SW != 1)
-        for (int64_t l = 0; l < npix; ++l) store_word(g, row, w0 + l, words[l], false);
+        for (int64_t l = 0; l < npix; ++l) store_word(g, row, w0 + l, words[l]);
     }
   }
 }
 
 // ---- bit-packed activations in and out (shared scalar code, every kernel) -------------
 
-// Copies row h of image n, channel word cw, of bit-packed activations xb (N, H, W, Cb bytes
-// per pixel, the weights' tap layout) into the workspace: whole words, or nibble halves when
-// `split` (the AVX2 kernel's layout). Byte b of a pixel's word cw is bits 8 b .. 8 b + 7
-// (little-endian, as load_tap_word reads the weights); channel bits beyond C are cleared,
-// so whatever a producer left there never counts.
-void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int64_t n,
-                     int64_t h, int64_t cw, bool split) {
-  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+// Reads row h of image n, channel word cw, of bit-packed activations xb (N, H, W, Cb bytes
+// per pixel, the weights' tap layout) and hands each pixel's word to store(w, word). Byte b
+// of a pixel's word cw is bits 8 b .. 8 b + 7 (little-endian, as load_tap_word reads the
+// weights); channel bits beyond C are cleared, so whatever a producer left there never
+// counts.
+template <typename Store>
+__attribute__((always_inline)) inline void read_packed_row(const ConvGeom& g, const uint8_t* xb,
+                                                           int64_t n, int64_t h, int64_t cw,
+                                                           Store store) {
   const int64_t nb = std::min<int64_t>(8, g.Cb - cw * 8);
   const int64_t channels = std::min<int64_t>(64, g.C - cw * 64);
   const uint64_t keep = channels == 64 ? ~0ULL : (1ULL << channels) - 1;
@@ -225,8 +221,23 @@ void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int
     } else {
       for (int64_t b = 0; b < nb; ++b) word |= static_cast<uint64_t>(src[b]) << (8 * b);
     }
-    store_word(g, row, w, word & keep, split);
+    store(w, word & keep);
   }
+}
+
+// ... into the whole-word layout (portable and AVX-512 kernels)
+void copy_packed_row(const ConvGeom& g, const uint8_t* xb, uint64_t* packed, int64_t n,
+                     int64_t h, int64_t cw) {
+  uint64_t* row = packed_row(g, packed, n, h + g.PH, cw);
+  read_packed_row(g, xb, n, h, cw, [&](int64_t w, uint64_t word) { store_word(g, row, w, word); });
+}
+
+// ... into the nibble bytes (AVX2 kernel)
+__attribute__((target("avx2")))
+void copy_packed_row_nibbles(const ConvGeom& g, const uint8_t* xb, uint8_t* nib, int64_t n,
+                             int64_t h, int64_t cw) {
+  read_packed_row(g, xb, n, h, cw,
+                  [&](int64_t w, uint64_t word) { store_nibbles(g, nib, n, h, w, cw, word); });
 }
 
 // Transposes an 8x8 bit matrix held in a word, byte r = row r, bit c of a byte = column c:

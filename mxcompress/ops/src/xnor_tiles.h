@@ -3,7 +3,8 @@
 //
 // Every micro-kernel computes, for the pixels l of one tile and its Q output channels q,
 //   count[q][l] = sum_k popcount(in[base + off[k] + l] ^ w[k][q])
-// and applies the epilogue from registers while the counts are hot:
+// and the epilogue (AVX-512 and portable: from registers while the counts are hot; AVX2:
+// from the int32 counts of a work item, epilogue_avx2) is
 //   out = alpha * (full - 2 * count + corr) + bias
 // (multiply, then add: the same rounding as the float reference). With a bit-packed output
 // (TileEpilogue::bits) the float value is compared with the output threshold instead of
@@ -67,93 +68,175 @@ __attribute__((target("avx2"), always_inline)) inline void store_lanes(float* ds
   if (lanes == 1) _mm_store_ss(dst, part);
 }
 
-// ---- AVX2: nibble-LUT popcount, byte accumulators ---------------------------------------
-// A tile is 4 * P pixels (P ymm vectors, one pixel per 64-bit lane) x Q output channels.
-// The input words are stored as nibble halves (half 0 = word & 0x0f.., half 1 =
-// (word >> 4) & 0x0f.., at `hi_off` words after half 0) and so are the weights (step k,
-// channel q: w[2 * (k * Q + q) + half]), so the popcount of each byte of (a xor w) is
-// LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi] with vpshufb as a 16-entry table look-up
-// (the nibble-LUT popcount of Mula, Kurz & Lemire 2018, "Faster population counts using
-// AVX2 instructions"): per 256 bits of input 2 vpxor, 2 vpshufb, 2 vpaddb, nothing else (the
-// split done once at packing time saves the and / shift / and of the usual form). The byte
-// counts are summed into 64-bit lanes with vpsadbw only every 31 steps (31 * 8 < 256: no
-// byte overflows).
+// ---- AVX2: per-input-nibble tables, 32 output channels per vector -------------------------
+// Without a vector popcount, vpshufb is a 16-entry table look-up per byte. The kernel turns the
+// xor + popcount of 4 channels into one look-up by giving each input nibble a its own table,
+//   T_a[i] = popcount(a xor i),  i = 0..15,
+// and looking up the weight nibbles of 32 output channels in it (their 4 channels at the same
+// nibble position): one vpshufb + one vpaddb count 32 channels x 4 binary MACs of one pixel.
+// The 16 tables (512 bytes) stay in L1; the input is stored as one byte per 4 channels
+// holding 4 a (nibble bytes, xnor_pack.h), so the table row is at tables + 8 * byte.
+// A tile is P pixels x G groups of 32 output channels, 12 byte accumulators in ymm0-11. Per
+// step (a tap's nibble position): per pixel one byte load and one table load, then G
+// vpshufb + vpaddb with the step's G weight vectors (two in ymm12-13, the others read as
+// vpshufb memory operands). Pixels are independent pointers, so a tile takes any 3 (6)
+// output pixels (across row ends: no lane is wasted at 7 or 14 pixels) and any stride or
+// dilation. Counts are at most 4 per step in a byte: 63 steps per chunk, then the bytes are
+// widened into 16-bit totals (tile_flush_avx2).
 //
-// Harley-Seal (the same paper's carry-save-adder popcount) was measured against this in a
-// stand-alone copy of the loop on AMD Zen 4 without AVX-512: HS over 8 steps (whole words,
-// 3 carry-save states and a byte count per accumulator) reached 233-291 G binary MAC/s, the
-// split LUT 277-384 (one core shared with other jobs).
-// Its carry-save adders cost 5 bitwise ops per 256-bit input, more than the 4 the split LUT
-// spends on counting, and need 4 registers per accumulator.
-// A per-weight LUT (the table of popcount(i xor w_nibble), i = 0..15, per weight nibble, so
-// the count is one vpshufb of the input nibbles with no xor: 2 ops per 128 binary MACs of 32
-// pixels, input stored as one nibble plane per 4 channels over the padded image flattened)
-// was measured the same way on Zen 4 (quiet, 1 core, 3x3 C -> C, batch 1): 424 / 336 / 313 /
-// 240 G useful MAC/s at 64 ch 56 px / 128 / 256 / 512 ch (28 / 14 / 7 px) against 359 / 323
-// / 346 / 350 for this loop. Counted on every lane it computes it is 0.8-1.2x this loop:
-// its flattened rows also compute the padding columns (2 of W + 2 per row, a quarter of the
-// lanes at 7 px), and its tables take 32 bytes per weight nibble (a 16-byte table broadcast
-// from memory was slower) and are read again for every tile; it was not adopted. Tile
-// variants that keep the sums of every 31 steps in memory or load one nibble half at a time
-// (fewer live registers) ran within 2 % of this loop.
-//
-// Register blocking for the 16 ymm registers: P = 2 (8 pixels), Q = 4 channels: 8 byte
-// accumulators, 4 input vectors (2 halves x 2 pixel vectors) loaded once per step, the LUT
-// and 2 broadcast weight half-words; every input vector is used Q times and every weight
-// broadcast P times (Q = 3, 5, 6, 8 measured the same within noise; so did weights stored
-// pre-broadcast).
-template <int P, int Q>
-__attribute__((target("avx2")))
-void tile_avx2(const uint64_t* in, const int64_t* off, int64_t hi_off, const uint64_t* w,
-               int64_t K, const TileEpilogue& e) {
-  const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
-                                       0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
-  const __m256i zero = _mm256_setzero_si256();
-  __m256i total[P][Q];
-  for (int p = 0; p < P; ++p)
-    for (int q = 0; q < Q; ++q) total[p][q] = zero;
-  for (int64_t k0 = 0; k0 < K; k0 += 31) {
-    const int64_t k1 = std::min(K, k0 + 31);
-    __m256i acc[P][Q];
-    for (int p = 0; p < P; ++p)
-      for (int q = 0; q < Q; ++q) acc[p][q] = zero;
-    for (int64_t k = k0; k < k1; ++k) {
-      const uint64_t* src = in + off[k];
-      const uint64_t* wk = w + 2 * Q * k;
-      __m256i a[P], b[P];
-      for (int p = 0; p < P; ++p) {
-        a[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + 4 * p));
-        b[p] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + hi_off + 4 * p));
-      }
-      for (int q = 0; q < Q; ++q) {
-        const __m256i wl = _mm256_set1_epi64x(static_cast<long long>(wk[2 * q]));
-        const __m256i wh = _mm256_set1_epi64x(static_cast<long long>(wk[2 * q + 1]));
-        for (int p = 0; p < P; ++p) {
-          acc[p][q] = _mm256_add_epi8(acc[p][q],
-                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(a[p], wl)));
-          acc[p][q] = _mm256_add_epi8(acc[p][q],
-                                      _mm256_shuffle_epi8(lut, _mm256_xor_si256(b[p], wh)));
-        }
-      }
+// Measured on AMD Zen 4 without AVX-512 (stand-alone loop, 1 core, 3x3 C -> C, batch 1):
+// 435-460 G binary MAC/s at 256 / 512 channels against 346-360 for the previous scheme
+// (nibble halves of input and weights stored apart, LUT[a_lo xor w_lo] + LUT[a_hi xor w_hi]
+// per byte: 2 vpxor, 2 vpshufb, 2 vpaddb per 256 binary MACs of 4 pixels, and padding lanes
+// at 14 / 7 pixels). The loop is written in inline asm: GCC 12 compiled the same intrinsics
+// with a register copy per accumulator (360 G) or spilled them (210-250 G). Tried before the
+// previous scheme and not kept: Harley-Seal carry-save popcount (233-291 G against 277-384),
+// a per-weight table over 32 pixels (padding lanes; 0.8-1.2x).
+struct NibbleTables {
+  alignas(64) uint8_t row[16][32];
+};
+constexpr NibbleTables make_nibble_tables() {
+  NibbleTables t{};
+  for (int a = 0; a < 16; ++a)
+    for (int i = 0; i < 32; ++i) {
+      const int v = a ^ (i & 15);
+      t.row[a][i] = static_cast<uint8_t>((v & 1) + (v >> 1 & 1) + (v >> 2 & 1) + (v >> 3 & 1));
     }
-    for (int p = 0; p < P; ++p)
-      for (int q = 0; q < Q; ++q)
-        total[p][q] = _mm256_add_epi64(total[p][q], _mm256_sad_epu8(acc[p][q], zero));
-  }
-  // epilogue: 64-bit lane sums (< 2^31) -> 8 int32 per channel (pixels of vector 1 in the
-  // upper half), then the float output of the valid lanes
-  const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  return t;
+}
+alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
+
+// Steps [0, steps) (steps >= 1) of one tile: src[p] the nibble bytes of pixel p's window
+// origin, soff[s] the byte offset of step s from it, w the step-major weight rows (G * 32
+// bytes per step); acc[p * G + g] (12 vectors) receives
+// the byte counts of pixel p, channels 32 g .. 32 g + 31.
+#define XNOR_ZERO_ACC                                                                      \
+  "vpxor %%xmm0, %%xmm0, %%xmm0\n\tvpxor %%xmm1, %%xmm1, %%xmm1\n\t"                     \
+  "vpxor %%xmm2, %%xmm2, %%xmm2\n\tvpxor %%xmm3, %%xmm3, %%xmm3\n\t"                     \
+  "vpxor %%xmm4, %%xmm4, %%xmm4\n\tvpxor %%xmm5, %%xmm5, %%xmm5\n\t"                     \
+  "vpxor %%xmm6, %%xmm6, %%xmm6\n\tvpxor %%xmm7, %%xmm7, %%xmm7\n\t"                     \
+  "vpxor %%xmm8, %%xmm8, %%xmm8\n\tvpxor %%xmm9, %%xmm9, %%xmm9\n\t"                     \
+  "vpxor %%xmm10, %%xmm10, %%xmm10\n\tvpxor %%xmm11, %%xmm11, %%xmm11\n\t"
+#define XNOR_STORE_ACC                                                                     \
+  "vmovdqu %%ymm0, (%[acc])\n\tvmovdqu %%ymm1, 32(%[acc])\n\t"                             \
+  "vmovdqu %%ymm2, 64(%[acc])\n\tvmovdqu %%ymm3, 96(%[acc])\n\t"                           \
+  "vmovdqu %%ymm4, 128(%[acc])\n\tvmovdqu %%ymm5, 160(%[acc])\n\t"                         \
+  "vmovdqu %%ymm6, 192(%[acc])\n\tvmovdqu %%ymm7, 224(%[acc])\n\t"                         \
+  "vmovdqu %%ymm8, 256(%[acc])\n\tvmovdqu %%ymm9, 288(%[acc])\n\t"                         \
+  "vmovdqu %%ymm10, 320(%[acc])\n\tvmovdqu %%ymm11, 352(%[acc])\n\t"
+// pixel SRC's table row -> ymm14
+#define XNOR_TABLE(SRC) \
+  "movzbl (%[" SRC "], %%rax), %%r10d\n\tvmovdqa (%[tab], %%r10, 8), %%ymm14\n\t"
+// acc A += T[weights in ymm W]; the same with the weights at OFF(w)
+#define XNOR_ADD_REG(W, A) \
+  "vpshufb %%ymm" W ", %%ymm14, %%ymm15\n\tvpaddb %%ymm15, %%ymm" A ", %%ymm" A "\n\t"
+#define XNOR_ADD_MEM(OFF, A) \
+  "vpshufb " OFF "(%[w]), %%ymm14, %%ymm15\n\tvpaddb %%ymm15, %%ymm" A ", %%ymm" A "\n\t"
+#define XNOR_STEP_HEAD \
+  "1:\n\tmovslq (%[so]), %%rax\n\tvmovdqu (%[w]), %%ymm12\n\t"
+#define XNOR_CLOBBERS                                                                      \
+  "rax", "r10", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",    \
+      "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
+
+// P = 3 pixels x G = 4 groups (128 channels)
+__attribute__((target("avx2"))) void tile_steps_3x4(const uint8_t* const* src,
+                                                    const int32_t* soff, const uint8_t* w,
+                                                    int64_t steps, __m256i* acc) {
+  asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD "vmovdqu 32(%[w]), %%ymm13\n\t"
+               XNOR_TABLE("s0") XNOR_ADD_REG("12", "0") XNOR_ADD_REG("13", "1")
+               XNOR_ADD_MEM("64", "2") XNOR_ADD_MEM("96", "3")
+               XNOR_TABLE("s1") XNOR_ADD_REG("12", "4") XNOR_ADD_REG("13", "5")
+               XNOR_ADD_MEM("64", "6") XNOR_ADD_MEM("96", "7")
+               XNOR_TABLE("s2") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
+               XNOR_ADD_MEM("64", "10") XNOR_ADD_MEM("96", "11")
+               "add $4, %[so]\n\tsub $-128, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
+               : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]),
+                 [tab] "r"(kNibbleTables.row), [acc] "r"(acc)
+               : XNOR_CLOBBERS);
+}
+
+// P = 6 pixels x G = 2 groups (64 channels)
+__attribute__((target("avx2"))) void tile_steps_6x2(const uint8_t* const* src,
+                                                    const int32_t* soff, const uint8_t* w,
+                                                    int64_t steps, __m256i* acc) {
+  asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD "vmovdqu 32(%[w]), %%ymm13\n\t"
+               XNOR_TABLE("s0") XNOR_ADD_REG("12", "0") XNOR_ADD_REG("13", "1")
+               XNOR_TABLE("s1") XNOR_ADD_REG("12", "2") XNOR_ADD_REG("13", "3")
+               XNOR_TABLE("s2") XNOR_ADD_REG("12", "4") XNOR_ADD_REG("13", "5")
+               XNOR_TABLE("s3") XNOR_ADD_REG("12", "6") XNOR_ADD_REG("13", "7")
+               XNOR_TABLE("s4") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
+               XNOR_TABLE("s5") XNOR_ADD_REG("12", "10") XNOR_ADD_REG("13", "11")
+               "add $4, %[so]\n\tadd $64, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
+               : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]),
+                 [s4] "r"(src[4]), [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row),
+                 [acc] "r"(acc)
+               : XNOR_CLOBBERS);
+}
+
+// P = 6 pixels x G = 1 group (32 channels; acc[6..11] are zero)
+__attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
+                                                    const int32_t* soff, const uint8_t* w,
+                                                    int64_t steps, __m256i* acc) {
+  asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD
+               XNOR_TABLE("s0") XNOR_ADD_REG("12", "0")
+               XNOR_TABLE("s1") XNOR_ADD_REG("12", "1")
+               XNOR_TABLE("s2") XNOR_ADD_REG("12", "2")
+               XNOR_TABLE("s3") XNOR_ADD_REG("12", "3")
+               XNOR_TABLE("s4") XNOR_ADD_REG("12", "4")
+               XNOR_TABLE("s5") XNOR_ADD_REG("12", "5")
+               "add $4, %[so]\n\tadd $32, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
+               : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]),
+                 [s4] "r"(src[4]), [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row),
+                 [acc] "r"(acc)
+               : XNOR_CLOBBERS);
+}
+#undef XNOR_ZERO_ACC
+#undef XNOR_STORE_ACC
+#undef XNOR_TABLE
+#undef XNOR_ADD_REG
+#undef XNOR_ADD_MEM
+#undef XNOR_STEP_HEAD
+#undef XNOR_CLOBBERS
+
+// Adds the byte counts acc[p * G + g] of a chunk to the 16-bit totals of pixel p
+// (totals + p * 128): vpunpcklbw gives channels 0-7 | 16-23 of a group,
+// vpunpckhbw 8-15 | 24-31, stored in that order (totals_channel undoes it).
+template <int P, int G>
+__attribute__((target("avx2"))) inline void tile_flush_avx2(const __m256i* acc,
+                                                            uint16_t* totals) {
+  const __m256i zero = _mm256_setzero_si256();
+  for (int p = 0; p < P; ++p)
+    for (int g = 0; g < G; ++g) {
+      __m256i* t = reinterpret_cast<__m256i*>(totals + p * 128 + g * 32);
+      const __m256i a = _mm256_loadu_si256(acc + p * G + g);
+      _mm256_storeu_si256(t, _mm256_add_epi16(_mm256_loadu_si256(t), _mm256_unpacklo_epi8(a, zero)));
+      _mm256_storeu_si256(t + 1, _mm256_add_epi16(_mm256_loadu_si256(t + 1),
+                                                  _mm256_unpackhi_epi8(a, zero)));
+    }
+}
+
+// The channel (within its group of 32) of position m of a group's 16-bit totals.
+constexpr int totals_channel(int m) { return (m & 7) | (m >> 3 & 1) << 4 | (m >> 4 & 1) << 3; }
+
+// The float epilogue of qn channels x (up to) 8 pixels of one output row from int32 counts
+// in memory (channel q's 8 counts at count + q * count_stride; lanes beyond e.lanes are
+// ignored): out = alpha * (full - 2 * count + corr) + bias (+ residual), or the bit-packed
+// output's pixel masks.
+__attribute__((target("avx2")))
+void epilogue_avx2(const int32_t* count, int64_t count_stride, int64_t qn,
+                   const TileEpilogue& e) {
   const __m256i full = _mm256_set1_epi32(e.full);
   const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(e.lanes),
                                           _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-  for (int q = 0; q < Q; ++q) {
-    const __m256i lo = _mm256_permutevar8x32_epi32(total[0][q], low_dwords);
-    const __m256i hi = P > 1 ? _mm256_permutevar8x32_epi32(total[P - 1][q], low_dwords) : zero;
-    const __m256i count = _mm256_permute2x128_si256(lo, hi, 0x20);
+  for (int64_t q = 0; q < qn; ++q) {
+    const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(count + q * count_stride));
     const __m256i fix = _mm256_loadu_si256(
         reinterpret_cast<const __m256i*>(e.corr + q * e.corr_stride));
     const __m256 dot = _mm256_cvtepi32_ps(
-        _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(count, 1)), fix));
+        _mm256_add_epi32(_mm256_sub_epi32(full, _mm256_slli_epi32(c, 1)), fix));
     __m256 v = _mm256_mul_ps(dot, _mm256_set1_ps(e.alpha[q]));
     if (e.bias != nullptr) v = _mm256_add_ps(v, _mm256_set1_ps(e.bias[q]));
     if (e.residual != nullptr) {
@@ -266,27 +349,23 @@ __attribute__((always_inline)) inline void tile_scalar(const uint64_t* in, const
 
 template <int Q>
 __attribute__((target("popcnt")))
-void tile_portable_popcnt(const uint64_t* in, const int64_t* off, int64_t, const uint64_t* w,
+void tile_portable_popcnt(const uint64_t* in, const int64_t* off, const uint64_t* w,
                           int64_t K, const TileEpilogue& e) {
   tile_scalar<Q>(in, off, w, K, e, PopcountHw());
 }
 
 template <int Q>
-void tile_portable_swar(const uint64_t* in, const int64_t* off, int64_t, const uint64_t* w,
+void tile_portable_swar(const uint64_t* in, const int64_t* off, const uint64_t* w,
                         int64_t K, const TileEpilogue& e) {
   tile_scalar<Q>(in, off, w, K, e, PopcountSwar());
 }
 
 // ---- dispatch tables ------------------------------------------------------------------------
-typedef void (*tile_fn)(const uint64_t*, const int64_t*, int64_t, const uint64_t*, int64_t,
+typedef void (*tile_fn)(const uint64_t*, const int64_t*, const uint64_t*, int64_t,
                         const TileEpilogue&);
 typedef void (*tile512_fn)(const uint64_t*, const int64_t*, const uint64_t*, int64_t,
                            const TileEpilogue&);
 
-template <int P, int... Q>
-constexpr std::array<tile_fn, sizeof...(Q)> tile_avx2_row(std::integer_sequence<int, Q...>) {
-  return {{&tile_avx2<P, Q + 1>...}};
-}
 template <int... Q>
 constexpr std::array<tile_fn, sizeof...(Q)> tile_popcnt_row(std::integer_sequence<int, Q...>) {
   return {{&tile_portable_popcnt<Q + 1>...}};
@@ -301,10 +380,6 @@ constexpr std::array<tile512_fn, sizeof...(Q)> tile_avx512_row(
   return {{&tile_avx512<Q + 1>...}};
 }
 
-// [P - 1][Q - 1]: AVX2 micro-kernel for P vectors of 4 pixels and Q output channels
-const std::array<tile_fn, kQ> tile_avx2_table[2] = {
-    tile_avx2_row<1>(std::make_integer_sequence<int, kQ>()),
-    tile_avx2_row<2>(std::make_integer_sequence<int, kQ>())};
 // [Q - 1]: portable micro-kernels (8 pixels), with and without POPCNT
 const std::array<tile_fn, kQPortable> tile_popcnt_table =
     tile_popcnt_row(std::make_integer_sequence<int, kQPortable>());
