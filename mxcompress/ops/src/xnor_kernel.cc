@@ -291,12 +291,22 @@ void nibble_weights_avx2(const ConvGeom& g, const uint8_t* w, int64_t gg, int64_
   const int64_t row = blk.groups * 32;
   uint8_t* dst = wnib + (gg - blk.g0) * 32 + t * g.C4 * row;
   const __m256i m = _mm256_set1_epi8(0x0f);
+  const int64_t stride = g.KH * g.KW * g.Cb;  // from one output channel's tap to the next's
+  const uint8_t* src = w + (32 * gg * g.KH * g.KW + t) * g.Cb;
+  const bool all_channels = 32 * gg + 32 <= g.O;
   for (int64_t b0 = 0; b0 < 8 * g.Wc; b0 += 16) {
     __m256i y[16];
-    for (int k = 0; k < 16; ++k)
-      y[k] = _mm256_inserti128_si256(
-          _mm256_castsi128_si256(tap_bytes16(g, w, 32 * gg + k, t, b0)),
-          tap_bytes16(g, w, 32 * gg + 16 + k, t, b0), 1);
+    if (all_channels && b0 + 16 <= g.Cb) {  // the common case: plain loads
+      for (int k = 0; k < 16; ++k)
+        y[k] = _mm256_loadu2_m128i(
+            reinterpret_cast<const __m128i*>(src + (16 + k) * stride + b0),
+            reinterpret_cast<const __m128i*>(src + k * stride + b0));
+    } else {
+      for (int k = 0; k < 16; ++k)
+        y[k] = _mm256_inserti128_si256(
+            _mm256_castsi128_si256(tap_bytes16(g, w, 32 * gg + k, t, b0)),
+            tap_bytes16(g, w, 32 * gg + 16 + k, t, b0), 1);
+    }
     transpose16x16_bytes(y);
     for (int64_t b = 0; b < 16 && b0 + b < 8 * g.Wc; ++b) {
       const int64_t j = 2 * (b0 + b);
