@@ -252,6 +252,25 @@ void block_weights(const ConvGeom& g, const uint8_t* w, int64_t o0, int64_t qn, 
       }
 }
 
+// The epilogue of the tile of output channels o0.. and pixels ow0 .. ow0 + 7 (or up to OW) of
+// output row oh of image n: where its floats (or, with a bit-packed output, its pixel masks)
+// go and what they add.
+TileEpilogue tile_epilogue(const ConvGeom& g, const Workspace& ws, const ConvIO& io,
+                           const float* alpha, const float* bias, float* out, int64_t n,
+                           int64_t o0, int64_t oh, int64_t ow0) {
+  const bool packed_out = io.packed_out != nullptr;
+  const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
+  const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
+  uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
+                                           ow0 / kTileOW) * g.O + o0
+                             : nullptr;
+  return {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0, bias ? bias + o0 : nullptr,
+          packed_out ? nullptr : out + at, io.residual ? io.residual + at : nullptr,
+          g.OH * g.OW, static_cast<int32_t>(g.C * g.KH * g.KW),
+          static_cast<int32_t>(std::min(kTileOW, g.OW - ow0)), bits,
+          packed_out ? io.out_scale + o0 : nullptr, packed_out ? io.out_threshold + o0 : nullptr};
+}
+
 // ---- AVX2 kernel: weight rows, work items ----------------------------------------------
 
 // Byte-transposes two 16 x 16 byte matrices at once (one per 128-bit lane): y[k] holds row k,
@@ -395,7 +414,6 @@ void tiles_avx2(const ConvGeom& g, const Workspace& ws, const std::vector<Avx2Bl
   const int64_t rows = avx2_rows_per_item(g), items = (g.OH + rows - 1) / rows;
   const int64_t nblocks = static_cast<int64_t>(blocks.size());
   const uint8_t* nib = reinterpret_cast<const uint8_t*>(ws.packed);
-  const bool packed_out = io.packed_out != nullptr;
   int64_t block_for = -1;  // the block whose nibble rows sc.wnib holds
 #pragma omp for collapse(3) schedule(static)
   for (int64_t b = 0; b < nblocks; ++b)
@@ -422,24 +440,10 @@ void tiles_avx2(const ConvGeom& g, const Workspace& ws, const std::vector<Avx2Bl
           count_item_avx2<6, 2>(g, nib, npix, ws.soff, wblk, tile_steps_6x2, sc);
         else
           count_item_avx2<6, 1>(g, nib, npix, ws.soff, wblk, tile_steps_6x1, sc);
-        for (int64_t oh = oh0; oh < oh1; ++oh) {
-          const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
-          for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
-            const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-            const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
-            uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
-                                                     ow0 / kTileOW) * g.O + o0
-                                       : nullptr;
-            const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                    bias ? bias + o0 : nullptr, packed_out ? nullptr : out + at,
-                                    io.residual ? io.residual + at : nullptr, g.OH * g.OW,
-                                    static_cast<int32_t>(g.C * g.KH * g.KW),
-                                    static_cast<int32_t>(lanes), bits,
-                                    packed_out ? io.out_scale + o0 : nullptr,
-                                    packed_out ? io.out_threshold + o0 : nullptr};
-            epilogue_avx2(sc.count + (oh - oh0) * g.OW + ow0, sc.stride, qn, e);
-          }
-        }
+        for (int64_t oh = oh0; oh < oh1; ++oh)
+          for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW)
+            epilogue_avx2(sc.count + (oh - oh0) * g.OW + ow0, sc.stride, qn,
+                          tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0));
       }
 }
 
@@ -700,7 +704,6 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const bool packed_out = io.packed_out != nullptr;
   Workspace ws = carve(g, ws_raw, packed_out);
   const InputSign in = {io.in_scale, io.in_threshold};
-  const float* residual = io.residual;
   int which = resolve_kernel(kernel);
   if (which == kAvx2 && !avx2_offsets_fit(g)) which = kPortable;
   const bool hw_popcnt = which != kPortable || portable_uses_popcnt();
@@ -737,7 +740,7 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   //  3. the tiles, (channel block, image, block of output rows) per item. Each thread
   //     copies the weights of its channel block into a private buffer in the layout of its
   //     micro-kernel (AVX-512 and portable: Q * K * 8 bytes at most, L1-resident; AVX2: the
-  //     block's nibble rows, 128 * KH * KW * C4 / 4 bytes at most, L2-resident) and sweeps
+  //     block's nibble rows, 128 * KH * KW * C4 bytes at most, L2-resident) and sweeps
   //     the rows; the packed image rows are shared in L2. AVX2: see tiles_avx2.
   // With a bit-packed output the tiles store pixel masks instead of floats, and a last loop
   // (after the tiles' barrier) transposes them into the output, (image, output row) per item.
@@ -806,21 +809,8 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
             const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
             for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
               const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
-              const int32_t* corr = ws.corr + ws.row_class[oh] * g.O * g.OWr;
               for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
-                const int64_t lanes = std::min(kTileOW, g.OW - ow0);
-                const int64_t at = ((n * g.O + o0) * g.OH + oh) * g.OW + ow0;
-                uint8_t* bits = packed_out ? ws.masks + ((n * g.OH + oh) * (g.OWr / kTileOW) +
-                                                         ow0 / kTileOW) * g.O + o0
-                                           : nullptr;
-                const TileEpilogue e = {corr + o0 * g.OWr + ow0, g.OWr, alpha + o0,
-                                        bias ? bias + o0 : nullptr,
-                                        packed_out ? nullptr : out + at,
-                                        residual ? residual + at : nullptr, g.OH * g.OW,
-                                        static_cast<int32_t>(g.C * g.KH * g.KW),
-                                        static_cast<int32_t>(lanes), bits,
-                                        packed_out ? io.out_scale + o0 : nullptr,
-                                        packed_out ? io.out_threshold + o0 : nullptr};
+                const TileEpilogue e = tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0);
                 if (which == kAvx512)
                   tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
                 else
