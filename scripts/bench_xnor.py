@@ -13,7 +13,8 @@ Writes ``benchmarks/results/xnor.json`` and ``benchmarks/results/xnor_speedup.pn
   the ratio of the medians of ``--repeats`` warm runs after warm-up (the first run of each
   block, with the other layer's data in the caches, is reported apart as cold). Also binary
   and fp32 MAC/s, the op's result checked against ``Convolution(sign(x), sign(W)) * alpha``,
-  and memory (the op's workspace vs the bit-packed input plus the output). Targets: >= 7x at
+  and memory (the op's workspace vs the bit-packed input plus the output plus an eighth of
+  the float weights, for the AVX2 kernel's nibble-row copy of them). Targets: >= 7x at
   256 and 512 channels, >= 4x at 64 (aim 10x).
 * end to end: a bnn-resnet converted to xnor_conv2d vs the same network in fp32 and vs the
   binary training graph, images/s at batch 1 and 32 (``mxcompress.measure.time_inference``),
