@@ -134,6 +134,11 @@ alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
   "vpshufb " OFF "(%[w]), %%ymm14, %%ymm15\n\tvpaddb %%ymm15, %%ymm" A ", %%ymm" A "\n\t"
 #define XNOR_STEP_HEAD \
   "1:\n\tmovslq (%[so]), %%rax\n\tvmovdqu (%[w]), %%ymm12\n\t"
+// the asm's outputs (step pointer, weight pointer, steps left) and the inputs of 6 pixels
+#define XNOR_STEP_OPERANDS [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
+#define XNOR_SIX_PIXELS                                                                    \
+  [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]), [s4] "r"(src[4]), \
+      [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row), [acc] "r"(acc)
 #define XNOR_CLOBBERS                                                                      \
   "rax", "r10", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",    \
       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
@@ -150,7 +155,7 @@ __attribute__((target("avx2"))) void tile_steps_3x4(const uint8_t* const* src,
                XNOR_TABLE("s2") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
                XNOR_ADD_MEM("64", "10") XNOR_ADD_MEM("96", "11")
                "add $4, %[so]\n\tsub $-128, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
-               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
+               : XNOR_STEP_OPERANDS
                : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]),
                  [tab] "r"(kNibbleTables.row), [acc] "r"(acc)
                : XNOR_CLOBBERS);
@@ -168,10 +173,8 @@ __attribute__((target("avx2"))) void tile_steps_6x2(const uint8_t* const* src,
                XNOR_TABLE("s4") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
                XNOR_TABLE("s5") XNOR_ADD_REG("12", "10") XNOR_ADD_REG("13", "11")
                "add $4, %[so]\n\tadd $64, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
-               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
-               : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]),
-                 [s4] "r"(src[4]), [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row),
-                 [acc] "r"(acc)
+               : XNOR_STEP_OPERANDS
+               : XNOR_SIX_PIXELS
                : XNOR_CLOBBERS);
 }
 
@@ -187,10 +190,8 @@ __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
                XNOR_TABLE("s4") XNOR_ADD_REG("12", "4")
                XNOR_TABLE("s5") XNOR_ADD_REG("12", "5")
                "add $4, %[so]\n\tadd $32, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
-               : [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
-               : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]),
-                 [s4] "r"(src[4]), [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row),
-                 [acc] "r"(acc)
+               : XNOR_STEP_OPERANDS
+               : XNOR_SIX_PIXELS
                : XNOR_CLOBBERS);
 }
 #undef XNOR_ZERO_ACC
@@ -200,6 +201,8 @@ __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
 #undef XNOR_ADD_MEM
 #undef XNOR_STEP_HEAD
 #undef XNOR_CLOBBERS
+#undef XNOR_STEP_OPERANDS
+#undef XNOR_SIX_PIXELS
 
 // Adds the byte counts acc[p * G + g] of a chunk to the 16-bit totals of pixel p
 // (totals + p * 128): vpunpcklbw gives channels 0-7 | 16-23 of a group,
