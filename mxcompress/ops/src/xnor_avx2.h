@@ -37,23 +37,32 @@ inline size_t nibble_weights_bytes(const ConvGeom& g) {
   return static_cast<size_t>(std::min<int64_t>(4, channel_groups(g)) * 32 * avx2_steps(g));
 }
 
-// Output rows per AVX2 work item: about 32 pixels (whole rows).
+// Output rows per AVX2 work item (whole rows, at most 96 pixels unless one row is longer):
+// the count that needs the fewest 3-pixel tiles over an image (each item's last tile may be
+// partial), the smallest such. At 14 x 14 that is 3 rows (42 pixels, 14 full tiles; 2 rows
+// would waste 2 of every 30 pixel slots), at 28 x 28 3 rows (84 pixels).
 inline int64_t avx2_rows_per_item(const ConvGeom& g) {
-  return std::max<int64_t>(1, std::min<int64_t>(g.OH, 32 / std::max<int64_t>(1, g.OW)));
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(g.OH, 96 / std::max<int64_t>(1, g.OW)));
+  auto tiles = [&g](int64_t r) {
+    return g.OH / r * ((r * g.OW + 2) / 3) + ((g.OH % r) * g.OW + 2) / 3;
+  };
+  int64_t best = 1;
+  for (int64_t r = 2; r <= most; ++r)
+    if (tiles(r) < tiles(best)) best = r;
+  return best;
 }
 
 // A thread's AVX2 buffers: the nibble rows of its current channel block (nibble_weights_bytes)
 // and, for one work item of npix = rows * OW pixels, the pixels' origins,
 // 16-bit totals (128 per pixel, up to 7 padding pixels: a last tile, the 8-pixel transpose),
 // int32 counts per channel (stride npix + 8: the epilogue reads, the transpose writes 8
-// lanes) and the 12 byte-count vectors.
+// lanes).
 struct Avx2Scratch {
   uint8_t* wnib;
   int64_t* base;
   uint16_t* totals;
   int32_t* count;
   int64_t stride;
-  __m256i* acc;
 };
 
 inline int64_t avx2_item_pixels(const ConvGeom& g) { return avx2_rows_per_item(g) * g.OW; }
@@ -62,7 +71,7 @@ inline size_t avx2_scratch_bytes(const ConvGeom& g) {
   const int64_t npix = avx2_item_pixels(g);
   return align64(nibble_weights_bytes(g)) + align64(sizeof(int64_t) * npix) +
          align64(sizeof(uint16_t) * 128 * (npix + 8)) +
-         align64(sizeof(int32_t) * 128 * (npix + 8)) + sizeof(__m256i) * 12;
+         align64(sizeof(int32_t) * 128 * (npix + 8));
 }
 
 Avx2Scratch carve_avx2_scratch(const ConvGeom& g, char* p) {
@@ -76,8 +85,6 @@ Avx2Scratch carve_avx2_scratch(const ConvGeom& g, char* p) {
   p += align64(sizeof(uint16_t) * 128 * (npix + 8));
   sc.count = reinterpret_cast<int32_t*>(p);
   sc.stride = npix + 8;
-  p += align64(sizeof(int32_t) * 128 * (npix + 8));
-  sc.acc = reinterpret_cast<__m256i*>(p);
   return sc;
 }
 
@@ -187,7 +194,7 @@ inline void totals_to_counts(const Avx2Scratch& sc, int64_t i, int m0, bool firs
 }
 
 typedef void (*tile_steps_fn)(const uint8_t* const*, const int32_t*, const uint8_t*, int64_t,
-                              __m256i*);
+                              uint16_t*);
 
 // The counts of one work item: npix output pixels (origins base[i] in the nibble bytes) x
 // the G groups of one block (weight rows wblk), into sc.count[q * sc.stride + i]. Chunks of
@@ -208,8 +215,7 @@ void count_item_avx2(const ConvGeom& g, const uint8_t* nib, int64_t npix, const 
     for (int64_t t = 0; t < tiles; ++t) {
       const uint8_t* src[P];
       for (int p = 0; p < P; ++p) src[p] = nib + sc.base[std::min(t * P + p, npix - 1)];
-      steps_fn(src, soff + s0, wblk + s0 * G * 32, steps, sc.acc);
-      tile_flush_avx2<P, G>(sc.acc, sc.totals + t * P * 128);
+      steps_fn(src, soff + s0, wblk + s0 * G * 32, steps, sc.totals + t * P * 128);
     }
     const bool last = s0 + steps >= S;
     if (!last && (chunk + 1) % kChunksPerTotal != 0) continue;

@@ -117,13 +117,36 @@ alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
   "vpxor %%xmm6, %%xmm6, %%xmm6\n\tvpxor %%xmm7, %%xmm7, %%xmm7\n\t"                     \
   "vpxor %%xmm8, %%xmm8, %%xmm8\n\tvpxor %%xmm9, %%xmm9, %%xmm9\n\t"                     \
   "vpxor %%xmm10, %%xmm10, %%xmm10\n\tvpxor %%xmm11, %%xmm11, %%xmm11\n\t"
-#define XNOR_STORE_ACC                                                                     \
-  "vmovdqu %%ymm0, (%[acc])\n\tvmovdqu %%ymm1, 32(%[acc])\n\t"                             \
-  "vmovdqu %%ymm2, 64(%[acc])\n\tvmovdqu %%ymm3, 96(%[acc])\n\t"                           \
-  "vmovdqu %%ymm4, 128(%[acc])\n\tvmovdqu %%ymm5, 160(%[acc])\n\t"                         \
-  "vmovdqu %%ymm6, 192(%[acc])\n\tvmovdqu %%ymm7, 224(%[acc])\n\t"                         \
-  "vmovdqu %%ymm8, 256(%[acc])\n\tvmovdqu %%ymm9, 288(%[acc])\n\t"                         \
-  "vmovdqu %%ymm10, 320(%[acc])\n\tvmovdqu %%ymm11, 352(%[acc])\n\t"
+// After the steps: byte counts of accumulator A (pixel p, group g) added into the 16-bit
+// totals at OFF = 256 p + 64 g bytes: the even bytes (channels 0, 2, .., 30 of the group:
+// vpand with 0x00ff words in ymm15) to the first 16 words, the odd bytes (vpsrlw 8) to the
+// next 16 (totals_channel). No shuffle: the add and logic pipes do it, the accumulators never
+// leave their registers.
+#define XNOR_FLUSH_SETUP \
+  "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\tvpsrlw $8, %%ymm15, %%ymm15\n\t"
+#define XNOR_FLUSH(A, OFF, OFF32)                                                          \
+  "vpand %%ymm15, %%ymm" A ", %%ymm14\n\tvpsrlw $8, %%ymm" A ", %%ymm" A "\n\t"               \
+  "vpaddw " OFF "(%[tot]), %%ymm14, %%ymm14\n\tvmovdqu %%ymm14, " OFF "(%[tot])\n\t"           \
+  "vpaddw " OFF32 "(%[tot]), %%ymm" A ", %%ymm" A "\n\tvmovdqu %%ymm" A ", " OFF32 "(%[tot])\n\t"
+// 12 accumulators as 3 pixels x 4 groups, 6 x 2, and 6 x 1 (acc 0-5)
+#define XNOR_FLUSH_3x4                                                                     \
+  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "64", "96")                    \
+  XNOR_FLUSH("2", "128", "160") XNOR_FLUSH("3", "192", "224")                                \
+  XNOR_FLUSH("4", "256", "288") XNOR_FLUSH("5", "320", "352")                                \
+  XNOR_FLUSH("6", "384", "416") XNOR_FLUSH("7", "448", "480")                                \
+  XNOR_FLUSH("8", "512", "544") XNOR_FLUSH("9", "576", "608")                                \
+  XNOR_FLUSH("10", "640", "672") XNOR_FLUSH("11", "704", "736")
+#define XNOR_FLUSH_6x2                                                                     \
+  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "64", "96")                    \
+  XNOR_FLUSH("2", "256", "288") XNOR_FLUSH("3", "320", "352")                                \
+  XNOR_FLUSH("4", "512", "544") XNOR_FLUSH("5", "576", "608")                                \
+  XNOR_FLUSH("6", "768", "800") XNOR_FLUSH("7", "832", "864")                                \
+  XNOR_FLUSH("8", "1024", "1056") XNOR_FLUSH("9", "1088", "1120")                            \
+  XNOR_FLUSH("10", "1280", "1312") XNOR_FLUSH("11", "1344", "1376")
+#define XNOR_FLUSH_6x1                                                                     \
+  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "256", "288")                  \
+  XNOR_FLUSH("2", "512", "544") XNOR_FLUSH("3", "768", "800")                                \
+  XNOR_FLUSH("4", "1024", "1056") XNOR_FLUSH("5", "1280", "1312")
 // pixel SRC's table row -> ymm14
 #define XNOR_TABLE(SRC) \
   "movzbl (%[" SRC "], %%rax), %%r10d\n\tvmovdqa (%[tab], %%r10, 8), %%ymm14\n\t"
@@ -138,7 +161,7 @@ alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
 #define XNOR_STEP_OPERANDS [so] "+r"(soff), [w] "+r"(w), [n] "+r"(steps)
 #define XNOR_SIX_PIXELS                                                                    \
   [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]), [s3] "r"(src[3]), [s4] "r"(src[4]), \
-      [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row), [acc] "r"(acc)
+      [s5] "r"(src[5]), [tab] "r"(kNibbleTables.row), [tot] "r"(totals)
 #define XNOR_CLOBBERS                                                                      \
   "rax", "r10", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8",    \
       "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "memory", "cc"
@@ -146,7 +169,7 @@ alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
 // P = 3 pixels x G = 4 groups (128 channels)
 __attribute__((target("avx2"))) void tile_steps_3x4(const uint8_t* const* src,
                                                     const int32_t* soff, const uint8_t* w,
-                                                    int64_t steps, __m256i* acc) {
+                                                    int64_t steps, uint16_t* totals) {
   asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD "vmovdqu 32(%[w]), %%ymm13\n\t"
                XNOR_TABLE("s0") XNOR_ADD_REG("12", "0") XNOR_ADD_REG("13", "1")
                XNOR_ADD_MEM("64", "2") XNOR_ADD_MEM("96", "3")
@@ -154,17 +177,17 @@ __attribute__((target("avx2"))) void tile_steps_3x4(const uint8_t* const* src,
                XNOR_ADD_MEM("64", "6") XNOR_ADD_MEM("96", "7")
                XNOR_TABLE("s2") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
                XNOR_ADD_MEM("64", "10") XNOR_ADD_MEM("96", "11")
-               "add $4, %[so]\n\tsub $-128, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               "add $4, %[so]\n\tsub $-128, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_FLUSH_3x4
                : XNOR_STEP_OPERANDS
                : [s0] "r"(src[0]), [s1] "r"(src[1]), [s2] "r"(src[2]),
-                 [tab] "r"(kNibbleTables.row), [acc] "r"(acc)
+                 [tab] "r"(kNibbleTables.row), [tot] "r"(totals)
                : XNOR_CLOBBERS);
 }
 
 // P = 6 pixels x G = 2 groups (64 channels)
 __attribute__((target("avx2"))) void tile_steps_6x2(const uint8_t* const* src,
                                                     const int32_t* soff, const uint8_t* w,
-                                                    int64_t steps, __m256i* acc) {
+                                                    int64_t steps, uint16_t* totals) {
   asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD "vmovdqu 32(%[w]), %%ymm13\n\t"
                XNOR_TABLE("s0") XNOR_ADD_REG("12", "0") XNOR_ADD_REG("13", "1")
                XNOR_TABLE("s1") XNOR_ADD_REG("12", "2") XNOR_ADD_REG("13", "3")
@@ -172,7 +195,7 @@ __attribute__((target("avx2"))) void tile_steps_6x2(const uint8_t* const* src,
                XNOR_TABLE("s3") XNOR_ADD_REG("12", "6") XNOR_ADD_REG("13", "7")
                XNOR_TABLE("s4") XNOR_ADD_REG("12", "8") XNOR_ADD_REG("13", "9")
                XNOR_TABLE("s5") XNOR_ADD_REG("12", "10") XNOR_ADD_REG("13", "11")
-               "add $4, %[so]\n\tadd $64, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               "add $4, %[so]\n\tadd $64, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_FLUSH_6x2
                : XNOR_STEP_OPERANDS
                : XNOR_SIX_PIXELS
                : XNOR_CLOBBERS);
@@ -181,7 +204,7 @@ __attribute__((target("avx2"))) void tile_steps_6x2(const uint8_t* const* src,
 // P = 6 pixels x G = 1 group (32 channels; acc[6..11] are zero)
 __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
                                                     const int32_t* soff, const uint8_t* w,
-                                                    int64_t steps, __m256i* acc) {
+                                                    int64_t steps, uint16_t* totals) {
   asm volatile(XNOR_ZERO_ACC XNOR_STEP_HEAD
                XNOR_TABLE("s0") XNOR_ADD_REG("12", "0")
                XNOR_TABLE("s1") XNOR_ADD_REG("12", "1")
@@ -189,13 +212,17 @@ __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
                XNOR_TABLE("s3") XNOR_ADD_REG("12", "3")
                XNOR_TABLE("s4") XNOR_ADD_REG("12", "4")
                XNOR_TABLE("s5") XNOR_ADD_REG("12", "5")
-               "add $4, %[so]\n\tadd $32, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_STORE_ACC
+               "add $4, %[so]\n\tadd $32, %[w]\n\tdec %[n]\n\tjnz 1b\n\t" XNOR_FLUSH_6x1
                : XNOR_STEP_OPERANDS
                : XNOR_SIX_PIXELS
                : XNOR_CLOBBERS);
 }
 #undef XNOR_ZERO_ACC
-#undef XNOR_STORE_ACC
+#undef XNOR_FLUSH_SETUP
+#undef XNOR_FLUSH
+#undef XNOR_FLUSH_3x4
+#undef XNOR_FLUSH_6x2
+#undef XNOR_FLUSH_6x1
 #undef XNOR_TABLE
 #undef XNOR_ADD_REG
 #undef XNOR_ADD_MEM
@@ -204,25 +231,8 @@ __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
 #undef XNOR_STEP_OPERANDS
 #undef XNOR_SIX_PIXELS
 
-// Adds the byte counts acc[p * G + g] of a chunk to the 16-bit totals of pixel p
-// (totals + p * 128): vpunpcklbw gives channels 0-7 | 16-23 of a group,
-// vpunpckhbw 8-15 | 24-31, stored in that order (totals_channel undoes it).
-template <int P, int G>
-__attribute__((target("avx2"))) inline void tile_flush_avx2(const __m256i* acc,
-                                                            uint16_t* totals) {
-  const __m256i zero = _mm256_setzero_si256();
-  for (int p = 0; p < P; ++p)
-    for (int g = 0; g < G; ++g) {
-      __m256i* t = reinterpret_cast<__m256i*>(totals + p * 128 + g * 32);
-      const __m256i a = _mm256_loadu_si256(acc + p * G + g);
-      _mm256_storeu_si256(t, _mm256_add_epi16(_mm256_loadu_si256(t), _mm256_unpacklo_epi8(a, zero)));
-      _mm256_storeu_si256(t + 1, _mm256_add_epi16(_mm256_loadu_si256(t + 1),
-                                                  _mm256_unpackhi_epi8(a, zero)));
-    }
-}
-
 // The channel (within its group of 32) of position m of a group's 16-bit totals.
-constexpr int totals_channel(int m) { return (m & 7) | (m >> 3 & 1) << 4 | (m >> 4 & 1) << 3; }
+constexpr int totals_channel(int m) { return (m & 15) * 2 + (m >> 4); }
 
 // The float epilogue of qn channels x (up to) 8 pixels of one output row from int32 counts
 // in memory (channel q's 8 counts at count + q * count_stride; lanes beyond e.lanes are
