@@ -63,6 +63,8 @@ EDGE_CASES = [
     (1, 4, 2, 2, 3, (3, 3), (3, 3), (1, 1), (1, 1)),    # output 1x1 with stride 3
     (1, 4, 3, 8, 2, (7, 3), (2, 1), (2, 0), (1, 3)),    # output 1xW
     (1, 4, 8, 3, 2, (3, 7), (1, 2), (0, 2), (3, 1)),    # output Hx1
+    (1, 9, 3, 11, 12, (1, 11), (1, 1), (0, 5), (1, 1)),  # 11 column classes: AVX2 border
+    # table channel by channel (its 8-channel form takes up to 8), 12 channels: 8 + a tail
 ]
 
 #: Geometries with an empty output (padded input smaller than the dilated kernel): the op's

@@ -37,14 +37,16 @@ inline size_t nibble_weights_bytes(const ConvGeom& g) {
   return static_cast<size_t>(std::min<int64_t>(4, channel_groups(g)) * 32 * avx2_steps(g));
 }
 
-// Output rows per AVX2 work item (whole rows, at most 96 pixels unless one row is longer):
-// the count that needs the fewest 3-pixel tiles over an image (each item's last tile may be
-// partial), the smallest such. At 14 x 14 that is 3 rows (42 pixels, 14 full tiles; 2 rows
-// would waste 2 of every 30 pixel slots), at 28 x 28 3 rows (84 pixels).
+// Output rows per AVX2 work item (whole rows, at most 192 pixels unless one row is longer):
+// the count that needs the fewest tiles over an image (3 pixels, or 6 when the layer has
+// fewer than 4 groups; each item's last tile may be partial), the smallest such. At 14 x 14
+// that is 3 rows (42 pixels, 14 full tiles; 2 rows would waste 2 of every 30 pixel slots), at
+// 28 x 28 3 rows (84 pixels), at 56 x 56 with 64 channels 3 rows (168 pixels, 28 tiles of 6).
 inline int64_t avx2_rows_per_item(const ConvGeom& g) {
-  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(g.OH, 96 / std::max<int64_t>(1, g.OW)));
-  auto tiles = [&g](int64_t r) {
-    return g.OH / r * ((r * g.OW + 2) / 3) + ((g.OH % r) * g.OW + 2) / 3;
+  const int64_t most = std::max<int64_t>(1, std::min<int64_t>(g.OH, 192 / std::max<int64_t>(1, g.OW)));
+  const int64_t P = channel_groups(g) >= 4 ? 3 : 6;
+  auto tiles = [&g, P](int64_t r) {
+    return g.OH / r * ((r * g.OW + P - 1) / P) + ((g.OH % r) * g.OW + P - 1) / P;
   };
   int64_t best = 1;
   for (int64_t r = 2; r <= most; ++r)
