@@ -172,7 +172,7 @@ def _geometry_args(shape, kernel, stride, pad, dilate):
 def workspace_bytes(data_shape, num_filter, kernel, stride=1, pad=0, dilate=1,
                     packed_output=False):
     """Peak extra bytes of one call: the workspace the op allocates (bit-packed input,
-    border table, offsets) plus the private buffers of its OpenMP threads and, with
+    border table, offsets) plus the private buffers of its threads and, with
     ``packed_output``, the pixel masks of a bit-packed output (N * OH * ceil(OW / 8) * O
     bytes)."""
     lib = _lib()

@@ -228,47 +228,44 @@ void count_item_avx2(const ConvGeom& g, const uint8_t* nib, int64_t npix, const 
   }
 }
 
-// The AVX2 kernel's tiles and epilogue (inside the parallel region: work-shared over
-// (block, image, item of output rows)).
+// The AVX2 kernel's tiles and epilogue of team member m (its static share of (block, image,
+// item of output rows); no barrier).
 __attribute__((target("avx2")))
 void tiles_avx2(const ConvGeom& g, const Workspace& ws, const std::vector<Avx2Block>& blocks,
                 const uint8_t* w, const float* alpha, const float* bias, float* out, const ConvIO& io,
-                char* thread_buffer) {
+                char* thread_buffer, const Member& m) {
   const Avx2Scratch sc = carve_avx2_scratch(g, thread_buffer);
   const int64_t rows = avx2_rows_per_item(g), items = (g.OH + rows - 1) / rows;
   const int64_t nblocks = static_cast<int64_t>(blocks.size());
   const uint8_t* nib = reinterpret_cast<const uint8_t*>(ws.packed);
   int64_t block_for = -1;  // the block whose nibble rows sc.wnib holds
-#pragma omp for collapse(3) schedule(static)
-  for (int64_t b = 0; b < nblocks; ++b)
-    for (int64_t n = 0; n < g.N; ++n)
-      for (int64_t it = 0; it < items; ++it) {
-        const Avx2Block blk = blocks[b];
-        if (block_for != b) {  // tap-major: the block's groups fill the same rows in turn
-          for (int64_t t = 0; t < g.KH * g.KW; ++t)
-            for (int64_t gg = blk.g0; gg < blk.g0 + blk.groups; ++gg)
-              nibble_weights_avx2(g, w, gg, t, sc.wnib);
-          block_for = b;
-        }
-        const int64_t o0 = blk.g0 * 32, qn = std::min(blk.groups * 32, g.O - o0);
-        const int64_t oh0 = it * rows, oh1 = std::min(g.OH, oh0 + rows);
-        const int64_t npix = (oh1 - oh0) * g.OW;
-        for (int64_t i = 0; i < npix; ++i) {
-          const int64_t oh = oh0 + i / g.OW, ow = i % g.OW;
-          sc.base[i] = ((n * g.Hp + oh * g.SH) * g.Wp + ow * g.SW) * g.C4;
-        }
-        const uint8_t* wblk = sc.wnib;
-        if (blk.groups == 4)
-          count_item_avx2<3, 4>(g, nib, npix, ws.soff, wblk, tile_steps_3x4, sc);
-        else if (blk.groups == 2)
-          count_item_avx2<6, 2>(g, nib, npix, ws.soff, wblk, tile_steps_6x2, sc);
-        else
-          count_item_avx2<6, 1>(g, nib, npix, ws.soff, wblk, tile_steps_6x1, sc);
-        for (int64_t oh = oh0; oh < oh1; ++oh)
-          for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW)
-            epilogue_avx2(sc.count + (oh - oh0) * g.OW + ow0, sc.stride, qn,
-                          tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0));
-      }
+  for_share(m, nblocks, g.N, items, [&](int64_t b, int64_t n, int64_t it) {
+    const Avx2Block blk = blocks[b];
+    if (block_for != b) {  // tap-major: the block's groups fill the same rows in turn
+      for (int64_t t = 0; t < g.KH * g.KW; ++t)
+        for (int64_t gg = blk.g0; gg < blk.g0 + blk.groups; ++gg)
+          nibble_weights_avx2(g, w, gg, t, sc.wnib);
+      block_for = b;
+    }
+    const int64_t o0 = blk.g0 * 32, qn = std::min(blk.groups * 32, g.O - o0);
+    const int64_t oh0 = it * rows, oh1 = std::min(g.OH, oh0 + rows);
+    const int64_t npix = (oh1 - oh0) * g.OW;
+    for (int64_t i = 0; i < npix; ++i) {
+      const int64_t oh = oh0 + i / g.OW, ow = i % g.OW;
+      sc.base[i] = ((n * g.Hp + oh * g.SH) * g.Wp + ow * g.SW) * g.C4;
+    }
+    const uint8_t* wblk = sc.wnib;
+    if (blk.groups == 4)
+      count_item_avx2<3, 4>(g, nib, npix, ws.soff, wblk, tile_steps_3x4, sc);
+    else if (blk.groups == 2)
+      count_item_avx2<6, 2>(g, nib, npix, ws.soff, wblk, tile_steps_6x2, sc);
+    else
+      count_item_avx2<6, 1>(g, nib, npix, ws.soff, wblk, tile_steps_6x1, sc);
+    for (int64_t oh = oh0; oh < oh1; ++oh)
+      for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW)
+        epilogue_avx2(sc.count + (oh - oh0) * g.OW + ow0, sc.stride, qn,
+                      tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0));
+  });
 }
 
 #endif  // MXCOMPRESS_XNOR_AVX2_H_

@@ -31,8 +31,16 @@
 #include <immintrin.h>
 #include <omp.h>
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 #include <cstdlib>
@@ -143,6 +151,9 @@ inline uint64_t* packed_row(const ConvGeom& g, uint64_t* packed, int64_t n, int6
 
 // ---- micro-kernels
 #include "xnor_tiles.h"
+
+// ---- the thread team of conv_forward
+#include "xnor_team.h"
 
 // ---- per-tap weight popcounts (for the border correction) ----------------------------
 
@@ -568,9 +579,10 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const BorderClasses bc = border_classes(g, ws.row_class);
   const int popcnt = which == kAvx512 ? 2 : hw_popcnt ? 1 : 0;
 
-  // One parallel region, three work-shared loops and two barriers: packing and the border
-  // table are independent (the packing loop has no barrier of its own); the barrier after the
-  // border table makes both complete before the tiles read them:
+  // One job of the op's thread team (xnor_team.h: omp_get_max_threads() members, the caller
+  // one of them), three loops split statically among the members, and barriers: packing and
+  // the border table are independent (no barrier between them); the barrier after the border
+  // table makes both complete before the tiles read them:
   //  1. pack the activations, (image, block of input rows, channel word) per item (a
   //     bit-packed input is copied, (image, row, channel word) per item, for every kernel);
   //  2. the border table, one output channel per item;
@@ -580,43 +592,34 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   //     block's nibble rows, 128 * KH * KW * C4 bytes at most, L2-resident) and sweeps
   //     the rows; the packed image rows are shared in L2. AVX2: see tiles_avx2 (xnor_avx2.h).
   // With a bit-packed output the tiles store pixel masks instead of floats, and a last loop
-  // (after the tiles' barrier) transposes them into the output, (image, output row) per item.
+  // (after a barrier) transposes them into the output, (image, output row) per item.
   const int64_t Q = which == kAvx512 ? kQ512 : kQPortable;
   const WeightLayout layout = which == kAvx512 ? kWordsByChannel : kWordsByStep;
   const int64_t OB = (g.O + Q - 1) / Q;
   const int64_t RB = (g.OH + kRows - 1) / kRows;
-#pragma omp parallel
-  {
+Team::run(omp_get_max_threads(), [&](const Member& m) {
     if (io.packed_in != nullptr && which == kAvx2) {
-#pragma omp for collapse(3) schedule(static) nowait
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t h = 0; h < g.H; ++h)
-          for (int64_t cw = 0; cw < g.Wc; ++cw)
-            copy_packed_row_nibbles(g, io.packed_in, nib, n, h, cw);
+      for_share(m, g.N, g.H, g.Wc, [&](int64_t n, int64_t h, int64_t cw) {
+        copy_packed_row_nibbles(g, io.packed_in, nib, n, h, cw);
+      });
     } else if (io.packed_in != nullptr) {
-#pragma omp for collapse(3) schedule(static) nowait
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t h = 0; h < g.H; ++h)
-          for (int64_t cw = 0; cw < g.Wc; ++cw) copy_packed_row(g, io.packed_in, ws.packed, n, h, cw);
+      for_share(m, g.N, g.H, g.Wc, [&](int64_t n, int64_t h, int64_t cw) {
+        copy_packed_row(g, io.packed_in, ws.packed, n, h, cw);
+      });
     } else if (which == kAvx512) {
-#pragma omp for collapse(3) schedule(static) nowait
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t hb = 0; hb < HB; ++hb)
-          for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_rows_avx512(g, x, in, ws.packed, n, hb * kPackRows,
-                             std::min(g.H, (hb + 1) * kPackRows), cw);
+      for_share(m, g.N, HB, g.Wc, [&](int64_t n, int64_t hb, int64_t cw) {
+        pack_rows_avx512(g, x, in, ws.packed, n, hb * kPackRows,
+                         std::min(g.H, (hb + 1) * kPackRows), cw);
+      });
     } else if (which == kAvx2) {
-#pragma omp for collapse(3) schedule(static) nowait
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t hb = 0; hb < HB; ++hb)
-          for (int64_t cw = 0; cw < g.Wc; ++cw)
-            pack_rows_avx2(g, x, in, nib, n, hb * kPackRows,
-                           std::min(g.H, (hb + 1) * kPackRows), cw);
+      for_share(m, g.N, HB, g.Wc, [&](int64_t n, int64_t hb, int64_t cw) {
+        pack_rows_avx2(g, x, in, nib, n, hb * kPackRows, std::min(g.H, (hb + 1) * kPackRows),
+                       cw);
+      });
     } else {
-#pragma omp for collapse(3) schedule(static) nowait
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t h = 0; h < g.H; ++h)
-          for (int64_t cw = 0; cw < g.Wc; ++cw) pack_row_portable(g, x, in, ws.packed, n, h, cw);
+      for_share(m, g.N, g.H, g.Wc, [&](int64_t n, int64_t h, int64_t cw) {
+        pack_row_portable(g, x, in, ws.packed, n, h, cw);
+      });
     }
 
     {
@@ -624,62 +627,58 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
       std::vector<int32_t> value(bc.kw_lo.size());
       if (which != kPortable && border_rows8_fits(bc)) {  // eight channels at a time (AVX2)
         Border8Scratch scratch(g);
-#pragma omp for schedule(static)
-        for (int64_t ob = 0; ob < (g.O + 7) / 8; ++ob) {
+        for_share(m, 1, 1, (g.O + 7) / 8, [&](int64_t, int64_t, int64_t ob) {
           if (ob * 8 + 8 <= g.O) {
             border_rows8_avx2(g, w, bc, ob * 8, &scratch, ws.corr);
           } else {
             for (int64_t o = ob * 8; o < g.O; ++o)
               border_rows(g, w, bc, o, popcnt, pre.data(), value.data(), ws.corr);
           }
-        }
+        });
       } else {
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < g.O; ++o)
+        for_share(m, 1, 1, g.O, [&](int64_t, int64_t, int64_t o) {
           border_rows(g, w, bc, o, popcnt, pre.data(), value.data(), ws.corr);
+        });
       }
     }
+    m.sync();  // the packed input and the border table are complete
 
-    char* thread_buffer = ws.threads + omp_get_thread_num() * align64(thread_buffer_bytes(g));
+    char* thread_buffer = ws.threads + m.id * align64(thread_buffer_bytes(g));
     if (which == kAvx2) {
-      tiles_avx2(g, ws, blocks, w, alpha, bias, out, io, thread_buffer);
+      tiles_avx2(g, ws, blocks, w, alpha, bias, out, io, thread_buffer, m);
     } else {
       uint64_t* wq = reinterpret_cast<uint64_t*>(thread_buffer);
       int64_t block_for = -1;
-#pragma omp for collapse(3) schedule(static)
-      for (int64_t ob = 0; ob < OB; ++ob)
-        for (int64_t n = 0; n < g.N; ++n)
-          for (int64_t rb = 0; rb < RB; ++rb) {
-            const int64_t o0 = ob * Q;
-            const int64_t qn = std::min<int64_t>(Q, g.O - o0);
-            if (block_for != ob) {
-              block_weights(g, w, o0, qn, wq, layout);
-              block_for = ob;
-            }
-            const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
-            for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
-              const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
-              for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
-                const TileEpilogue e = tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0);
-                if (which == kAvx512)
-                  tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
-                else
-                  (hw_popcnt ? tile_popcnt_table : tile_swar_table)[qn - 1](
-                      row + ow0, ws.in_off, wq, K, e);
-              }
-            }
+      for_share(m, OB, g.N, RB, [&](int64_t ob, int64_t n, int64_t rb) {
+        const int64_t o0 = ob * Q;
+        const int64_t qn = std::min<int64_t>(Q, g.O - o0);
+        if (block_for != ob) {
+          block_weights(g, w, o0, qn, wq, layout);
+          block_for = ob;
+        }
+        const int64_t oh_end = std::min(g.OH, (rb + 1) * kRows);
+        for (int64_t oh = rb * kRows; oh < oh_end; ++oh) {
+          const uint64_t* row = ws.packed + (n * g.Hp + oh * g.SH) * row_words;
+          for (int64_t ow0 = 0; ow0 < g.OW; ow0 += kTileOW) {
+            const TileEpilogue e = tile_epilogue(g, ws, io, alpha, bias, out, n, o0, oh, ow0);
+            if (which == kAvx512)
+              tile_avx512_table[qn - 1](row + ow0, ws.in_off, wq, K, e);
+            else
+              (hw_popcnt ? tile_popcnt_table : tile_swar_table)[qn - 1](row + ow0, ws.in_off,
+                                                                        wq, K, e);
           }
+        }
+      });
     }
 
-    if (packed_out) {  // the tiles' barrier above: every mask is written
-#pragma omp for collapse(2) schedule(static)
-      for (int64_t n = 0; n < g.N; ++n)
-        for (int64_t oh = 0; oh < g.OH; ++oh) {
-          if (which == kPortable) packed_output_row(g, ws.masks, io.packed_out, n, oh);
-          else packed_output_row_avx2(g, ws.masks, io.packed_out, n, oh);
-        }
+    if (packed_out) {
+      m.sync();  // every mask is written
+      for_share(m, 1, g.N, g.OH, [&](int64_t, int64_t n, int64_t oh) {
+        if (which == kPortable) packed_output_row(g, ws.masks, io.packed_out, n, oh);
+        else packed_output_row_avx2(g, ws.masks, io.packed_out, n, oh);
+      });
     }
-  }
+  });
 }
 
 }  // namespace xnor

@@ -56,7 +56,7 @@ int64_t max_row_classes(const ConvGeom& g);
 size_t output_mask_bytes(const ConvGeom& g);
 // The whole workspace; `packed_output`: with the output masks (ConvIO::packed_out).
 size_t workspace_bytes(const ConvGeom& g, bool packed_output = false);
-// Private buffer per OpenMP thread (the weights of one channel block, or the AVX2 kernel's
+// Private buffer per thread of the team (the weights of one channel block, or the AVX2 kernel's
 // counts of one work item); the workspace holds omp_get_max_threads() of them.
 size_t thread_buffer_bytes(const ConvGeom& g);
 
