@@ -124,29 +124,25 @@ alignas(64) constexpr NibbleTables kNibbleTables = make_nibble_tables();
 // leave their registers.
 #define XNOR_FLUSH_SETUP \
   "vpcmpeqw %%ymm15, %%ymm15, %%ymm15\n\tvpsrlw $8, %%ymm15, %%ymm15\n\t"
-#define XNOR_FLUSH(A, OFF, OFF32)                                                          \
+#define XNOR_FLUSH(A, OFF)                                                                 \
   "vpand %%ymm15, %%ymm" A ", %%ymm14\n\tvpsrlw $8, %%ymm" A ", %%ymm" A "\n\t"               \
   "vpaddw " OFF "(%[tot]), %%ymm14, %%ymm14\n\tvmovdqu %%ymm14, " OFF "(%[tot])\n\t"           \
-  "vpaddw " OFF32 "(%[tot]), %%ymm" A ", %%ymm" A "\n\tvmovdqu %%ymm" A ", " OFF32 "(%[tot])\n\t"
-// 12 accumulators as 3 pixels x 4 groups, 6 x 2, and 6 x 1 (acc 0-5)
+  "vpaddw " OFF "+32(%[tot]), %%ymm" A ", %%ymm" A "\n\t"                                     \
+  "vmovdqu %%ymm" A ", " OFF "+32(%[tot])\n\t"
+// the two groups of accumulators A and B at OFF and OFF + 64 (the assembler adds the offsets)
+#define XNOR_FLUSH_2(A, B, OFF) XNOR_FLUSH(A, OFF) XNOR_FLUSH(B, OFF "+64")
+// 12 accumulators as 3 pixels x 4 groups (pixel p at 256 p), 6 x 2, and 6 x 1 (acc 0-5)
 #define XNOR_FLUSH_3x4                                                                     \
-  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "64", "96")                    \
-  XNOR_FLUSH("2", "128", "160") XNOR_FLUSH("3", "192", "224")                                \
-  XNOR_FLUSH("4", "256", "288") XNOR_FLUSH("5", "320", "352")                                \
-  XNOR_FLUSH("6", "384", "416") XNOR_FLUSH("7", "448", "480")                                \
-  XNOR_FLUSH("8", "512", "544") XNOR_FLUSH("9", "576", "608")                                \
-  XNOR_FLUSH("10", "640", "672") XNOR_FLUSH("11", "704", "736")
+  XNOR_FLUSH_SETUP XNOR_FLUSH_2("0", "1", "0") XNOR_FLUSH_2("2", "3", "128")                 \
+  XNOR_FLUSH_2("4", "5", "256") XNOR_FLUSH_2("6", "7", "384")                                \
+  XNOR_FLUSH_2("8", "9", "512") XNOR_FLUSH_2("10", "11", "640")
 #define XNOR_FLUSH_6x2                                                                     \
-  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "64", "96")                    \
-  XNOR_FLUSH("2", "256", "288") XNOR_FLUSH("3", "320", "352")                                \
-  XNOR_FLUSH("4", "512", "544") XNOR_FLUSH("5", "576", "608")                                \
-  XNOR_FLUSH("6", "768", "800") XNOR_FLUSH("7", "832", "864")                                \
-  XNOR_FLUSH("8", "1024", "1056") XNOR_FLUSH("9", "1088", "1120")                            \
-  XNOR_FLUSH("10", "1280", "1312") XNOR_FLUSH("11", "1344", "1376")
+  XNOR_FLUSH_SETUP XNOR_FLUSH_2("0", "1", "0") XNOR_FLUSH_2("2", "3", "256")                 \
+  XNOR_FLUSH_2("4", "5", "512") XNOR_FLUSH_2("6", "7", "768")                                \
+  XNOR_FLUSH_2("8", "9", "1024") XNOR_FLUSH_2("10", "11", "1280")
 #define XNOR_FLUSH_6x1                                                                     \
-  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0", "32") XNOR_FLUSH("1", "256", "288")                  \
-  XNOR_FLUSH("2", "512", "544") XNOR_FLUSH("3", "768", "800")                                \
-  XNOR_FLUSH("4", "1024", "1056") XNOR_FLUSH("5", "1280", "1312")
+  XNOR_FLUSH_SETUP XNOR_FLUSH("0", "0") XNOR_FLUSH("1", "256") XNOR_FLUSH("2", "512")         \
+  XNOR_FLUSH("3", "768") XNOR_FLUSH("4", "1024") XNOR_FLUSH("5", "1280")
 // pixel SRC's table row -> ymm14
 #define XNOR_TABLE(SRC) \
   "movzbl (%[" SRC "], %%rax), %%r10d\n\tvmovdqa (%[tab], %%r10, 8), %%ymm14\n\t"
@@ -220,6 +216,7 @@ __attribute__((target("avx2"))) void tile_steps_6x1(const uint8_t* const* src,
 #undef XNOR_ZERO_ACC
 #undef XNOR_FLUSH_SETUP
 #undef XNOR_FLUSH
+#undef XNOR_FLUSH_2
 #undef XNOR_FLUSH_3x4
 #undef XNOR_FLUSH_6x2
 #undef XNOR_FLUSH_6x1
