@@ -1,6 +1,7 @@
 // The thread team of conv_forward (included once by xnor_kernel.cc, inside its anonymous
-// namespace; not a public header). Needs <atomic>, <chrono>, <condition_variable>, <mutex>,
-// <thread>, <type_traits>, <pthread.h>: included by xnor_kernel.cc outside the namespaces.
+// namespace; not a public header). Needs <atomic>, <chrono>, <condition_variable>, <memory>,
+// <mutex>, <thread>, <type_traits>, <pthread.h>: included by xnor_kernel.cc outside the
+// namespaces.
 //
 // Why not an OpenMP parallel region: under MXNet's default (threaded) engine the op runs in an
 // engine worker whose OpenMP team is one of several in the process (MXNet's other engine
@@ -14,48 +15,116 @@
 //
 // The team: helper threads, made on first use (OMP_NUM_THREADS / omp_get_max_threads() of the
 // calling thread sets the most members, as for the OpenMP region before), wait for a job by
-// spinning for kSpinPause (pause instructions), then yielding the CPU to anything runnable
-// until kSpinYield, then sleeping on a condition variable. A job's members are the caller
-// (member 0) and the helpers that join it within kJoinUs; a helper that comes later skips it,
-// so a helper that is asleep or whose CPU is taken costs the call at most kJoinUs instead of
-// a wait for the scheduler (on a host whose second vCPU was descheduled for milliseconds at a
-// time the trained bnn-resnet ran 8.0 ms per image on 2 threads with fixed members, 0.66 ms
-// with joining, 0.40 ms on 1 thread). Member::sync() is a barrier of the job's members and
-// Member::split() the static share of a loop (as OpenMP's schedule(static)). One job at a
-// time: a call that finds the team busy (two MXNet workers, or threads of the caller) runs
-// alone on its own thread. A child of fork() starts a team of its own (pthread_atfork).
+// spinning for kSpinPauseUs (pause instructions), then yielding the CPU to anything runnable
+// until kSpinYieldUs, then sleeping on a condition variable.
+//
+// Work stealing. The caller starts at once, and a helper joins whenever it gets a CPU, until
+// the caller has finished. Every loop of the job (for_share) is split statically into one
+// contiguous share per member id (as OpenMP's schedule(static)); a member takes the items of
+// its own share from the front, then takes the remaining items of the other shares from
+// their backs. So a helper that is asleep, late, or whose CPU is held by another thread (on a
+// 2-vCPU machine: oneDNN's OpenMP worker spinning after its convolution) costs the call
+// nothing, and one that comes late still takes part of a long call: the caller waits only
+// for items a helper has started. Member::sync() waits until every item of the loops before
+// it is done. Measured before this scheme (2 threads, 256 channels, the op alternating with
+// oneDNN): a fixed team took 3.0 ms per batch-1 call under NaiveEngine (the helper could not
+// get the second vCPU) and members joining within 20 us took 2.9 ms at batch 8 under either
+// engine (the helper joined too late and the call ran alone; 2.4 ms on 1 thread).
+//
+// One job at a time: a call that finds the team busy (two MXNet workers, or threads of the
+// caller) runs alone on its own thread. A child of fork() starts a team of its own
+// (pthread_atfork).
 #ifndef MXCOMPRESS_XNOR_TEAM_H_
 #define MXCOMPRESS_XNOR_TEAM_H_
 
-constexpr double kJoinUs = 20;         // the caller waits this long for helpers to join
 constexpr uint64_t kJoinSealed = uint64_t{1} << 31, kJoinCount = kJoinSealed - 1;
 constexpr double kSpinPauseUs = 50;    // helpers: pause-spin this long after a job ...
 constexpr double kSpinYieldUs = 300;   // ... then yield-spin until this, then sleep
+constexpr int kMaxLoops = 8;           // for_share loops per job
+constexpr int64_t kMaxUnits = (int64_t{1} << 31) - 1;  // a share's bounds are 32-bit
 
 class Team;
 
+// Waits until ready() is true: pause-spins for kWaitPauseUs, then yields the CPU between
+// checks, so that a member that waits for another on the same CPU (more threads than CPUs, or
+// a CPU held by another process's thread) lets it run instead of spinning out its time slice.
+constexpr double kWaitPauseUs = 20;
+template <typename Ready>
+inline void wait_until(Ready&& ready) {
+  if (ready()) return;
+  const auto start = std::chrono::steady_clock::now();
+  while (!ready()) {
+    if (std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
+            .count() < kWaitPauseUs) {
+      for (int i = 0; i < 16; ++i) _mm_pause();
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
 // One member's view of a running job.
 struct Member {
-  int id;     // 0 .. n - 1 (0: the calling thread)
-  int n;      // members in the job
-  Team* team;  // null when the job runs alone (n == 1)
+  int id;      // 0 .. n - 1 (0: the calling thread; helpers in the order they joined)
+  int n;       // shares of every loop (the job's most members)
+  Team* team;  // null when the job runs alone
+  mutable int loops = 0;  // loops this member has entered
 
-  // The barrier of the job's n members.
+  // Waits until every item of the loops this member has entered is done (by any member).
   void sync() const;
+};
 
-  // This member's share [*begin, *end) of [0, total): contiguous, sizes differing by at most 1
-  // (the first total % n members take one more).
-  void split(int64_t total, int64_t* begin, int64_t* end) const {
-    const int64_t q = total / n, r = total % n;
-    *begin = id * q + std::min<int64_t>(id, r);
-    *end = *begin + q + (id < r ? 1 : 0);
+// A loop of the job: `total` units split into one contiguous share per member id; share s
+// is one word, (next unit << 32) | end, so its owner (from the front) and thieves (from the
+// back) take units with one compare-and-swap.
+struct SharedLoop {
+  std::atomic<int> state{0};  // 0: not set up in this job, 1: being set up, 2: ready
+  int64_t total = 0;
+  std::atomic<int64_t> done{0};  // units finished
+  std::unique_ptr<std::atomic<uint64_t>[]> share;
+
+  // Sets the loop up for `units` units and n shares (the first member to arrive), or waits
+  // until that member has.
+  void enter(int64_t units, int n) {
+    int expected = 0;
+    if (state.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+      total = units;
+      done.store(0, std::memory_order_relaxed);
+      const int64_t q = units / n, r = units % n;
+      for (int s = 0; s < n; ++s) {
+        const int64_t begin = s * q + std::min<int64_t>(s, r), end = begin + q + (s < r);
+        share[s].store(static_cast<uint64_t>(begin) << 32 | static_cast<uint64_t>(end),
+                       std::memory_order_relaxed);
+      }
+      state.store(2, std::memory_order_release);
+    } else {
+      wait_until([this] { return state.load(std::memory_order_acquire) == 2; });
+    }
+  }
+
+  // The next unit of share s from the front (owner) or the back (thief); false when empty.
+  bool take(int s, bool front, int64_t* unit) {
+    uint64_t word = share[s].load(std::memory_order_acquire);
+    while ((word >> 32) < (word & 0xffffffffu)) {
+      const uint64_t next = front ? word + (uint64_t{1} << 32) : word - 1;
+      if (share[s].compare_exchange_weak(word, next, std::memory_order_acq_rel)) {
+        *unit = front ? static_cast<int64_t>(word >> 32)
+                      : static_cast<int64_t>(word & 0xffffffffu) - 1;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  void wait_done() const {
+    wait_until([this] { return done.load(std::memory_order_acquire) >= total; });
   }
 };
 
 class Team {
  public:
-  // Runs f(const Member&) on n members (the caller and n - 1 helpers) and returns when all
-  // are done.
+  // Runs f(const Member&) on the caller and on the helpers that join before it is done (at
+  // most n members in all) and returns when all of them are done.
   template <typename F>
   static void run(int n, F&& f) {
     Team& t = instance();
@@ -64,12 +133,11 @@ class Team {
       return;
     }
     std::lock_guard<std::mutex> hold(t.busy_, std::adopt_lock);
-    t.grow(n - 1);
+    t.prepare(n);
     using Body = std::remove_reference_t<F>;
     t.fn_ = [](void* ctx, const Member& m) { (*static_cast<Body*>(ctx))(m); };
     t.ctx_ = const_cast<void*>(static_cast<const void*>(&f));
-    t.n_ = n;
-    t.done_.store(0, std::memory_order_relaxed);
+    t.left_.store(0, std::memory_order_relaxed);
     const uint64_t job = t.generation_.load(std::memory_order_relaxed) + 1;
     t.join_.store(job << 32, std::memory_order_seq_cst);
     t.generation_.store(job, std::memory_order_seq_cst);
@@ -77,28 +145,35 @@ class Team {
       std::lock_guard<std::mutex> lock(t.wake_mutex_);
       t.wake_.notify_all();
     }
-    // the members: the caller and the helpers that join within kJoinUs
-    const auto start = std::chrono::steady_clock::now();
-    while (static_cast<int>(t.join_.load(std::memory_order_acquire) & kJoinCount) < n - 1 &&
-           std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
-                   .count() < kJoinUs)
-      _mm_pause();
+    const Member me{0, n, &t};
+    f(me);
+    me.sync();  // the helpers' last items
     const int joined =
         static_cast<int>(t.join_.fetch_or(kJoinSealed, std::memory_order_acq_rel) & kJoinCount);
-    t.members_.store(joined + 1, std::memory_order_relaxed);
-    t.go_.store(job, std::memory_order_release);
-    f(Member{0, joined + 1, joined > 0 ? &t : nullptr});
-    while (t.done_.load(std::memory_order_acquire) < joined) _mm_pause();
+    wait_until([&t, joined] { return t.left_.load(std::memory_order_acquire) >= joined; });
   }
 
-  void barrier(int n) {
-    const uint64_t phase = barrier_phase_.load(std::memory_order_acquire);
-    if (barrier_count_.fetch_add(1, std::memory_order_acq_rel) == n - 1) {
-      barrier_count_.store(0, std::memory_order_relaxed);
-      barrier_phase_.fetch_add(1, std::memory_order_acq_rel);
-      return;
+  // Runs body(i) for the items i of [0, total) that member m takes of loop m.loops (its own
+  // share from the front, then the others' from their backs) and counts them done.
+  template <typename Body>
+  void share_loop(const Member& m, int64_t total, Body&& body) {
+    if (m.loops >= kMaxLoops) std::abort();  // conv_forward has at most 4 loops per job
+    SharedLoop& loop = loops_[m.loops++];
+    const int64_t per_unit = total / kMaxUnits + 1;  // 1 for any tensor that fits in memory
+    loop.enter((total + per_unit - 1) / per_unit, m.n);
+    for (int k = 0; k < m.n; ++k) {
+      const int s = (m.id + k) % m.n;
+      int64_t unit;
+      while (loop.take(s, k == 0, &unit)) {
+        const int64_t end = std::min(total, (unit + 1) * per_unit);
+        for (int64_t i = unit * per_unit; i < end; ++i) body(i);
+        loop.done.fetch_add(1, std::memory_order_acq_rel);
+      }
     }
-    while (barrier_phase_.load(std::memory_order_acquire) == phase) _mm_pause();
+  }
+
+  void wait_loops(int count) const {
+    for (int j = 0; j < count; ++j) loops_[j].wait_done();
   }
 
  private:
@@ -113,11 +188,18 @@ class Team {
     return *team;
   }
 
-  // Starts helpers until there are `count`, before the job's generation is published: a new
-  // helper waits for the generation after the current one.
-  void grow(int count) {
+  // Before a job of n members is published (no helper is in a job): n shares per loop, every
+  // loop not set up, and n - 1 helpers (a new helper waits for the generation after the
+  // current one).
+  void prepare(int n) {
+    if (n > shares_) {
+      for (SharedLoop& loop : loops_) loop.share.reset(new std::atomic<uint64_t>[n]);
+      shares_ = n;
+    }
+    for (SharedLoop& loop : loops_) loop.state.store(0, std::memory_order_relaxed);
+    n_ = n;
     const uint64_t current = generation_.load(std::memory_order_acquire);
-    while (helpers_ < count) {
+    while (helpers_ < n - 1) {
       ++helpers_;
       std::thread([this, current] { serve(current); }).detach();
     }
@@ -153,42 +235,43 @@ class Team {
       }
       seen = generation_.load(std::memory_order_acquire);
       const int id = join(seen);
-      if (id < 0) continue;  // sealed without us (we came late) or full
-      while (go_.load(std::memory_order_acquire) != seen) _mm_pause();
-      fn_(ctx_, Member{id, members_.load(std::memory_order_relaxed), this});
-      done_.fetch_add(1, std::memory_order_release);
+      if (id < 0) continue;  // sealed without us (the caller was done) or full
+      fn_(ctx_, Member{id, n_, this});
+      left_.fetch_add(1, std::memory_order_release);
     }
   }
 
   std::mutex busy_;  // held by the caller of a job
   int helpers_ = 0;
+  int shares_ = 0;  // shares allocated per loop
+  int n_ = 0;       // the job's most members
   void (*fn_)(void*, const Member&) = nullptr;
   void* ctx_ = nullptr;
-  int n_ = 0;
+  SharedLoop loops_[kMaxLoops];
   std::atomic<uint64_t> generation_{0};
   // the job's generation (high 32 bits), sealed flag and count of helpers that joined it
   std::atomic<uint64_t> join_{0};
-  std::atomic<int> members_{0};   // the job's members, final once go_ == its generation
-  std::atomic<uint64_t> go_{0};
-  std::atomic<int> done_{0};
+  std::atomic<int> left_{0};  // helpers of the job that have finished it
   std::atomic<int> sleepers_{0};
   std::mutex wake_mutex_;
   std::condition_variable wake_;
-  std::atomic<int> barrier_count_{0};
-  std::atomic<uint64_t> barrier_phase_{0};
 };
 
 inline void Member::sync() const {
-  if (team != nullptr) team->barrier(n);
+  if (team != nullptr) team->wait_loops(loops);
 }
 
-// f(i0, i1, i2) over member m's static share of [0, n0) x [0, n1) x [0, n2), row-major (as
-// OpenMP's collapse(3) schedule(static)); no barrier.
+// f(i0, i1, i2) over [0, n0) x [0, n1) x [0, n2), row-major (as OpenMP's collapse(3)), shared
+// among the job's members with stealing (Team::share_loop); no barrier.
 template <typename F>
 inline void for_share(const Member& m, int64_t n0, int64_t n1, int64_t n2, F&& f) {
-  int64_t begin, end;
-  m.split(n0 * n1 * n2, &begin, &end);
-  for (int64_t i = begin; i < end; ++i) f(i / (n1 * n2), i / n2 % n1, i % n2);
+  auto item = [&](int64_t i) { f(i / (n1 * n2), i / n2 % n1, i % n2); };
+  const int64_t total = n0 * n1 * n2;
+  if (m.team == nullptr) {
+    for (int64_t i = 0; i < total; ++i) item(i);
+    return;
+  }
+  m.team->share_loop(m, total, item);
 }
 
 #endif  // MXCOMPRESS_XNOR_TEAM_H_
