@@ -1,8 +1,11 @@
-"""The xnor op's own thread team (``src/xnor_team.h``): results equal the reference with more
-threads than cores (uneven shares, helpers idle in smaller jobs), with two Python threads
-calling the op at once (one of them runs alone), and in a child process forked after the team
-started (no inherited helpers to wait for). Each check runs in a subprocess with a time limit,
-so a hang fails the test instead of stalling the suite."""
+"""The xnor op's threads (``src/xnor_team.h``), both ways a call is shared: on the op's own
+helper threads (``MXCOMPRESS_XNOR_THREADS=team``, the default engine's choice) and in an OpenMP
+region of the caller (``openmp``, NaiveEngine's choice), each with work stealing. Results
+equal the reference with more threads than cores (uneven shares, helpers late or descheduled,
+their items taken by others), with two Python threads calling the op at once (one of them runs
+alone), and in a child process forked after the threads started (no inherited helpers to wait
+for, and no OpenMP team: libgomp's parent team does not exist in the child). Each check runs
+in a subprocess with a time limit, so a hang fails the test instead of stalling the suite."""
 import os
 import subprocess
 import sys
@@ -57,22 +60,29 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run_script(mode, threads, timeout=120):
+def run_script(mode, threads, dispatch, timeout=120):
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MXNET_ENGINE_TYPE='NaiveEngine',
+               MXCOMPRESS_XNOR_THREADS=dispatch,
                PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
     proc = subprocess.run([sys.executable, '-c', SCRIPT, mode], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0 and proc.stdout.strip().endswith('ok'), proc.stderr[-3000:]
 
 
+DISPATCH = ['team', 'openmp']
+
+
+@pytest.mark.parametrize('dispatch', DISPATCH)
 @pytest.mark.parametrize('threads', [3, 5])
-def test_more_threads_than_cores_match_the_reference(threads):
-    run_script('threads', threads)
+def test_more_threads_than_cores_match_the_reference(threads, dispatch):
+    run_script('threads', threads, dispatch)
 
 
-def test_concurrent_callers_match_the_reference():
-    run_script('concurrent', 3)
+@pytest.mark.parametrize('dispatch', DISPATCH)
+def test_concurrent_callers_match_the_reference(dispatch):
+    run_script('concurrent', 3, dispatch)
 
 
-def test_forked_child_runs_the_op():
-    run_script('fork', 3)
+@pytest.mark.parametrize('dispatch', DISPATCH)
+def test_forked_child_runs_the_op(dispatch):
+    run_script('fork', 3, dispatch)

@@ -228,8 +228,8 @@ void count_item_avx2(const ConvGeom& g, const uint8_t* nib, int64_t npix, const 
   }
 }
 
-// The AVX2 kernel's tiles and epilogue of team member m (its static share of (block, image,
-// item of output rows); no barrier).
+// The AVX2 kernel's tiles and epilogue of the (block, image, item of output rows) items that
+// member m takes (its own share, then what is left of the others'); no wait.
 __attribute__((target("avx2")))
 void tiles_avx2(const ConvGeom& g, const Workspace& ws, const std::vector<Avx2Block>& blocks,
                 const uint8_t* w, const float* alpha, const float* bias, float* out, const ConvIO& io,

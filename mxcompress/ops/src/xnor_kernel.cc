@@ -580,10 +580,11 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   const BorderClasses bc = border_classes(g, ws.row_class);
   const int popcnt = which == kAvx512 ? 2 : hw_popcnt ? 1 : 0;
 
-  // One job of the op's thread team (xnor_team.h: omp_get_max_threads() members, the caller
-  // one of them), three loops split statically among the members, and barriers: packing and
-  // the border table are independent (no barrier between them); the barrier after the border
-  // table makes both complete before the tiles read them:
+  // One job of the op's threads (xnor_team.h: at most omp_get_max_threads() members, the
+  // caller one of them; the op's helper threads, or an OpenMP region under NaiveEngine), loops
+  // split into one share per member with work stealing, and waits (Member::sync) where a loop
+  // reads what earlier ones wrote: packing and the border table are independent (no wait
+  // between them); the wait after the border table makes both complete before the tiles:
   //  1. pack the activations, (image, block of input rows, channel word) per item (a
   //     bit-packed input is copied, (image, row, channel word) per item, for every kernel);
   //  2. the border table, one output channel per item;
@@ -593,12 +594,12 @@ void conv_forward(const ConvGeom& g, const float* x, const uint8_t* w, const flo
   //     block's nibble rows, 128 * KH * KW * C4 bytes at most, L2-resident) and sweeps
   //     the rows; the packed image rows are shared in L2. AVX2: see tiles_avx2 (xnor_avx2.h).
   // With a bit-packed output the tiles store pixel masks instead of floats, and a last loop
-  // (after a barrier) transposes them into the output, (image, output row) per item.
+  // (after a wait) transposes them into the output, (image, output row) per item.
   const int64_t Q = which == kAvx512 ? kQ512 : kQPortable;
   const WeightLayout layout = which == kAvx512 ? kWordsByChannel : kWordsByStep;
   const int64_t OB = (g.O + Q - 1) / Q;
   const int64_t RB = (g.OH + kRows - 1) / kRows;
-Team::run(omp_get_max_threads(), [&](const Member& m) {
+  Team::run(omp_get_max_threads(), [&](const Member& m) {
     if (io.packed_in != nullptr && which == kAvx2) {
       for_share(m, g.N, g.H, g.Wc, [&](int64_t n, int64_t h, int64_t cw) {
         copy_packed_row_nibbles(g, io.packed_in, nib, n, h, cw);

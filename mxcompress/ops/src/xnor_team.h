@@ -24,12 +24,15 @@
 // its own share from the front, then takes the remaining items of the other shares from
 // their backs. So a helper that is asleep, late, or whose CPU is held by another thread (on a
 // 2-vCPU machine: oneDNN's OpenMP worker spinning after its convolution) costs the call
-// nothing, and one that comes late still takes part of a long call: the caller waits only
-// for items a helper has started. Member::sync() waits until every item of the loops before
-// it is done. Measured before this scheme (2 threads, 256 channels, the op alternating with
-// oneDNN): a fixed team took 3.0 ms per batch-1 call under NaiveEngine (the helper could not
-// get the second vCPU) and members joining within 20 us took 2.9 ms at batch 8 under either
-// engine (the helper joined too late and the call ran alone; 2.4 ms on 1 thread).
+// nothing but the items it has started (the caller waits for those), and one that comes late
+// still takes part of a long call. Member::sync() waits until every item of the loops before
+// it is done. Measured on a 2-vCPU VM (256 channels, 2 threads, the op alternating with
+// oneDNN in blocks of 5 calls, batch 8): 2.9 ms per call under NaiveEngine and 3.6 ms on the
+// default engine when a call's members were the helpers that joined within 20 us (the scheme
+// before this one: the helper mostly came too late and the call ran alone, 2.4 ms on 1
+// thread); 1.3-1.9 ms on the default engine with stealing. Under NaiveEngine oneDNN's
+// OpenMP worker spins for milliseconds after each of its convolutions and holds the second
+// vCPU, so there the op runs at about its 1-thread speed whatever the scheme.
 //
 // One job at a time: a call that finds the team busy (two MXNet workers, or threads of the
 // caller) runs alone on its own thread. A child of fork() starts a team of its own
@@ -133,7 +136,13 @@ class Team {
       return;
     }
     std::lock_guard<std::mutex> hold(t.busy_, std::adopt_lock);
-    t.prepare(n);
+    t.prepare_loops(n);
+    if (t.use_openmp()) {
+#pragma omp parallel num_threads(n)
+      f(Member{omp_get_thread_num(), omp_get_num_threads(), &t});
+      return;  // the end of the region waits for every member
+    }
+    t.grow(n - 1);
     using Body = std::remove_reference_t<F>;
     t.fn_ = [](void* ctx, const Member& m) { (*static_cast<Body*>(ctx))(m); };
     t.ctx_ = const_cast<void*>(static_cast<const void*>(&f));
@@ -182,27 +191,51 @@ class Team {
   // and its mutexes and condition variable may hold their state (waiters) mid-operation.
   static Team& instance() {
     static Team* team = [] {
-      pthread_atfork(nullptr, nullptr, [] { team = new Team(); });
+      pthread_atfork(nullptr, nullptr, [] {
+        team = new Team();
+        team->forked_ = true;
+      });
       return new Team();
     }();
     return *team;
   }
 
-  // Before a job of n members is published (no helper is in a job): n shares per loop, every
-  // loop not set up, and n - 1 helpers (a new helper waits for the generation after the
-  // current one).
-  void prepare(int n) {
+  // Before a job of at most n members starts (no helper is in a job): n shares per loop and
+  // every loop not set up.
+  void prepare_loops(int n) {
     if (n > shares_) {
       for (SharedLoop& loop : loops_) loop.share.reset(new std::atomic<uint64_t>[n]);
       shares_ = n;
     }
     for (SharedLoop& loop : loops_) loop.state.store(0, std::memory_order_relaxed);
     n_ = n;
+  }
+
+  // Starts helpers until there are `count`, before the job's generation is published: a new
+  // helper waits for the generation after the current one.
+  void grow(int count) {
     const uint64_t current = generation_.load(std::memory_order_acquire);
-    while (helpers_ < n - 1) {
+    while (helpers_ < count) {
       ++helpers_;
       std::thread([this, current] { serve(current); }).detach();
     }
+  }
+
+  // Whether jobs run in an OpenMP parallel region of the caller instead of on the helpers:
+  // under MXNet's NaiveEngine (MXNET_ENGINE_TYPE=NaiveEngine) ops run in the calling thread,
+  // whose OpenMP team oneDNN uses as well and keeps spinning between ops (libgomp's default
+  // when that team is the only one), so the op's helpers would compete with it for the CPUs;
+  // there the op takes the same team. MXCOMPRESS_XNOR_THREADS=openmp|team overrides the
+  // choice. Never in a child of fork(): libgomp's team of the parent does not exist there.
+  bool use_openmp() const {
+    static const bool openmp = [] {
+      const char* choice = std::getenv("MXCOMPRESS_XNOR_THREADS");
+      if (choice != nullptr && std::strcmp(choice, "openmp") == 0) return true;
+      if (choice != nullptr && std::strcmp(choice, "team") == 0) return false;
+      const char* engine = std::getenv("MXNET_ENGINE_TYPE");
+      return engine != nullptr && std::strcmp(engine, "NaiveEngine") == 0;
+    }();
+    return openmp && !forked_;
   }
 
   // Joins job `job` as a member (its id, 1 ..), unless it is sealed or full: -1.
@@ -241,6 +274,7 @@ class Team {
     }
   }
 
+  bool forked_ = false;  // made in a child of fork()
   std::mutex busy_;  // held by the caller of a job
   int helpers_ = 0;
   int shares_ = 0;  // shares allocated per loop
@@ -262,7 +296,7 @@ inline void Member::sync() const {
 }
 
 // f(i0, i1, i2) over [0, n0) x [0, n1) x [0, n2), row-major (as OpenMP's collapse(3)), shared
-// among the job's members with stealing (Team::share_loop); no barrier.
+// among the job's members with stealing (Team::share_loop); no wait at the end.
 template <typename F>
 inline void for_share(const Member& m, int64_t n0, int64_t n1, int64_t n2, F&& f) {
   auto item = [&](int64_t i) { f(i / (n1 * n2), i / n2 % n1, i % n2); };
