@@ -30,7 +30,7 @@
 // oneDNN in blocks of 5 calls, batch 8): 2.9 ms per call under NaiveEngine and 3.6 ms on the
 // default engine when a call's members were the helpers that joined within 20 us (the scheme
 // before this one: the helper mostly came too late and the call ran alone, 2.4 ms on 1
-// thread); 1.3-1.9 ms on the default engine with stealing. Under NaiveEngine oneDNN's
+// thread); 1.3-2.1 ms on the default engine with stealing. Under NaiveEngine oneDNN's
 // OpenMP worker spins for milliseconds after each of its convolutions and holds the second
 // vCPU, so there the op runs at about its 1-thread speed whatever the scheme.
 //
