@@ -68,7 +68,8 @@ inline void wait_until(Ready&& ready) {
 
 // One member's view of a running job.
 struct Member {
-  int id;      // 0 .. n - 1 (0: the calling thread; helpers in the order they joined)
+  int id;      // 0 .. n - 1 (0: the calling thread; then helpers in the order they joined, or
+               // the OpenMP thread number)
   int n;       // shares of every loop (the job's most members)
   Team* team;  // null when the job runs alone
   mutable int loops = 0;  // loops this member has entered
@@ -142,6 +143,7 @@ class Team {
       f(Member{omp_get_thread_num(), omp_get_num_threads(), &t});
       return;  // the end of the region waits for every member
     }
+    t.n_ = n;
     t.grow(n - 1);
     using Body = std::remove_reference_t<F>;
     t.fn_ = [](void* ctx, const Member& m) { (*static_cast<Body*>(ctx))(m); };
@@ -208,7 +210,6 @@ class Team {
       shares_ = n;
     }
     for (SharedLoop& loop : loops_) loop.state.store(0, std::memory_order_relaxed);
-    n_ = n;
   }
 
   // Starts helpers until there are `count`, before the job's generation is published: a new
@@ -278,7 +279,7 @@ class Team {
   std::mutex busy_;  // held by the caller of a job
   int helpers_ = 0;
   int shares_ = 0;  // shares allocated per loop
-  int n_ = 0;       // the job's most members
+  int n_ = 0;       // the helper job's most members (join() admits n_ - 1 helpers)
   void (*fn_)(void*, const Member&) = nullptr;
   void* ctx_ = nullptr;
   SharedLoop loops_[kMaxLoops];
